@@ -1,0 +1,257 @@
+"""Driftline settings: one module, read from the environment.
+
+Defaults work on a laptop (embedded PostgreSQL and Redis started by ``make run``); production
+differs only by environment variables. ``DRIFTLINE_ENV=production`` turns the safe defaults on:
+DEBUG off, SECRET_KEY required, secure cookies.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+DRIFTLINE_ENV = env("DRIFTLINE_ENV", "development")
+PRODUCTION = DRIFTLINE_ENV == "production"
+TESTING = DRIFTLINE_ENV == "test"
+
+DEBUG = envbool("DEBUG", default=not PRODUCTION and not TESTING)
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise RuntimeError("SECRET_KEY must be set when DRIFTLINE_ENV=production")
+    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
+
+# The key that encrypts webhook URLs and other secrets at rest (Fernet, urlsafe base64).
+# Falls back to one derived from SECRET_KEY so a laptop needs no extra setting.
+DRIFTLINE_ENCRYPTION_KEY = env("DRIFTLINE_ENCRYPTION_KEY")
+
+ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+# The URL people reach the UI at: used in alert links and SDK snippets.
+DRIFTLINE_BASE_URL = env("DRIFTLINE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "apps.core",
+    "apps.accounts",
+    "apps.traces",
+    "apps.ingest",
+    "apps.embeddings",
+    "apps.drift",
+    "apps.quality",
+    "apps.alerts",
+    "apps.dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "apps.urls"
+WSGI_APPLICATION = "apps.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.dashboard.context.project_context",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL points at any PostgreSQL >= 15 with pgvector; `make run` and `make test` export
+# the URL of the embedded server they start.
+DATABASE_URL = env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/driftline")
+
+
+def _database_from_url(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    options: dict[str, object] = {}
+    host = parts.hostname or ""
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    if "host" in query:  # unix socket directory: postgresql://user@/db?host=/path
+        host = query["host"]
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": (parts.path or "/driftline").lstrip("/"),
+        "USER": parts.username or "postgres",
+        "PASSWORD": parts.password or "",
+        "HOST": host,
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+        "TEST": {"NAME": env("DATABASE_TEST_NAME", "test_driftline")},
+    }
+
+
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / ".driftline" / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+
+# --- Security ---------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+# Prompts and responses are attacker-controlled: scripts only from our own origin, no inline.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'; object-src 'none'"
+)
+
+# --- Ingestion limits -------------------------------------------------------------------------
+# The raw (or decompressed) body limit; checked before parsing, also for gzip bombs.
+INGEST_MAX_BODY_BYTES = envint("INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
+INGEST_MAX_BATCH_EVENTS = envint("INGEST_MAX_BATCH_EVENTS", 1000)
+# Prompt and response text beyond this many characters is truncated and flagged.
+INGEST_MAX_TEXT_CHARS = envint("INGEST_MAX_TEXT_CHARS", 100_000)
+# Token bucket per project: sustained events/s and burst size. 0 disables the limit.
+INGEST_RATE_LIMIT_EVENTS_PER_S = envfloat("INGEST_RATE_LIMIT_EVENTS_PER_S", 5000.0)
+INGEST_RATE_LIMIT_BURST = envint("INGEST_RATE_LIMIT_BURST", 50_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+# Re-deliver tasks of a worker that died (OOM, SIGKILL); tasks guard against poison messages
+# by being idempotent and bounded in attempts.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Longer than any task may run, so a slow task is not delivered twice.
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 2 * 3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Embeddings -------------------------------------------------------------------------------
+DRIFTLINE_EMBEDDING_PROVIDER = env("DRIFTLINE_EMBEDDING_PROVIDER", "sentence-transformers")
+# A sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.
+DRIFTLINE_EMBEDDING_MODEL = env("DRIFTLINE_EMBEDDING_MODEL", "")
+DRIFTLINE_EMBEDDING_DEVICE = env("DRIFTLINE_EMBEDDING_DEVICE", "cpu")
+DRIFTLINE_EMBEDDING_BATCH_SIZE = envint("DRIFTLINE_EMBEDDING_BATCH_SIZE", 64)
+# Calls embedded per project per hour before sampling starts (errors, flagged calls and calls
+# with feedback are always embedded).
+DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR = envint("DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR", 20_000)
+
+# --- Alerts -----------------------------------------------------------------------------------
+DRIFTLINE_WEBHOOK_ALLOW_PRIVATE = envbool("DRIFTLINE_WEBHOOK_ALLOW_PRIVATE", False)
+DRIFTLINE_HTTP_TIMEOUT_S = envfloat("DRIFTLINE_HTTP_TIMEOUT_S", 10.0)
+
+# --- REST framework ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Driftline API",
+    "DESCRIPTION": "Ingestion, read and alerting APIs of Driftline.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging: one JSON object a line in production, readable lines in development ----------
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if envbool("LOG_JSON", PRODUCTION) else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
