@@ -255,3 +255,7 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+# Calls waiting to be embedded before new ones are sampled out (must-embed calls still go).
+DRIFTLINE_EMBEDDING_MAX_BACKLOG = envint("DRIFTLINE_EMBEDDING_MAX_BACKLOG", 50_000)
+# Celery publishing must not hang an ingest request when the broker is down.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}

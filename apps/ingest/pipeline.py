@@ -1,0 +1,126 @@
+"""The follow-up of stored calls: cost, quality/safety signals, the embedding decision.
+
+Runs in the ``ingest`` queue. Every step is cheap (well under a millisecond a call); the
+expensive part, embedding, is only decided here and done by the ``embed`` queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from celery import current_app
+from django.db import connection
+from django.utils import timezone
+
+from apps.embeddings.budget import embedding_decide
+from apps.queues import EMBED
+from apps.traces.models import Call, EmbedStatus, Feedback
+
+logger = logging.getLogger(__name__)
+
+EMBED_TASK = "apps.embeddings.tasks.embed_calls"
+EMBED_CHUNK = 64
+
+
+def _score(call: Call, overrides: Any) -> dict[str, Any]:
+    """Cost (unless the app sent one) and the signals of one call."""
+    from apps.quality.services import call_cost, call_signals
+
+    out: dict[str, Any] = {"cost_usd": call.cost_usd, "cost_source": call.cost_source}
+    if call.cost_usd is None:
+        cost = call_cost(call=call, overrides=overrides)
+        if cost is not None:
+            out["cost_usd"], out["cost_source"] = cost, "computed"
+    out["signals"] = call_signals(call=call)
+    return out
+
+
+def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
+    from apps.quality.services import price_overrides_for_project
+
+    calls = list(
+        Call.objects.filter(project_id=project_id, id__in=call_ids, processed_at__isnull=True).only(
+            "project_id", "id", "model", "prompt", "response", "messages", "metadata", "status",
+            "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
+            "cost_source", "start_time", "kind", "error",
+        )
+    )
+    if not calls:
+        return 0
+    overrides = price_overrides_for_project(project_id=project_id)
+    with_feedback = set(
+        Feedback.objects.filter(project_id=project_id, call_id__in=[c.id for c in calls]).values_list(
+            "call_id", flat=True
+        )
+    )
+    rows = []
+    for call in calls:
+        scored = _score(call, overrides)
+        signals = scored["signals"]
+        has_text = bool(call.prompt or call.messages)
+        embed = embedding_decide(
+            project_id=project_id,
+            has_text=has_text,
+            must=call.status == "error" or bool(signals.get("flagged")) or call.id in with_feedback,
+        )
+        rows.append(
+            (
+                call.id,
+                scored["cost_usd"],
+                scored["cost_source"],
+                signals.get("refusal"),
+                signals.get("injection"),
+                signals.get("toxicity"),
+                json.dumps(list(signals.get("pii") or [])),
+                bool(signals.get("flagged")),
+                json.dumps(signals, default=str),
+                int(embed),
+            )
+        )
+    updated = _apply(project_id, rows)
+    to_embed = [r[0] for r in rows if r[0] in updated and r[-1] == EmbedStatus.PENDING]
+    embed_enqueue(project_id=project_id, call_ids=to_embed)
+    return len(updated)
+
+
+def _apply(project_id: int, rows: list[tuple[Any, ...]]) -> set[uuid.UUID]:
+    columns = "id, cost_usd, cost_source, refusal, injection, toxicity, pii, flagged, signals, embed_status"
+    sql = (
+        "UPDATE traces_call AS c SET cost_usd = u.cost_usd, cost_source = u.cost_source, "
+        "refusal = u.refusal, injection = u.injection, toxicity = u.toxicity, "
+        "pii = ARRAY(SELECT jsonb_array_elements_text(u.pii)), flagged = u.flagged, "
+        "signals = u.signals, embed_status = u.embed_status, processed_at = %s "
+        "FROM unnest(%s::uuid[], %s::float8[], %s::text[], %s::bool[], %s::float8[], %s::float8[], "
+        f"%s::jsonb[], %s::bool[], %s::jsonb[], %s::smallint[]) AS u({columns}) "
+        "WHERE c.project_id = %s AND c.id = u.id AND c.processed_at IS NULL RETURNING c.id"
+    )
+    params = [timezone.now(), *[list(col) for col in zip(*rows, strict=True)], project_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def embed_enqueue(*, project_id: int, call_ids: list[uuid.UUID]) -> None:
+    # By name: the embed worker may run elsewhere with the model loaded; this process need not
+    # import it.
+    for start in range(0, len(call_ids), EMBED_CHUNK):
+        chunk = [str(i) for i in call_ids[start : start + EMBED_CHUNK]]
+        current_app.send_task(EMBED_TASK, args=[project_id, chunk], queue=EMBED, expires=6 * 3600)
+
+
+def run_feedback_follow_up(*, project_id: int, call_ids: list[str]) -> int:
+    """A call that gets feedback is always embedded, even when the budget had skipped it."""
+    ids = list(
+        Call.objects.filter(
+            project_id=project_id, id__in=call_ids, embed_status=EmbedStatus.SKIPPED
+        ).values_list("id", flat=True)
+    )
+    if ids:
+        Call.objects.filter(project_id=project_id, id__in=ids, embed_status=EmbedStatus.SKIPPED).update(
+            embed_status=EmbedStatus.PENDING
+        )
+        embed_enqueue(project_id=project_id, call_ids=ids)
+    return len(ids)

@@ -1,0 +1,410 @@
+"""The ingest write path: validate a batch, store valid events in one statement per table,
+queue the follow-up after commit.
+
+Nothing is half-written: each event is validated on its own (invalid ones are reported, valid
+ones kept), and the rows of a batch go in through one ``INSERT ... SELECT FROM unnest(...)``
+per table inside one transaction. Dedupe is the primary key (project_id, id) with
+``ON CONFLICT DO NOTHING``: a re-sent or concurrently retried event is stored once and never
+overwrites the first copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Project
+from apps.ingest.schemas import CallBody, Event, FeedbackBody
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+ERROR = "error"
+
+
+@dataclass
+class EventResult:
+    id: str | None
+    status: str
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class IngestOutcome:
+    results: list[EventResult]
+    accepted_call_ids: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(r.status == ACCEPTED for r in self.results)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(r.status == DUPLICATE for r in self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.status == ERROR for r in self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "results": [r.as_dict() for r in self.results],
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class _ValidCall:
+    index: int
+    id: uuid.UUID
+    body: CallBody
+    truncated: list[str]
+
+
+@dataclass
+class _ValidFeedback:
+    index: int
+    id: uuid.UUID
+    body: FeedbackBody
+
+
+def _error_message(exc: msgspec.ValidationError, prefix: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.input_tokens`"; name the field plainly.
+    text = str(exc)
+    if " - at `$" in text:
+        message, _, path = text.partition(" - at `$")
+        return f"{prefix}{path.rstrip('`').lstrip('.')}: {message}"
+    if text.startswith("Object contains unknown field"):
+        return f"{prefix.rstrip('.')}: {text[0].lower()}{text[1:]}"
+    return f"{prefix.rstrip('.') or 'event'}: {text}"
+
+
+def _clean_text(value: str | None, limit: int) -> tuple[str, bool]:
+    if not value:
+        return "", False
+    # PostgreSQL text cannot hold NUL; keep the rest of the string.
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if len(value) > limit:
+        return value[:limit], True
+    return value, False
+
+
+def _clean_json(value: Any) -> Any:
+    """jsonb rejects \\u0000 as well; round-trip only when one is present."""
+    text = json.dumps(value)
+    if "\\u0000" not in text:
+        return value
+    return json.loads(text.replace("\\u0000", "\\ufffd"))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _validate(events: Sequence[Any]) -> tuple[list[EventResult | None], list[_ValidCall], list[_ValidFeedback]]:
+    results: list[EventResult | None] = [None] * len(events)
+    calls: list[_ValidCall] = []
+    feedbacks: list[_ValidFeedback] = []
+    seen: set[tuple[str, uuid.UUID]] = set()
+    limit = settings.INGEST_MAX_TEXT_CHARS
+    for index, raw in enumerate(events):
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        shown_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            event = msgspec.convert(raw, Event)
+        except msgspec.ValidationError as exc:
+            results[index] = EventResult(shown_id, ERROR, _error_message(exc, ""))
+            continue
+        key = (event.type, event.id)
+        if key in seen:
+            results[index] = EventResult(str(event.id), DUPLICATE)
+            continue
+        seen.add(key)
+        try:
+            if event.type == "call":
+                body = msgspec.convert(event.body, CallBody)
+                error = _check_call(body)
+                if error is None:
+                    truncated = []
+                    for name in ("prompt", "response", "error"):
+                        text, cut = _clean_text(getattr(body, name), limit)
+                        setattr(body, name, text)
+                        if cut:
+                            truncated.append(name)
+                    calls.append(_ValidCall(index, event.id, body, truncated))
+            else:
+                feedback = msgspec.convert(event.body, FeedbackBody)
+                error = _check_feedback(feedback)
+                if error is None:
+                    feedback.comment = _clean_text(feedback.comment, limit)[0]
+                    feedbacks.append(_ValidFeedback(index, event.id, feedback))
+        except msgspec.ValidationError as exc:
+            error = _error_message(exc, "body.")
+        if error is not None:
+            results[index] = EventResult(str(event.id), ERROR, error)
+    return results, calls, feedbacks
+
+
+def _check_call(body: CallBody) -> str | None:
+    body.start_time = _aware(body.start_time)  # type: ignore[assignment]
+    body.end_time = _aware(body.end_time)
+    if body.end_time is not None and body.end_time < body.start_time:
+        return "body.end_time: is before start_time"
+    return None
+
+
+def _check_feedback(body: FeedbackBody) -> str | None:
+    if body.score is None and not body.label and not body.comment:
+        return "body: feedback needs at least one of score, label or comment"
+    body.created_at = _aware(body.created_at)
+    return None
+
+
+_CALL_COLUMNS = (
+    # (column, postgres array type)
+    ("id", "uuid"),
+    ("trace_id", "text"),
+    ("parent_id", "uuid"),
+    ("session_id", "text"),
+    ("end_user_id", "text"),
+    ("name", "text"),
+    ("kind", "text"),
+    ("provider", "text"),
+    ("model", "text"),
+    ("prompt", "text"),
+    ("messages", "jsonb"),
+    ("response", "text"),
+    ("input_tokens", "int"),
+    ("output_tokens", "int"),
+    ("total_tokens", "int"),
+    ("cached_tokens", "int"),
+    ("reasoning_tokens", "int"),
+    ("cost_usd", "float8"),
+    ("cost_source", "text"),
+    ("latency_ms", "float8"),
+    ("ttft_ms", "float8"),
+    ("status", "text"),
+    ("error", "text"),
+    ("error_type", "text"),
+    ("release", "text"),
+    ("environment", "text"),
+    ("tags", "jsonb"),
+    ("metadata", "jsonb"),
+    ("truncated", "jsonb"),
+    ("start_time", "timestamptz"),
+    ("end_time", "timestamptz"),
+)
+# Array-valued columns travel as jsonb (unnest flattens a 2-D array) and are rebuilt here.
+_ARRAY_FROM_JSONB = {"tags", "truncated"}
+
+
+def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
+    b = call.body
+    total = b.total_tokens
+    if total is None and b.input_tokens is not None and b.output_tokens is not None:
+        total = b.input_tokens + b.output_tokens
+    latency = b.latency_ms
+    if latency is None and b.end_time is not None:
+        latency = (b.end_time - b.start_time).total_seconds() * 1000.0
+    return (
+        call.id,
+        b.trace_id,
+        b.parent_id,
+        b.session_id,
+        b.user_id,
+        b.name,
+        b.kind,
+        b.provider,
+        b.model,
+        b.prompt or "",
+        json.dumps(_clean_json(b.messages)) if b.messages is not None else None,
+        b.response or "",
+        b.input_tokens,
+        b.output_tokens,
+        total,
+        b.cached_tokens,
+        b.reasoning_tokens,
+        b.cost_usd,
+        "client" if b.cost_usd is not None else "",
+        latency,
+        b.ttft_ms,
+        b.status,
+        b.error or "",
+        b.error_type,
+        b.release,
+        b.environment,
+        json.dumps(b.tags),
+        json.dumps(_clean_json(b.metadata)),
+        json.dumps(call.truncated),
+        b.start_time,
+        b.end_time,
+    )
+
+
+def _insert_calls(project: Project, calls: list[_ValidCall]) -> set[uuid.UUID]:
+    if not calls:
+        return set()
+    rows = [_call_row(project.pk, c) for c in calls]
+    columns = [name for name, _ in _CALL_COLUMNS]
+    arrays = ", ".join(f"%s::{pgtype}[]" for _, pgtype in _CALL_COLUMNS)
+    selected = ", ".join(
+        f"ARRAY(SELECT jsonb_array_elements_text(u.{name}))" if name in _ARRAY_FROM_JSONB else f"u.{name}"
+        for name in columns
+    )
+    sql = (
+        f"INSERT INTO traces_call (project_id, received_at, processed_at, embed_status, flagged, "
+        f"pii, signals, {', '.join(columns)}) "
+        f"SELECT %s, now(), NULL, 0, false, '{{}}', '{{}}'::jsonb, {selected} "
+        f"FROM unnest({arrays}) AS u({', '.join(columns)}) "
+        f"ON CONFLICT (project_id, id) DO NOTHING RETURNING id"
+    )
+    params: list[Any] = [project.pk, *([list(col) for col in zip(*rows, strict=True)])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _insert_feedback(project: Project, feedbacks: list[_ValidFeedback]) -> set[uuid.UUID]:
+    if not feedbacks:
+        return set()
+    now = timezone.now()
+    rows = [
+        (
+            f.id,
+            f.body.call_id,
+            f.body.source,
+            f.body.score,
+            f.body.label,
+            f.body.comment,
+            f.body.user_id,
+            f.body.created_at or now,
+        )
+        for f in feedbacks
+    ]
+    sql = (
+        "INSERT INTO traces_feedback (project_id, event_id, call_id, source, score, label, comment, "
+        "user_id, created_at, labels) "
+        "SELECT %s, u.event_id, u.call_id, u.source, u.score, u.label, u.comment, u.user_id, "
+        "u.created_at, '{}' "
+        "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[], %s::text[], %s::text[], "
+        "%s::text[], %s::timestamptz[]) "
+        "AS u(event_id, call_id, source, score, label, comment, user_id, created_at) "
+        "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id"
+    )
+    params: list[Any] = [project.pk, *([list(col) for col in zip(*rows, strict=True)])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def ingest_events(*, project: Project, events: Sequence[Any]) -> IngestOutcome:
+    """Validate and store a batch of native events for ``project``.
+
+    Returns one result per event, in order. Valid events are stored even when others fail.
+    """
+    results, calls, feedbacks = _validate(events)
+    with transaction.atomic():
+        inserted_calls = _insert_calls(project, calls)
+        inserted_feedback = _insert_feedback(project, feedbacks)
+        accepted_calls = [c.id for c in calls if c.id in inserted_calls]
+        feedback_call_ids = sorted({f.body.call_id for f in feedbacks if f.id in inserted_feedback}, key=str)
+        project_id = project.pk
+        transaction.on_commit(
+            lambda: enqueue_follow_up(
+                project_id=project_id, call_ids=accepted_calls, feedback_call_ids=feedback_call_ids
+            )
+        )
+    for call in calls:
+        status = ACCEPTED if call.id in inserted_calls else DUPLICATE
+        results[call.index] = EventResult(str(call.id), status)
+    for feedback in feedbacks:
+        status = ACCEPTED if feedback.id in inserted_feedback else DUPLICATE
+        results[feedback.index] = EventResult(str(feedback.id), status)
+    final = [r if r is not None else EventResult(None, ERROR, "event: not processed") for r in results]
+    return IngestOutcome(results=final, accepted_call_ids=accepted_calls)
+
+
+FOLLOW_UP_CHUNK = 200
+
+
+def enqueue_follow_up(
+    *, project_id: int, call_ids: Sequence[uuid.UUID], feedback_call_ids: Sequence[uuid.UUID] = ()
+) -> None:
+    """Queue the workers' part. A lost message is harmless: the sweeper finds unprocessed calls."""
+    from apps.ingest import tasks
+
+    try:
+        for start in range(0, len(call_ids), FOLLOW_UP_CHUNK):
+            chunk = [str(i) for i in call_ids[start : start + FOLLOW_UP_CHUNK]]
+            tasks.process_calls.apply_async(args=[project_id, chunk], expires=3600)
+        if feedback_call_ids:
+            tasks.process_feedback.apply_async(
+                args=[project_id, [str(i) for i in feedback_call_ids]], expires=3600
+            )
+    except Exception:
+        # The broker being down must not fail an ingest whose rows are committed.
+        logger.warning("could not queue follow-up work; the sweeper will pick it up", exc_info=True)
+
+
+# --- Follow-up (runs in the ingest worker) ------------------------------------------------------
+
+SWEEP_GRACE_SECONDS = 120
+SWEEP_LIMIT = 5000
+
+
+def calls_follow_up(*, project_id: int, call_ids: Sequence[str]) -> int:
+    """Cost, quality/safety signals and the embedding decision for freshly stored calls.
+
+    Idempotent: only calls whose ``processed_at`` is still null are touched, and the update that
+    sets it is conditional, so a task delivered twice does the work once.
+    """
+    from apps.ingest.pipeline import run_follow_up
+
+    return run_follow_up(project_id=project_id, call_ids=list(call_ids))
+
+
+def feedback_follow_up(*, project_id: int, call_ids: Sequence[str]) -> int:
+    from apps.ingest.pipeline import run_feedback_follow_up
+
+    return run_feedback_follow_up(project_id=project_id, call_ids=list(call_ids))
+
+
+def unprocessed_calls_sweep() -> int:
+    """Re-queue calls stored more than a grace period ago whose follow-up never ran (a lost
+    queue message, a broker outage at commit time, a worker killed mid-task)."""
+    from apps.traces.models import Call
+
+    cutoff = timezone.now() - timedelta(seconds=SWEEP_GRACE_SECONDS)
+    rows = (
+        Call.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("project_id", "id")[:SWEEP_LIMIT]
+    )
+    by_project: dict[int, list[uuid.UUID]] = {}
+    for project_id, call_id in rows:
+        by_project.setdefault(project_id, []).append(call_id)
+    for project_id, ids in by_project.items():
+        enqueue_follow_up(project_id=project_id, call_ids=ids)
+    return sum(len(ids) for ids in by_project.values())

@@ -1,0 +1,69 @@
+"""Glue between stored calls and the pure quality code (pricing, signals)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from apps.quality.models import PriceOverride as PriceOverrideRow
+from apps.quality.pricing import PriceOverride, compute_cost
+from apps.quality.signals import compute_signals
+from apps.traces.models import Call
+
+
+def price_overrides_for_project(*, project_id: int) -> list[PriceOverride]:
+    return [
+        PriceOverride(
+            pattern=row.model_pattern,
+            input_per_mtok=row.input_per_mtok,
+            output_per_mtok=row.output_per_mtok,
+            cached_input_per_mtok=row.cached_input_per_mtok,
+            reasoning_per_mtok=row.reasoning_per_mtok,
+        )
+        for row in PriceOverrideRow.objects.filter(project_id=project_id)
+    ]
+
+
+def call_cost(*, call: Call, overrides: Sequence[PriceOverride]) -> float | None:
+    if not call.model or (call.input_tokens is None and call.output_tokens is None):
+        return None
+    breakdown = compute_cost(
+        model=call.model,
+        input_tokens=call.input_tokens or 0,
+        output_tokens=call.output_tokens or 0,
+        cached_tokens=call.cached_tokens,
+        reasoning_tokens=call.reasoning_tokens,
+        at=call.start_time,
+        overrides=overrides,
+    )
+    return None if breakdown is None else float(breakdown.total_usd)
+
+
+def call_signals(*, call: Call) -> dict[str, Any]:
+    prompt = call.prompt or _last_user_message(call.messages)
+    return compute_signals(
+        prompt=prompt,
+        response=call.response,
+        call={
+            "model": call.model,
+            "metadata": call.metadata,
+            "status": call.status,
+            "kind": call.kind,
+            "messages": call.messages,
+        },
+    )
+
+
+def _last_user_message(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):  # OpenAI/Anthropic content parts
+                return " ".join(
+                    str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+                )
+    return ""

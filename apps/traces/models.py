@@ -1,0 +1,155 @@
+"""LLM calls (spans) and feedback: the two tables everything else reads.
+
+``Call`` is built for tens of millions of rows: the primary key is (project_id, id), so the
+client's id is unique per project (a re-sent event is stored once, and one tenant cannot probe
+another's ids), rows are only ever appended and then updated once by the follow-up worker, time
+is indexed by BRIN (cheap, the table is append-ordered) and by (project, start_time) for the
+dashboards. Nothing references a call by foreign key: feedback, vectors and signals join on
+(project_id, call id), so late feedback needs no fix-up.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.accounts.models import Project
+
+
+class CallStatus(models.TextChoices):
+    OK = "ok"
+    ERROR = "error"
+
+
+class CallKind(models.TextChoices):
+    LLM = "llm"
+    SPAN = "span"
+    TOOL = "tool"
+    CHAIN = "chain"
+    RETRIEVAL = "retrieval"
+    EMBEDDING = "embedding"
+    AGENT = "agent"
+
+
+class EmbedStatus(models.IntegerChoices):
+    PENDING = 0
+    DONE = 1
+    SKIPPED = 2  # sampled out by the embedding budget
+    NOT_APPLICABLE = 3  # nothing to embed (no prompt)
+
+
+class Call(models.Model):
+    pk = models.CompositePrimaryKey("project_id", "id")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    id = models.UUIDField(default=uuid.uuid4)
+    trace_id = models.CharField(max_length=64, blank=True, default="")
+    parent_id = models.UUIDField(null=True, blank=True)
+    session_id = models.CharField(max_length=255, blank=True, default="")
+    end_user_id = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=CallKind.choices, default=CallKind.LLM)
+    provider = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    prompt = models.TextField(blank=True, default="")
+    messages = models.JSONField(null=True, blank=True)
+    response = models.TextField(blank=True, default="")
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    total_tokens = models.IntegerField(null=True, blank=True)
+    cached_tokens = models.IntegerField(null=True, blank=True)
+    reasoning_tokens = models.IntegerField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    # "client": sent by the app (wins); "computed": from the price table; "": unknown model.
+    cost_source = models.CharField(max_length=16, blank=True, default="")
+    latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=CallStatus.choices, default=CallStatus.OK)
+    error = models.TextField(blank=True, default="")
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    release = models.CharField(max_length=128, blank=True, default="")
+    environment = models.CharField(max_length=64, blank=True, default="")
+    tags = ArrayField(models.CharField(max_length=128), default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Fields cut to the ingest limit (e.g. ["prompt"]).
+    truncated = ArrayField(models.CharField(max_length=16), default=list, blank=True)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    # Written once by the ingest follow-up worker.
+    processed_at = models.DateTimeField(null=True, blank=True)
+    embed_status = models.SmallIntegerField(choices=EmbedStatus.choices, default=EmbedStatus.PENDING)
+    refusal = models.BooleanField(null=True, blank=True)
+    injection = models.FloatField(null=True, blank=True)
+    toxicity = models.FloatField(null=True, blank=True)
+    pii = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    flagged = models.BooleanField(default=False)
+    signals = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "-start_time"], name="call_project_time"),
+            BrinIndex(fields=["start_time"], name="call_start_brin", autosummarize=True),
+            models.Index(fields=["project", "trace_id"], name="call_project_trace"),
+            models.Index(
+                fields=["received_at"], name="call_unprocessed", condition=Q(processed_at__isnull=True)
+            ),
+            GinIndex(fields=["tags"], name="call_tags_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class FeedbackSource(models.TextChoices):
+    END_USER = "end_user"
+    REVIEWER = "reviewer"
+
+
+class Feedback(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # The client's event id (dedupe) or a server id for reviewer labels.
+    event_id = models.UUIDField(default=uuid.uuid4)
+    call_id = models.UUIDField()
+    source = models.CharField(max_length=16, choices=FeedbackSource.choices, default=FeedbackSource.END_USER)
+    score = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=128, blank=True, default="")
+    labels = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    comment = models.TextField(blank=True, default="")
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    author = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "event_id"], name="feedback_project_event_unique")
+        ]
+        indexes = [models.Index(fields=["project", "call_id"], name="feedback_project_call")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.call_id}"
+
+    @property
+    def is_negative(self) -> bool:
+        return is_negative_feedback(score=self.score, label=self.label)
+
+
+NEGATIVE_LABELS = frozenset({"bad", "negative", "thumbs_down", "wrong", "unhelpful", "incorrect"})
+
+
+def is_negative_feedback(*, score: float | None, label: str) -> bool:
+    """Scores are on [0, 1] (thumbs-down 0, thumbs-up 1): below 0.5 is negative; so is a label
+    such as "bad"."""
+    if score is not None and score < NEGATIVE_SCORE_BELOW:
+        return True
+    return label.strip().lower() in NEGATIVE_LABELS
+
+
+NEGATIVE_SCORE_BELOW = 0.5
