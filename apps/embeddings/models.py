@@ -1,0 +1,61 @@
+"""Vectors of calls, beside the traces (pgvector).
+
+One row per (project, call, kind): the prompt and the response of a call are embedded apart, so
+"calls like this question" and "answers like this one" are different searches. ``Call`` has a
+composite key and no foreign key can point at it: rows join on (project_id, call_id), as
+feedback does. ``start_time`` is copied from the call so time-filtered vector reads (drift
+windows, baselines) never join the large calls table.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
+
+from apps.accounts.models import Project
+
+DIMENSION = 384
+
+
+class EmbeddingKind(models.TextChoices):
+    PROMPT = "prompt"
+    RESPONSE = "response"
+
+
+class CallEmbedding(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    call_id = models.UUIDField()
+    start_time = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=EmbeddingKind.choices)
+    # sha256 of the normalised, truncated text: identical texts are embedded once per project.
+    text_hash = models.CharField(max_length=64)
+    vector = VectorField(dimensions=DIMENSION)
+    # provider:model:dimension; vectors of different keys are never compared.
+    provider_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "call_id", "kind"], name="callembedding_project_call_kind"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["project", "start_time"], name="callembedding_project_time"),
+            models.Index(
+                fields=["project", "provider_key", "text_hash"], name="callembedding_text_hash"
+            ),
+            # Arrival order, for the streaming detector's cursor.
+            models.Index(fields=["project", "created_at"], name="callembedding_project_created"),
+            HnswIndex(
+                name="callembedding_vector_hnsw",
+                fields=["vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_id}:{self.kind}"

@@ -1,0 +1,254 @@
+"""The embed worker's write path: calls in, vectors stored, ``Call.embed_status`` set.
+
+Cost is the model (see REFERENCE.md: ~300 short texts/s on 2 cores), so every text is embedded
+at most once per project and provider: a prompt seen before (a retry, a templated question)
+reuses the stored vector, and duplicates inside one batch go through the model once. Everything
+is safe to run twice: calls are picked by ``embed_status = PENDING`` and rows are inserted with
+``ON CONFLICT DO NOTHING`` on (project, call, kind).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.db import transaction
+
+from apps.embeddings.models import CallEmbedding, EmbeddingKind
+from apps.embeddings.providers import EmbeddingProvider, get_provider
+from apps.traces.models import Call, EmbedStatus
+
+logger = logging.getLogger(__name__)
+
+# The model truncates at max_tokens itself; cutting the text first (about 4 characters a token
+# in English) keeps a 100 KB prompt from costing a tokenizer pass over all of it.
+CHARS_PER_TOKEN = 4
+INJECTION_TASK = "apps.embeddings.tasks.score_injection"
+
+
+@dataclass(frozen=True)
+class EmbedOutcome:
+    calls_done: int  # calls marked DONE by this run
+    not_applicable: int  # calls with nothing to embed
+    rows: int  # vectors inserted
+    embedded: int  # distinct texts that went through the model
+    reused: int  # texts whose vector was already stored in the project
+
+
+def text_normalise(text: str, *, max_chars: int) -> str:
+    """NFC, whitespace collapsed, cut to ``max_chars``: what is hashed and embedded."""
+    return " ".join(unicodedata.normalize("NFC", text).split())[:max_chars]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def last_user_message(messages: Any) -> str:
+    """The last user turn of an OpenAI/Anthropic-style message list (text parts joined)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(
+                    str(part.get("text", ""))
+                    for part in content
+                    if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+                )
+    return ""
+
+
+def call_texts(*, call: Call, max_chars: int) -> dict[str, str]:
+    """The texts of a call to embed, by kind; empty texts are left out."""
+    prompt = call.prompt or last_user_message(call.messages)
+    texts = {
+        EmbeddingKind.PROMPT.value: text_normalise(prompt, max_chars=max_chars),
+        EmbeddingKind.RESPONSE.value: text_normalise(call.response or "", max_chars=max_chars),
+    }
+    return {kind: text for kind, text in texts.items() if text}
+
+
+def _parse_ids(call_ids: Sequence[str | uuid.UUID]) -> list[uuid.UUID]:
+    out = []
+    for value in call_ids:
+        try:
+            out.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            logger.warning("embed: ignoring malformed call id %r", value)
+    return out
+
+
+def stored_vectors_by_hash(
+    *, project_id: int, provider_key: str, hashes: Sequence[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Vectors already stored in the project for these text hashes (same provider only)."""
+    if not hashes:
+        return {}
+    rows = (
+        CallEmbedding.objects.filter(
+            project_id=project_id, provider_key=provider_key, text_hash__in=list(hashes)
+        )
+        .order_by("text_hash")
+        .distinct("text_hash")
+        .values_list("text_hash", "vector")
+    )
+    return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
+
+
+def call_embeddings_create(
+    *,
+    project_id: int,
+    call_ids: Sequence[str | uuid.UUID],
+    provider: EmbeddingProvider | None = None,
+    score_injection: bool = True,
+) -> EmbedOutcome:
+    """Embed the prompts and responses of the PENDING calls among ``call_ids``.
+
+    Calls already DONE (a re-delivered message) are skipped; calls without text are marked
+    NOT_APPLICABLE. With ``score_injection`` the prompts' vectors are then scored against known
+    attacks in a follow-up task (when the quality app offers it).
+    """
+    ids = _parse_ids(call_ids)
+    calls = list(
+        Call.objects.filter(
+            project_id=project_id, id__in=ids, embed_status=EmbedStatus.PENDING
+        ).only("project_id", "id", "prompt", "messages", "response", "start_time")
+    )
+    if not calls:
+        return EmbedOutcome(0, 0, 0, 0, 0)
+    provider = provider or get_provider()
+    key = provider.key
+    max_chars = provider.max_tokens * CHARS_PER_TOKEN
+    # Rows a previous, interrupted run already wrote are not embedded again.
+    present = set(
+        CallEmbedding.objects.filter(
+            project_id=project_id, call_id__in=[c.id for c in calls]
+        ).values_list("call_id", "kind")
+    )
+    pending: list[tuple[Call, str, str]] = []  # (call, kind, hash)
+    texts_by_hash: dict[str, str] = {}
+    empty: list[uuid.UUID] = []
+    with_text: list[uuid.UUID] = []
+    for call in calls:
+        texts = call_texts(call=call, max_chars=max_chars)
+        if not texts:
+            empty.append(call.id)
+            continue
+        with_text.append(call.id)
+        for kind, text in texts.items():
+            if (call.id, kind) in present:
+                continue
+            digest = text_hash(text)
+            texts_by_hash.setdefault(digest, text)
+            pending.append((call, kind, digest))
+    vectors = stored_vectors_by_hash(
+        project_id=project_id, provider_key=key, hashes=list(texts_by_hash)
+    )
+    reused = len(vectors)
+    missing = [h for h in texts_by_hash if h not in vectors]
+    if missing:
+        embedded = provider.embed([texts_by_hash[h] for h in missing])
+        vectors.update(zip(missing, embedded, strict=True))
+    rows = [
+        CallEmbedding(
+            project_id=project_id,
+            call_id=call.id,
+            start_time=call.start_time,
+            kind=kind,
+            text_hash=digest,
+            vector=vectors[digest],
+            provider_key=key,
+        )
+        for call, kind, digest in pending
+    ]
+    with transaction.atomic():
+        # ignore_conflicts: a concurrent duplicate delivery may have inserted the same rows.
+        created = CallEmbedding.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        done = Call.objects.filter(
+            project_id=project_id, id__in=with_text, embed_status=EmbedStatus.PENDING
+        ).update(embed_status=EmbedStatus.DONE)
+        not_applicable = Call.objects.filter(
+            project_id=project_id, id__in=empty, embed_status=EmbedStatus.PENDING
+        ).update(embed_status=EmbedStatus.NOT_APPLICABLE)
+        prompt_calls = [str(c.id) for c, kind, _ in pending if kind == EmbeddingKind.PROMPT]
+        if score_injection and prompt_calls and injection_scoring_available():
+            transaction.on_commit(lambda: _enqueue_injection(project_id, prompt_calls))
+    return EmbedOutcome(
+        calls_done=done,
+        not_applicable=not_applicable,
+        rows=len(created),
+        embedded=len(missing),
+        reused=reused,
+    )
+
+
+def _enqueue_injection(project_id: int, call_ids: list[str]) -> None:
+    from celery import current_app
+
+    from apps.queues import EMBED
+
+    current_app.send_task(
+        INJECTION_TASK, args=[project_id, call_ids], queue=EMBED, expires=6 * 3600
+    )
+
+
+def injection_scoring_available() -> bool:
+    """Whether the quality app's ``compute_signals`` takes a prompt embedding (it may not yet)."""
+    try:
+        from apps.quality.signals import compute_signals
+    except ImportError:
+        return False
+    return "prompt_embedding" in inspect.signature(compute_signals).parameters
+
+
+def call_injection_update(*, project_id: int, call_ids: Sequence[str | uuid.UUID]) -> int:
+    """Re-score the signals of calls with their prompt vector (similarity to known attacks).
+
+    Recomputes the whole signal set with the same function the ingest follow-up uses, so the
+    stored ``signals``/``flagged``/``injection`` stay consistent. Returns calls updated.
+    """
+    if not injection_scoring_available():
+        return 0
+    from apps.quality.signals import compute_signals
+
+    ids = _parse_ids(call_ids)
+    vectors = dict(
+        CallEmbedding.objects.filter(
+            project_id=project_id, call_id__in=ids, kind=EmbeddingKind.PROMPT
+        ).values_list("call_id", "vector")
+    )
+    calls = Call.objects.filter(project_id=project_id, id__in=list(vectors)).only(
+        "project_id", "id", "prompt", "messages", "response", "model", "metadata", "status", "kind"
+    )
+    updated = 0
+    for call in calls:
+        signals = compute_signals(
+            prompt=call.prompt or last_user_message(call.messages),
+            response=call.response,
+            call={
+                "model": call.model,
+                "metadata": call.metadata,
+                "status": call.status,
+                "kind": call.kind,
+                "messages": call.messages,
+            },
+            prompt_embedding=np.asarray(vectors[call.id], dtype=np.float32),
+        )
+        updated += Call.objects.filter(project_id=project_id, id=call.id).update(
+            injection=signals.get("injection"),
+            flagged=bool(signals.get("flagged")),
+            signals=signals,
+        )
+    return updated
