@@ -282,16 +282,22 @@ def resolve_target(url: str, *, allow_private: bool | None = None) -> Target:
 # --- connections pinned to a checked address ----------------------------------------------------
 
 
+def connect_socket(ip: IPAddress, port: int, timeout: float) -> socket.socket:
+    """Open a TCP connection to an already-checked address (never to a name)."""
+    sock = socket.create_connection((str(ip), port), timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to ``ip`` while sending ``host`` in the Host header."""
 
     def __init__(self, host: str, port: int, *, ip: IPAddress, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._pinned_ip = str(ip)
+        self._pinned_ip = ip
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._pinned_ip, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect_socket(self._pinned_ip, self.port, float(self.timeout or 10.0))
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -300,11 +306,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, *, ip: IPAddress, timeout: float) -> None:
         self._ssl_context = ssl.create_default_context()
         super().__init__(host, port, timeout=timeout, context=self._ssl_context)
-        self._pinned_ip = str(ip)
+        self._pinned_ip = ip
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._pinned_ip, self.port), self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = connect_socket(self._pinned_ip, self.port, float(self.timeout or 10.0))
         self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -337,6 +342,8 @@ def _send_once(
             try:
                 all_headers = {"Host": _host_header(target), "User-Agent": USER_AGENT}
                 all_headers.update(headers)
+                if body is not None or method in ("POST", "PUT", "PATCH"):
+                    all_headers["Content-Length"] = str(len(body or b""))
                 conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
                 for name, value in all_headers.items():
                     conn.putheader(name, value)
