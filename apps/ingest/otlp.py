@@ -37,7 +37,7 @@ Mapping (the first attribute present wins; docs/otlp.md has the same as a table)
 - status "error" when status.code is ERROR or error.type is set; error: status.message, else the
   last "exception" event's exception.message; error_type: error.type, else exception.type.
 - session_id: gen_ai.conversation.id, session.id, traceloop.association.properties.session_id;
-  user_id: user.id, enduser.id, traceloop.association.properties.user_id.
+  user_id: user.id, enduser.id, traceloop.association.properties.user_id, gen_ai.user.
 - Resource: release = service.version, else service.name; environment =
   deployment.environment.name, deployment.environment; tags "service:<service.name>" (and
   OpenInference tag.tags); metadata: service.name, otel.scope.name, otel.span_kind and the
@@ -363,7 +363,8 @@ def map_span(span: Span, *, context: _ResourceContext, scope_name: str = "") -> 
     _set_str(
         body,
         "user_id",
-        pick("user.id", "enduser.id", "traceloop.association.properties.user_id"),
+        # gen_ai.user: OpenLLMetry's copy of OpenAI's `user` request parameter.
+        pick("user.id", "enduser.id", "traceloop.association.properties.user_id", "gen_ai.user"),
         255,
     )
     tool_calls = _set_content(body, attrs, span) if kind in ("llm", "embedding") else []
