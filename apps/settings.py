@@ -26,13 +26,13 @@ def envbool(name: str, default: bool = False) -> bool:
 
 
 def envint(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    value = os.environ.get(name, "")
+    return int(value) if value else default
 
 
 def envfloat(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+    value = os.environ.get(name, "")
+    return float(value) if value else default
 
 
 DRIFTLINE_ENV = env("DRIFTLINE_ENV", "development")
@@ -257,5 +257,6 @@ LOGGING = {
 }
 # Calls waiting to be embedded before new ones are sampled out (must-embed calls still go).
 DRIFTLINE_EMBEDDING_MAX_BACKLOG = envint("DRIFTLINE_EMBEDDING_MAX_BACKLOG", 50_000)
+# Queues are chosen by apps.queues.TASK_ROUTES (one place), not per task.
 # Celery publishing must not hang an ingest request when the broker is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}

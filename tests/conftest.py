@@ -4,6 +4,7 @@ worker process on the test database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -27,10 +28,8 @@ def _clean_redis() -> None:
     """Rate-limit buckets and queues left by an earlier run must not leak into this one."""
     import redis
 
-    try:
+    with contextlib.suppress(redis.RedisError):
         redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1).flushdb()
-    except redis.RedisError:
-        pass
 
 
 @pytest.fixture
@@ -53,7 +52,9 @@ def other_project(db: None) -> Project:
 def _user(username: str) -> object:
     from django.contrib.auth.models import User
 
-    return User.objects.create_user(username, f"{username}@example.com", "correct horse battery staple")
+    return User.objects.create_user(
+        username, f"{username}@example.com", "correct horse battery staple"
+    )
 
 
 @pytest.fixture
@@ -113,7 +114,9 @@ def _test_database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: object
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real ``celery worker`` on every queue, connected to the test database and Redis.
 
     Tests using it need ``transactional_db`` so the worker sees their rows.
@@ -129,9 +132,21 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> I
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "apps", "worker",
-            "-Q", "default,ingest,embed,drift,alerts", "--pool", "solo", "-l", "INFO",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "apps",
+            "worker",
+            "-Q",
+            "default,ingest,embed,drift,alerts",
+            "--pool",
+            "solo",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ],
         cwd=ROOT,
         env=env,

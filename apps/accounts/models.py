@@ -18,7 +18,9 @@ class Organization(TimestampedModel):
 
 
 class Project(TimestampedModel):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="projects"
+    )
     name = models.CharField(max_length=200)
     # Globally unique so scripts can name a project by slug alone.
     slug = models.SlugField(max_length=80, unique=True)
@@ -36,13 +38,19 @@ class Role(models.TextChoices):
 
 
 class Membership(TimestampedModel):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "organization"], name="membership_user_org_unique")
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="membership_user_org_unique"
+            )
         ]
 
     def __str__(self) -> str:
@@ -56,7 +64,8 @@ class Scope(models.TextChoices):
 
 
 class ApiKey(TimestampedModel):
-    """A project key ``dl_<prefix>_<secret>``: the prefix is shown, only a hash of the secret is kept.
+    """A project key ``dl_<prefix>_<secret>``: the prefix is shown, only a hash of the secret
+    is kept.
 
     The secret has 256 bits of entropy, so a fast SHA-256 is enough (no password KDF needed)
     and the ingest hot path stays cheap.

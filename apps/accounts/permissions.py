@@ -93,7 +93,7 @@ class HasScope(BasePermission):
         return True
 
 
-def HasProjectScope(scope: str) -> type[BasePermission]:  # noqa: N802 - used like a class
+def HasProjectScope(scope: str) -> type[BasePermission]:
     """``permission_classes = [HasProjectScope("admin")]`` for views without ``required_scope``."""
 
     class _HasProjectScope(BasePermission):

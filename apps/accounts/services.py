@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -62,7 +62,7 @@ def api_key_create(
     project: Project,
     name: str = "default",
     scopes: list[str] | tuple[str, ...] = (Scope.INGEST,),
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> CreatedKey:
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown:

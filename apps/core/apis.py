@@ -17,7 +17,9 @@ class HealthApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: {"type": "object"}, 503: {"type": "object"}}, operation_id="health")
+    @extend_schema(
+        responses={200: {"type": "object"}, 503: {"type": "object"}}, operation_id="health"
+    )
     def get(self, request: Request) -> Response:
         report = health_report()
         return Response(report, status=200 if report["ok"] else 503)

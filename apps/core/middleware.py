@@ -17,6 +17,8 @@ class SecurityHeadersMiddleware:
         # The browsable API docs load their own assets; everything else gets the strict policy.
         if not request.path.startswith("/api/docs"):
             response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response

@@ -8,10 +8,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from apps.core.models import WorkerHeartbeat
-from apps.queues import DEFAULT
 
 
-@shared_task(queue=DEFAULT, ignore_result=True)
+@shared_task(ignore_result=True)
 def heartbeat() -> None:
     WorkerHeartbeat.objects.update_or_create(
         hostname=socket.gethostname(), defaults={"beat_at": timezone.now()}

@@ -1,4 +1,4 @@
-"""Template context: the projects the user can switch between and the current one."""
+"""Template context: the projects the user can switch between, the current one and the role."""
 
 from __future__ import annotations
 
@@ -6,6 +6,28 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from apps.accounts.selectors import project_list_for_user
+
+NAV = (
+    ("overview", "Overview", "/"),
+    ("calls", "Calls", "/calls/"),
+    ("drift", "Drift", "/drift/"),
+    ("review", "Review", "/review/"),
+    ("alerts", "Alerts", "/alerts/"),
+    ("settings", "Settings", "/settings/"),
+)
+
 
 def project_context(request: HttpRequest) -> dict[str, Any]:
-    return {"current_project": getattr(request, "project", None)}
+    access = getattr(request, "project_access", None)
+    context: dict[str, Any] = {
+        "current_project": access.project if access else getattr(request, "project", None),
+        "project_access": access,
+        "nav": NAV,
+    }
+    user = getattr(request, "user", None)
+    if access is not None and user is not None and user.is_authenticated:
+        context["switch_projects"] = list(project_list_for_user(user=user)[:50])
+    match = getattr(request, "resolver_match", None)
+    context["active_nav"] = match.url_name if match else ""
+    return context

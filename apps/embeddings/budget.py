@@ -40,7 +40,7 @@ def embed_backlog() -> int:
         return _backlog_seen[1]
     client = _redis()
     try:
-        value = int(client.llen(EMBED)) if client is not None else -1  # type: ignore[arg-type]
+        value = int(client.llen(EMBED)) if client is not None else -1
     except redis.RedisError:
         value = -1
     _backlog_seen = (now, value)
@@ -59,12 +59,16 @@ def embedding_decide(*, project_id: int, has_text: bool, must: bool) -> EmbedSta
         return EmbedStatus.PENDING
     key = f"driftline:embed-budget:{project_id}:{int(time.time() // 3600)}"
     try:
-        used = int(client.incr(key))  # type: ignore[arg-type]
+        used = int(client.incr(key))
         if used == 1:
             client.expire(key, 7200)
     except redis.RedisError:
         return EmbedStatus.PENDING
-    return EmbedStatus.PENDING if used <= settings.DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR else EmbedStatus.SKIPPED
+    return (
+        EmbedStatus.PENDING
+        if used <= settings.DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR
+        else EmbedStatus.SKIPPED
+    )
 
 
 # One embed message carries up to this many calls (see apps.ingest.pipeline.EMBED_CHUNK).

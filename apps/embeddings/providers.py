@@ -44,7 +44,8 @@ def normalise(vectors: npt.NDArray[Any]) -> Vectors:
         matrix = matrix[None, :]
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32, copy=False)
+    normalised: Vectors = (matrix / norms).astype(np.float32, copy=False)
+    return normalised
 
 
 def bundled_model_path() -> str:
@@ -66,7 +67,7 @@ class SentenceTransformerProvider(EmbeddingProvider):
         path = model or bundled_model_path()
         self.model_name = "all-MiniLM-L6-v2" if not model else os.path.basename(model.rstrip("/"))
         self._model = SentenceTransformer(path, device=device)
-        self.max_tokens = int(self._model.max_seq_length)
+        self.max_tokens = int(self._model.max_seq_length or 256)
         dimension_of = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )

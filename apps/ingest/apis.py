@@ -16,7 +16,7 @@ from apps.accounts.permissions import HasScope
 from apps.core.errors import ApplicationError
 from apps.ingest.body import read_body
 from apps.ingest.ratelimit import rate_limit_check
-from apps.ingest.schemas import Batch
+from apps.ingest.schemas import Batch, TypedBatch
 from apps.ingest.services import ingest_events
 
 _RESULT = inline_serializer(
@@ -53,7 +53,9 @@ class IngestApi(APIView):
 
     @extend_schema(
         operation_id="ingest",
-        request={"application/json": {"type": "object", "properties": {"batch": {"type": "array"}}}},
+        request={
+            "application/json": {"type": "object", "properties": {"batch": {"type": "array"}}}
+        },
         responses={
             207: _RESULT,
             400: OpenApiResponse(description="invalid JSON, or too many events"),
@@ -93,19 +95,20 @@ class IngestApi(APIView):
     def post(self, request: Request) -> Response:
         project = request.project  # type: ignore[attr-defined]
         body = read_body(request._request)
+        events: list[Any]
         try:
-            batch = msgspec.json.decode(body, type=Batch)
-        except msgspec.ValidationError as exc:
-            raise ApplicationError(f"batch: {exc}", field="batch") from exc
-        except msgspec.DecodeError as exc:
-            raise ApplicationError(f"body: invalid JSON ({exc})") from exc
+            events = list(msgspec.json.decode(body, type=TypedBatch).batch)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            # Some event is invalid (or the body is not JSON): validate event by event so the
+            # valid ones are kept and each error names its field.
+            events = self._decode_loose(body)
         limit = settings.INGEST_MAX_BATCH_EVENTS
-        if len(batch.batch) > limit:
+        if len(events) > limit:
             raise ApplicationError(
-                f"batch: {len(batch.batch)} events is over the limit of {limit} per request",
+                f"batch: {len(events)} events is over the limit of {limit} per request",
                 field="batch",
             )
-        retry_after = rate_limit_check(project_id=project.pk, events=len(batch.batch))
+        retry_after = rate_limit_check(project_id=project.pk, events=len(events))
         if retry_after is not None:
             response = Response(
                 {"error": "rate limit exceeded for this project; retry later"},
@@ -113,5 +116,15 @@ class IngestApi(APIView):
             )
             response["Retry-After"] = str(int(retry_after + 0.999))
             return response
-        outcome = ingest_events(project=project, events=batch.batch)
+        outcome = ingest_events(project=project, events=events)
         return Response(outcome.as_dict(), status=status.HTTP_207_MULTI_STATUS)
+
+    @staticmethod
+    def _decode_loose(body: bytes) -> list[Any]:
+        try:
+            batch = msgspec.json.decode(body, type=Batch)
+        except msgspec.ValidationError as exc:
+            raise ApplicationError(f"batch: {exc}", field="batch") from exc
+        except msgspec.DecodeError as exc:
+            raise ApplicationError(f"body: invalid JSON ({exc})") from exc
+        return batch.batch

@@ -43,18 +43,32 @@ def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
 
     calls = list(
         Call.objects.filter(project_id=project_id, id__in=call_ids, processed_at__isnull=True).only(
-            "project_id", "id", "model", "prompt", "response", "messages", "metadata", "status",
-            "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
-            "cost_source", "start_time", "kind", "error",
+            "project_id",
+            "id",
+            "model",
+            "prompt",
+            "response",
+            "messages",
+            "metadata",
+            "status",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+            "cost_source",
+            "start_time",
+            "kind",
+            "error",
         )
     )
     if not calls:
         return 0
     overrides = price_overrides_for_project(project_id=project_id)
     with_feedback = set(
-        Feedback.objects.filter(project_id=project_id, call_id__in=[c.id for c in calls]).values_list(
-            "call_id", flat=True
-        )
+        Feedback.objects.filter(
+            project_id=project_id, call_id__in=[c.id for c in calls]
+        ).values_list("call_id", flat=True)
     )
     rows = []
     for call in calls:
@@ -87,9 +101,14 @@ def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
 
 
 def _apply(project_id: int, rows: list[tuple[Any, ...]]) -> set[uuid.UUID]:
-    columns = "id, cost_usd, cost_source, refusal, injection, toxicity, pii, flagged, signals, embed_status"
+    columns = (
+        "id, cost_usd, cost_source, refusal, injection, toxicity, pii, flagged, signals, "
+        "embed_status"
+    )
+    # Identifiers are constants of this module; every value is a bound parameter.
     sql = (
-        "UPDATE traces_call AS c SET cost_usd = u.cost_usd, cost_source = u.cost_source, "
+        "UPDATE traces_call AS c SET"  # noqa: S608
+        " cost_usd = u.cost_usd, cost_source = u.cost_source, "
         "refusal = u.refusal, injection = u.injection, toxicity = u.toxicity, "
         "pii = ARRAY(SELECT jsonb_array_elements_text(u.pii)), flagged = u.flagged, "
         "signals = u.signals, embed_status = u.embed_status, processed_at = %s "
@@ -97,7 +116,11 @@ def _apply(project_id: int, rows: list[tuple[Any, ...]]) -> set[uuid.UUID]:
         f"%s::jsonb[], %s::bool[], %s::jsonb[], %s::smallint[]) AS u({columns}) "
         "WHERE c.project_id = %s AND c.id = u.id AND c.processed_at IS NULL RETURNING c.id"
     )
-    params = [timezone.now(), *[list(col) for col in zip(*rows, strict=True)], project_id]
+    params: list[Any] = [
+        timezone.now(),
+        *[list(col) for col in zip(*rows, strict=True)],
+        project_id,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
@@ -119,8 +142,8 @@ def run_feedback_follow_up(*, project_id: int, call_ids: list[str]) -> int:
         ).values_list("id", flat=True)
     )
     if ids:
-        Call.objects.filter(project_id=project_id, id__in=ids, embed_status=EmbedStatus.SKIPPED).update(
-            embed_status=EmbedStatus.PENDING
-        )
+        Call.objects.filter(
+            project_id=project_id, id__in=ids, embed_status=EmbedStatus.SKIPPED
+        ).update(embed_status=EmbedStatus.PENDING)
         embed_enqueue(project_id=project_id, call_ids=ids)
     return len(ids)

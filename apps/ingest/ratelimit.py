@@ -16,7 +16,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV rate/s, burst, now (s), cost. Returns {allowed, retry_after_ms}.
-_TOKEN_BUCKET = """
+_BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -52,8 +52,14 @@ def rate_limit_check(*, project_id: int, events: int) -> float | None:
         return None
     burst = max(settings.INGEST_RATE_LIMIT_BURST, events)
     try:
-        allowed, retry_ms = _client().eval(  # type: ignore[misc]
-            _TOKEN_BUCKET, 1, f"driftline:ingest-rate:{project_id}", rate, burst, time.time(), events
+        allowed, retry_ms = _client().eval(
+            _BUCKET_SCRIPT,
+            1,
+            f"driftline:ingest-rate:{project_id}",
+            rate,
+            burst,
+            time.time(),
+            events,
         )
     except redis.RedisError:
         logger.warning("rate limiter unavailable; allowing the request", exc_info=True)

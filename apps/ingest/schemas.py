@@ -58,6 +58,22 @@ class FeedbackBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     created_at: datetime | None = None
 
 
+class CallEvent(msgspec.Struct, tag="call", tag_field="type", forbid_unknown_fields=True):
+    id: uuid.UUID
+    body: CallBody
+
+
+class FeedbackEvent(msgspec.Struct, tag="feedback", tag_field="type", forbid_unknown_fields=True):
+    id: uuid.UUID
+    body: FeedbackBody
+
+
+class TypedBatch(msgspec.Struct):
+    """The fast path: a batch whose every event is valid decodes in one pass."""
+
+    batch: list[CallEvent | FeedbackEvent]
+
+
 class Event(msgspec.Struct, forbid_unknown_fields=True):
     type: Literal["call", "feedback"]
     id: uuid.UUID

@@ -5,19 +5,18 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.ingest import services
-from apps.queues import INGEST
 
 
-@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def process_calls(project_id: int, call_ids: list[str]) -> int:
     return services.calls_follow_up(project_id=project_id, call_ids=call_ids)
 
 
-@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def process_feedback(project_id: int, call_ids: list[str]) -> int:
     return services.feedback_follow_up(project_id=project_id, call_ids=call_ids)
 
 
-@shared_task(queue=INGEST)
+@shared_task
 def sweep_unprocessed_calls() -> int:
     return services.unprocessed_calls_sweep()

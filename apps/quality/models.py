@@ -19,7 +19,9 @@ class PriceOverride(TimestampedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "model_pattern"], name="price_override_unique")
+            models.UniqueConstraint(
+                fields=["project", "model_pattern"], name="price_override_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -15,10 +15,10 @@ def price_overrides_for_project(*, project_id: int) -> list[PriceOverride]:
     return [
         PriceOverride(
             pattern=row.model_pattern,
-            input_per_mtok=row.input_per_mtok,
-            output_per_mtok=row.output_per_mtok,
-            cached_input_per_mtok=row.cached_input_per_mtok,
-            reasoning_per_mtok=row.reasoning_per_mtok,
+            input=row.input_per_mtok,
+            output=row.output_per_mtok,
+            cached_input=row.cached_input_per_mtok,
+            reasoning=row.reasoning_per_mtok,
         )
         for row in PriceOverrideRow.objects.filter(project_id=project_id)
     ]
@@ -29,14 +29,14 @@ def call_cost(*, call: Call, overrides: Sequence[PriceOverride]) -> float | None
         return None
     breakdown = compute_cost(
         model=call.model,
-        input_tokens=call.input_tokens or 0,
-        output_tokens=call.output_tokens or 0,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
         cached_tokens=call.cached_tokens,
         reasoning_tokens=call.reasoning_tokens,
         at=call.start_time,
         overrides=overrides,
     )
-    return None if breakdown is None else float(breakdown.total_usd)
+    return None if breakdown is None else float(breakdown.total)
 
 
 def call_signals(*, call: Call) -> dict[str, Any]:
@@ -64,6 +64,8 @@ def _last_user_message(messages: Any) -> str:
                 return content
             if isinstance(content, list):  # OpenAI/Anthropic content parts
                 return " ".join(
-                    str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+                    str(p.get("text", ""))
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
                 )
     return ""

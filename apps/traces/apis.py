@@ -59,7 +59,9 @@ class CallListApi(APIView):
             limit=limit,
             cursor=cursor,
         )
-        return Response({"results": [call_as_dict(c, full=False) for c in calls], "next_cursor": next_cursor})
+        return Response(
+            {"results": [call_as_dict(c, full=False) for c in calls], "next_cursor": next_cursor}
+        )
 
 
 class CallDetailApi(APIView):
@@ -75,5 +77,7 @@ class CallDetailApi(APIView):
         project = request.project  # type: ignore[attr-defined]
         call = call_get(project=project, call_id=call_id)
         data = call_as_dict(call)
-        data["feedback"] = [feedback_as_dict(f) for f in feedback_for_call(project=project, call_id=call.id)]
+        data["feedback"] = [
+            feedback_as_dict(f) for f in feedback_for_call(project=project, call_id=call.id)
+        ]
         return Response(data)

@@ -83,7 +83,9 @@ class Call(models.Model):
 
     # Written once by the ingest follow-up worker.
     processed_at = models.DateTimeField(null=True, blank=True)
-    embed_status = models.SmallIntegerField(choices=EmbedStatus.choices, default=EmbedStatus.PENDING)
+    embed_status = models.SmallIntegerField(
+        choices=EmbedStatus.choices, default=EmbedStatus.PENDING
+    )
     refusal = models.BooleanField(null=True, blank=True)
     injection = models.FloatField(null=True, blank=True)
     toxicity = models.FloatField(null=True, blank=True)
@@ -97,7 +99,9 @@ class Call(models.Model):
             BrinIndex(fields=["start_time"], name="call_start_brin", autosummarize=True),
             models.Index(fields=["project", "trace_id"], name="call_project_trace"),
             models.Index(
-                fields=["received_at"], name="call_unprocessed", condition=Q(processed_at__isnull=True)
+                fields=["received_at"],
+                name="call_unprocessed",
+                condition=Q(processed_at__isnull=True),
             ),
             GinIndex(fields=["tags"], name="call_tags_gin"),
         ]
@@ -116,7 +120,9 @@ class Feedback(models.Model):
     # The client's event id (dedupe) or a server id for reviewer labels.
     event_id = models.UUIDField(default=uuid.uuid4)
     call_id = models.UUIDField()
-    source = models.CharField(max_length=16, choices=FeedbackSource.choices, default=FeedbackSource.END_USER)
+    source = models.CharField(
+        max_length=16, choices=FeedbackSource.choices, default=FeedbackSource.END_USER
+    )
     score = models.FloatField(null=True, blank=True)
     label = models.CharField(max_length=128, blank=True, default="")
     labels = ArrayField(models.CharField(max_length=64), default=list, blank=True)
@@ -129,7 +135,9 @@ class Feedback(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "event_id"], name="feedback_project_event_unique")
+            models.UniqueConstraint(
+                fields=["project", "event_id"], name="feedback_project_event_unique"
+            )
         ]
         indexes = [models.Index(fields=["project", "call_id"], name="feedback_project_call")]
 

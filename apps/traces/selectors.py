@@ -107,7 +107,17 @@ def trace_calls(*, project: Project, trace_id: str) -> list[Call]:
     return list(
         Call.objects.filter(project=project, trace_id=trace_id)
         .order_by("start_time")
-        .only("project_id", "id", "parent_id", "name", "kind", "model", "status", "latency_ms", "start_time")[:500]
+        .only(
+            "project_id",
+            "id",
+            "parent_id",
+            "name",
+            "kind",
+            "model",
+            "status",
+            "latency_ms",
+            "start_time",
+        )[:500]
     )
 
 

@@ -41,14 +41,27 @@ def call_event(event_id: str | None = None, **body: Any) -> dict[str, Any]:
 def post(client: APIClient, key: str, payload: Any, **extra: Any) -> Any:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return client.generic(
-        "POST", URL, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}", **extra
+        "POST",
+        URL,
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        **extra,
     )
 
 
 @pytest.mark.django_db
-def test_batch_is_stored_and_answered_per_event(api_client: APIClient, ingest_key: str, project: Project) -> None:
+def test_batch_is_stored_and_answered_per_event(
+    api_client: APIClient, ingest_key: str, project: Project
+) -> None:
     events = [call_event(tags=["beta"], metadata={"route": "/help"}) for _ in range(3)]
-    events.append({"type": "feedback", "id": str(uuid.uuid4()), "body": {"call_id": events[0]["id"], "score": 0}})
+    events.append(
+        {
+            "type": "feedback",
+            "id": str(uuid.uuid4()),
+            "body": {"call_id": events[0]["id"], "score": 0},
+        }
+    )
     response = post(api_client, ingest_key, {"batch": events})
     assert response.status_code == 207
     body = response.json()
@@ -73,7 +86,12 @@ def test_duplicate_ids_are_stored_once_and_never_overwritten(
     again = post(
         api_client,
         ingest_key,
-        {"batch": [call_event(event_id, response="second"), call_event(event_id, response="third")]},
+        {
+            "batch": [
+                call_event(event_id, response="second"),
+                call_event(event_id, response="third"),
+            ]
+        },
     )
     assert [r["status"] for r in again.json()["results"]] == ["duplicate", "duplicate"]
     assert Call.objects.filter(project=project).count() == 1
@@ -94,7 +112,9 @@ def test_same_id_in_another_project_is_independent(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_of_one_batch_store_each_event_once(ingest_key: str, project: Project) -> None:
+def test_concurrent_retries_of_one_batch_store_each_event_once(
+    ingest_key: str, project: Project
+) -> None:
     events = [call_event() for _ in range(50)]
     statuses: list[list[str]] = []
     barrier = threading.Barrier(4)
@@ -165,7 +185,9 @@ def test_invalid_json_is_400(api_client: APIClient, ingest_key: str) -> None:
 @pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer dl_abc_def", "Basic abc"])
 def test_missing_or_wrong_key_is_401(api_client: APIClient, header: str | None) -> None:
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
-    response = api_client.generic("POST", URL, b'{"batch": []}', content_type="application/json", **extra)
+    response = api_client.generic(
+        "POST", URL, b'{"batch": []}', content_type="application/json", **extra
+    )
     assert response.status_code == 401
 
 
@@ -182,7 +204,9 @@ def test_read_key_cannot_ingest(api_client: APIClient, read_key: str) -> None:
 
 @pytest.mark.django_db
 @override_settings(INGEST_MAX_BODY_BYTES=2000)
-def test_body_over_limit_is_413_also_when_compressed(api_client: APIClient, ingest_key: str) -> None:
+def test_body_over_limit_is_413_also_when_compressed(
+    api_client: APIClient, ingest_key: str
+) -> None:
     big = {"batch": [call_event(prompt="x" * 5000)]}
     assert post(api_client, ingest_key, big).status_code == 413
     bomb = gzip.compress(b'{"batch": [' + b" " * 1_500_000 + b"]}")
@@ -202,7 +226,9 @@ def test_too_many_events_is_400(api_client: APIClient, ingest_key: str) -> None:
 
 @pytest.mark.django_db
 @override_settings(INGEST_MAX_TEXT_CHARS=100)
-def test_long_text_is_truncated_and_flagged(api_client: APIClient, ingest_key: str, project: Project) -> None:
+def test_long_text_is_truncated_and_flagged(
+    api_client: APIClient, ingest_key: str, project: Project
+) -> None:
     event = call_event(prompt="p" * 500, response="short\x00nul")
     assert post(api_client, ingest_key, {"batch": [event]}).json()["accepted"] == 1
     call = Call.objects.get(project=project)
@@ -213,8 +239,13 @@ def test_long_text_is_truncated_and_flagged(api_client: APIClient, ingest_key: s
 
 @pytest.mark.django_db
 @override_settings(INGEST_RATE_LIMIT_EVENTS_PER_S=1.0, INGEST_RATE_LIMIT_BURST=10)
-def test_rate_limit_answers_429_with_retry_after(api_client: APIClient, ingest_key: str, project: Project) -> None:
-    assert post(api_client, ingest_key, {"batch": [call_event() for _ in range(10)]}).status_code == 207
+def test_rate_limit_answers_429_with_retry_after(
+    api_client: APIClient, ingest_key: str, project: Project
+) -> None:
+    assert (
+        post(api_client, ingest_key, {"batch": [call_event() for _ in range(10)]}).status_code
+        == 207
+    )
     limited = post(api_client, ingest_key, {"batch": [call_event() for _ in range(5)]})
     assert limited.status_code == 429
     assert int(limited["Retry-After"]) >= 1
@@ -222,7 +253,9 @@ def test_rate_limit_answers_429_with_retry_after(api_client: APIClient, ingest_k
 
 
 @pytest.mark.django_db
-def test_feedback_before_its_call_is_kept_and_linked(api_client: APIClient, ingest_key: str, project: Project) -> None:
+def test_feedback_before_its_call_is_kept_and_linked(
+    api_client: APIClient, ingest_key: str, project: Project
+) -> None:
     call_id = str(uuid.uuid4())
     fb = {"type": "feedback", "id": str(uuid.uuid4()), "body": {"call_id": call_id, "label": "bad"}}
     assert post(api_client, ingest_key, {"batch": [fb]}).json()["accepted"] == 1

@@ -21,7 +21,9 @@ class Command(BaseCommand):
         user_model = get_user_model()
         admin = user_model.objects.filter(username="admin").first()
         if admin is None:
-            admin = user_model.objects.create_superuser("admin", "admin@localhost", password or None)
+            admin = user_model.objects.create_superuser(
+                "admin", "admin@localhost", password or None
+            )
         elif password and not admin.check_password(password):
             admin.set_password(password)
             admin.save(update_fields=["password"])
@@ -30,7 +32,10 @@ class Command(BaseCommand):
         # so every `make run` can print it.
         key_file = Path(settings.BASE_DIR) / ".driftline" / "run" / "demo-ingest-key"
         raw = key_file.read_text().strip() if key_file.exists() else ""
-        if not raw or not project.api_keys.filter(prefix=raw.split("_")[1], revoked_at=None).exists():
+        if (
+            not raw
+            or not project.api_keys.filter(prefix=raw.split("_")[1], revoked_at=None).exists()
+        ):
             raw = api_key_create(project=project, name="demo", scopes=["ingest", "read"]).raw
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(raw)
