@@ -1,0 +1,249 @@
+"""Drift detectors on synthetic intents (Gaussian blobs on the unit sphere) and, once, on real
+SNIPS embeddings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.drift.detectors import (
+    Baseline,
+    MewmaDetector,
+    calibrate_ood_threshold,
+    get_detector,
+    ood_scores,
+    registered,
+)
+
+DIM = 32
+TOPICS = [
+    "weather forecast rain tomorrow",
+    "book restaurant table dinner",
+    "play music song album",
+    "movie times cinema showing",
+    "rate book stars novel",
+]
+NEW_TOPIC = "refund order money back"
+
+
+class Blobs:
+    """Intents as noisy directions on the unit sphere; index len(TOPICS) is the new intent."""
+
+    def __init__(self, seed: int = 7, noise: float = 0.13) -> None:
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(size=(len(TOPICS) + 1, DIM))
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        self.noise = noise
+
+    def sample(
+        self, n: int, shares: list[float], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        weights = np.asarray(shares + [0.0] * (len(self.centres) - len(shares)))
+        labels = rng.choice(len(self.centres), n, p=weights / weights.sum())
+        points = self.centres[labels] + rng.normal(scale=self.noise, size=(n, DIM))
+        points /= np.linalg.norm(points, axis=1, keepdims=True)
+        topics = [*TOPICS, NEW_TOPIC]
+        words = [topics[label].split() for label in labels]
+        texts = [" ".join(rng.choice(w, 3)) + " please" for w in words]
+        return points.astype(np.float32), labels, texts
+
+
+EVEN = [1.0] * len(TOPICS)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> Blobs:
+    return Blobs()
+
+
+@pytest.fixture(scope="module")
+def baseline(blobs: Blobs) -> Baseline:
+    rng = np.random.default_rng(11)
+    reference, _, texts = blobs.sample(2000, EVEN, rng)
+    # A 5% false-alarm rate keeps the quiet-rate check meaningful with few windows.
+    return Baseline.fit(reference, false_alarm_rate=0.05, texts=texts, n_calibration=500, seed=3)
+
+
+def cluster_of_topic(baseline: Baseline, blobs: Blobs, topic: int) -> int:
+    nearest, _ = baseline.intents.assign(blobs.centres[topic][None, :].astype(np.float64))
+    return int(nearest[0])
+
+
+def test_fit_finds_the_intents_and_labels_them(baseline: Baseline, blobs: Blobs) -> None:
+    assert baseline.intents.k == len(TOPICS)
+    for topic, words in enumerate(TOPICS):
+        label = baseline.intents.labels[cluster_of_topic(baseline, blobs, topic)]
+        assert set(label.split(" / ")) <= set(words.split())
+        assert "please" not in label  # shared by every cluster: not distinctive
+
+
+def test_no_shift_stays_quiet_at_the_configured_rate(baseline: Baseline, blobs: Blobs) -> None:
+    rng = np.random.default_rng(5)
+    flagged = [baseline.test(blobs.sample(100, EVEN, rng)[0]).drifted for _ in range(300)]
+    # 300 windows at 5%: 15 expected, sd 3.8; an uncalibrated (in-sample) threshold gives ~3x.
+    assert 3 <= sum(flagged) <= 30
+
+
+def test_mix_shift_is_detected_and_the_grown_intent_named(baseline: Baseline, blobs: Blobs) -> None:
+    rng = np.random.default_rng(6)
+    shares = [1.0, 1.0, 1.0, 1.0, 1.0]
+    shares[2] = 3.0  # "play music" goes from 20% to about 43%
+    window, _, texts = blobs.sample(300, shares, rng)
+    result = baseline.test(window, texts=texts)
+    assert result.drifted
+    assert result.p_value <= baseline.false_alarm_rate
+    share = result.results["intent_share"]
+    assert share.drifted
+    grown = cluster_of_topic(baseline, blobs, 2)
+    assert share.details["grew"][0] == grown
+    assert baseline.intents.labels[grown] in result.summary
+    json.dumps(result.to_dict())  # JSON-able all the way down
+
+
+def test_a_new_intent_is_found_as_a_group(baseline: Baseline, blobs: Blobs) -> None:
+    rng = np.random.default_rng(8)
+    window, labels, texts = blobs.sample(300, [*EVEN, 0.9], rng)  # about 15% new
+    result = baseline.test(window, texts=texts)
+    new = result.results["new_intent"]
+    assert result.drifted
+    assert new.drifted
+    assert new.details["far_share"] > 2 * new.details["baseline_far_share"]
+    group = new.details["groups"][0]
+    assert np.mean(labels[group["examples"]] == len(TOPICS)) > 0.5
+    assert set(group["label"].split(" / ")) <= set(NEW_TOPIC.split())
+    assert "refund" in result.summary or "order" in result.summary or "money" in result.summary
+
+
+def test_new_intent_alone_is_not_a_mix_shift(baseline: Baseline, blobs: Blobs) -> None:
+    rng = np.random.default_rng(9)
+    result = baseline.test(blobs.sample(300, EVEN, rng)[0])
+    assert not result.results["new_intent"].details["groups"]
+    assert result.results["new_intent"].p_value is not None
+
+
+def test_state_round_trips_through_json(baseline: Baseline, blobs: Blobs) -> None:
+    rng = np.random.default_rng(10)
+    window, _, _ = blobs.sample(100, [1.0, 1.0, 2.0, 1.0, 1.0], rng)
+    before = baseline.test(window)
+    restored = Baseline.from_state(json.loads(json.dumps(baseline.to_state())))
+    assert 100 in restored.calibrations  # calibrations travel with the state
+    after = restored.test(window)
+    assert after.p_value == pytest.approx(before.p_value)
+    assert after.summary == before.summary
+
+
+def test_bad_input_is_refused(baseline: Baseline) -> None:
+    with pytest.raises(ValueError, match="window must be"):
+        baseline.test(np.zeros((50, DIM + 1)))
+    with pytest.raises(ValueError, match="unknown detector"):
+        get_detector("nope")
+    assert {"mean_shift", "intent_share", "new_intent"} <= set(registered())
+    small = baseline.test(np.zeros((5, DIM)))
+    assert not small.drifted
+    assert "Not tested" in small.summary
+
+
+def test_out_of_domain_scores_flag_far_calls(blobs: Blobs) -> None:
+    rng = np.random.default_rng(12)
+    reference, _, _ = blobs.sample(1500, EVEN, rng)
+    threshold = calibrate_ood_threshold(reference, k=5, false_alarm_rate=0.02)
+    inside = ood_scores(reference, blobs.sample(500, EVEN, rng)[0], k=5, threshold=threshold)
+    outside = ood_scores(
+        reference, blobs.sample(100, [0.0] * len(TOPICS) + [1.0], rng)[0], k=5, threshold=threshold
+    )
+    assert inside.flagged_share < 0.06
+    assert outside.flagged_share > 0.9
+
+
+@pytest.fixture(scope="module")
+def stream_blobs() -> Blobs:
+    return Blobs(seed=21, noise=0.3)
+
+
+@pytest.fixture(scope="module")
+def mewma(stream_blobs: Blobs) -> MewmaDetector:
+    rng = np.random.default_rng(13)
+    reference, _, _ = stream_blobs.sample(3000, EVEN, rng)
+    return MewmaDetector.fit(reference, arl0=300, lam=0.05, n_components=8, n_streams=200, seed=1)
+
+
+def test_streaming_run_length_is_calibrated(mewma: MewmaDetector, stream_blobs: Blobs) -> None:
+    rng = np.random.default_rng(14)
+    detector = MewmaDetector.from_state(mewma.to_state())
+    update = detector.update(stream_blobs.sample(30_000, EVEN, rng)[0])
+    measured = 30_000 / max(len(update.alarm_positions), 1)
+    # ~100 alarms expected; a limit off by a small factor moves the run length many-fold.
+    assert 150 <= measured <= 600
+
+
+def test_streaming_alarms_soon_after_a_change(mewma: MewmaDetector, stream_blobs: Blobs) -> None:
+    rng = np.random.default_rng(15)
+    delays = []
+    for _ in range(10):
+        detector = MewmaDetector.from_state(mewma.to_state())
+        detector.update(stream_blobs.sample(100, EVEN, rng)[0])
+        detector.reset()
+        update = detector.update(stream_blobs.sample(2000, [*EVEN, 2.5], rng)[0])  # 1/3 new
+        delays.append(update.alarm_positions[0] if update.alarm else 2000)
+        assert "alarm" in update.summary
+    assert np.median(delays) < 60  # versus 300 events between false alarms
+
+
+def test_streaming_state_resumes_where_it_stopped(
+    mewma: MewmaDetector, stream_blobs: Blobs
+) -> None:
+    rng = np.random.default_rng(16)
+    events = stream_blobs.sample(400, [*EVEN, 1.0], rng)[0]
+    whole = MewmaDetector.from_state(mewma.to_state()).update(events)
+    first = MewmaDetector.from_state(mewma.to_state())
+    head = first.update(events[:150])
+    second = MewmaDetector.from_state(json.loads(json.dumps(first.to_state())))
+    tail = second.update(events[150:])
+    positions = head.alarm_positions + [150 + p for p in tail.alarm_positions]
+    assert positions == whole.alarm_positions
+    assert tail.statistic == pytest.approx(whole.statistic)
+
+
+# --- real data -------------------------------------------------------------------------------
+
+CACHE = Path(__file__).resolve().parents[2] / ".driftline" / "cache"
+
+
+def embed_with_cache(texts: list[str]) -> np.ndarray:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from apps.embeddings.providers import SentenceTransformerProvider
+
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = CACHE / f"test-detectors-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = SentenceTransformerProvider().embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+@pytest.mark.slow
+def test_real_snips_new_intent_is_detected_and_labelled() -> None:
+    from apps.lib.datasets import load_snips
+
+    rows = load_snips()
+    rng = np.random.default_rng(0)
+    known = ["GetWeather", "BookRestaurant", "PlayMusic"]
+    pick = [i for i in rng.permutation(len(rows)) if rows[i][1] in known][:600]
+    new = [i for i in rng.permutation(len(rows)) if rows[i][1] == "AddToPlaylist"][:60]
+    texts = [rows[i][0] for i in pick + new]
+    vectors = embed_with_cache(texts)
+    reference, reference_texts = vectors[:400], texts[:400]
+    baseline = Baseline.fit(reference, texts=reference_texts, n_calibration=400)
+    quiet = baseline.test(vectors[400:600], texts=texts[400:600])
+    window = np.vstack([vectors[400:540], vectors[600:660]])  # 30% new intent
+    loud = baseline.test(window, texts=texts[400:540] + texts[600:660])
+    assert not quiet.drifted
+    assert loud.drifted
+    assert "playlist" in loud.summary
