@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-
 import driftline
+import pytest
 
 
 class FakeIngest:
@@ -30,7 +29,9 @@ class FakeIngest:
         self._server = self._make(port)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     def _make(self, port: int) -> ThreadingHTTPServer:
@@ -113,7 +114,9 @@ class FakeIngest:
 
     def restart(self) -> None:
         self._server = self._make(self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
 

@@ -8,9 +8,8 @@ import traceback
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-
 import driftline
+import pytest
 from driftline._redact import build_redactor
 
 
@@ -56,11 +55,12 @@ def test_traces_stay_correct_across_asyncio_tasks(sdk: Any) -> None:
     driftline.flush(5)
     roots = {e["id"]: e for e in sdk.calls() if e["body"]["name"] == "root"}
     leaves = [e for e in sdk.calls() if e["body"]["name"] == "leaf"]
-    assert len(roots) == 3 and len(leaves) == 15
+    assert len(roots) == 3
+    assert len(leaves) == 15
     for leaf_event in leaves:
         parent = roots[leaf_event["body"]["parent_id"]]
         assert leaf_event["body"]["trace_id"] == parent["body"]["trace_id"]
-    per_root = {rid: 0 for rid in roots}
+    per_root = dict.fromkeys(roots, 0)
     for leaf_event in leaves:
         per_root[leaf_event["body"]["parent_id"]] += 1
     assert set(per_root.values()) == {5}
@@ -193,7 +193,8 @@ def test_capture_flags_and_methods(sdk: Any) -> None:
     driftline.flush(5)
     assert sdk.by_name("method")["body"]["prompt"] == "hi"
     secret = sdk.by_name("secret")["body"]
-    assert "prompt" not in secret and "response" not in secret
+    assert "prompt" not in secret
+    assert "response" not in secret
 
 
 def test_messages_argument_is_recorded_and_snapshotted(sdk: Any) -> None:
@@ -293,7 +294,8 @@ def test_feedback_validation(sdk: Any) -> None:
     driftline.flush(5)
     (event,) = sdk.feedbacks()
     assert event["id"] == fid
-    assert event["body"]["label"] == "good" and event["body"]["source"] == "end_user"
+    assert event["body"]["label"] == "good"
+    assert event["body"]["source"] == "end_user"
 
 
 # ----- redaction --------------------------------------------------------------------------
@@ -318,12 +320,18 @@ def test_builtin_redactors() -> None:
         "supersecret99",
     ):
         assert secret not in out, out
-    assert "[EMAIL]" in out and "[PHONE]" in out and "[CARD]" in out and "[API_KEY]" in out
+    assert "[EMAIL]" in out
+    assert "[PHONE]" in out
+    assert "[CARD]" in out
+    assert "[API_KEY]" in out
     # Not everything that has digits is personal data.
-    assert redact("order 12345 on 2024-01-15, total 99.50") == "order 12345 on 2024-01-15, total 99.50"
+    assert (
+        redact("order 12345 on 2024-01-15, total 99.50") == "order 12345 on 2024-01-15, total 99.50"
+    )
     assert redact("card 4111 1111 1111 1112") == "card 4111 1111 1111 1112"  # fails Luhn
     only_email = build_redactor(["email"])
-    assert only_email is not None and only_email("a@b.io 4111111111111111") == "[EMAIL] 4111111111111111"
+    assert only_email is not None
+    assert only_email("a@b.io 4111111111111111") == "[EMAIL] 4111111111111111"
 
 
 def test_redaction_runs_before_sending(sdk: Any) -> None:
@@ -342,7 +350,8 @@ def test_redaction_runs_before_sending(sdk: Any) -> None:
         leaky([{"role": "user", "content": "I am bob@acme.com from Acme"}])
     driftline.flush(5)
     raw = json.dumps(sdk.calls())
-    assert "bob@acme.com" not in raw and "Acme" not in raw
+    assert "bob@acme.com" not in raw
+    assert "Acme" not in raw
     body = sdk.by_name("leaky")["body"]
     assert body["messages"][0]["content"] == "I am [EMAIL] from [ORG]"
     assert body["error"] == "failed for [EMAIL]"

@@ -8,9 +8,8 @@ import sys
 import threading
 from typing import Any
 
-import pytest
-
 import driftline
+import pytest
 from driftline._transport import backoff, parse_retry_after
 
 
@@ -24,7 +23,7 @@ def test_batches_by_size_and_gzips(sdk: Any) -> None:
     for i in range(35):
         work(i)
     result = driftline.flush(5)
-    assert result.sent == 35 and result.ok, result
+    assert (result.sent, result.ok) == (35, True), result
     counts = [r["count"] for r in sdk.requests]
     assert sum(counts) == 35
     assert max(counts) <= 10
@@ -39,15 +38,18 @@ def test_call_event_shape(sdk: Any) -> None:
     event = sdk.calls()[0]
     body = event["body"]
     assert event["type"] == "call"
-    assert len(event["id"]) == 36 and event["id"][14] == "4"
+    assert len(event["id"]) == 36
+    assert event["id"][14] == "4"
     assert body["name"] == "work"
     assert body["kind"] == "span"
     assert body["status"] == "ok"
     assert body["prompt"] == '{"i": 21}'
     assert body["response"] == "42"
-    assert body["release"] == "1.2.3" and body["environment"] == "test"
+    assert body["release"] == "1.2.3"
+    assert body["environment"] == "test"
     assert body["trace_id"] == event["id"].replace("-", "")
-    assert body["start_time"].endswith("Z") and body["end_time"] >= body["start_time"]
+    assert body["start_time"].endswith("Z")
+    assert body["end_time"] >= body["start_time"]
     assert body["latency_ms"] >= 0
 
 
@@ -55,7 +57,7 @@ def test_retries_429_honouring_retry_after(sdk: Any) -> None:
     sdk.script = [(429, {"Retry-After": "0.2"}), (503, {})]
     work(1)
     result = driftline.flush(10)
-    assert result.sent == 1 and result.ok, result
+    assert (result.sent, result.ok) == (1, True), result
     assert len(sdk.requests) == 3
     assert len(sdk.calls()) == 1
 
@@ -115,15 +117,13 @@ def test_storm_of_429_goes_to_spool_then_replays(sdk: Any) -> None:
     assert storm_requests <= 10  # down after the retry budget: one probe per period, no hammering
     sdk.script = []
     result = driftline.flush(5)
-    assert result.sent == 20 and result.failed == 0 and result.ok, result
+    assert (result.sent, result.failed, result.ok) == (20, 0, True), result
     assert len(sdk.calls()) == 20
 
 
 def test_queue_full_drops_are_counted_and_caller_never_blocks(ingest: Any) -> None:
     ingest.delay = 1.0  # a slow server keeps the worker busy
-    driftline.init(
-        api_key="k", host=ingest.url, spool_dir=False, max_queue_size=50, batch_size=10
-    )
+    driftline.init(api_key="k", host=ingest.url, spool_dir=False, max_queue_size=50, batch_size=10)
     for i in range(500):
         work(i)
     stats = driftline.stats()
@@ -139,13 +139,13 @@ def test_server_down_then_up_nothing_lost(sdk: Any, spool_dir: str) -> None:
     for i in range(30):
         work(i)
     down = driftline.flush(3)
-    assert down.failed == 30 and down.sent == 0 and down.dropped == {}, down
+    assert (down.failed, down.sent, down.dropped) == (30, 0, {}), down
     for i in range(30, 40):
         work(i)  # while down: straight to disk, no network wait
     assert driftline.flush(3).failed == 40
     sdk.restart()
     up = driftline.flush(5)
-    assert up.sent == 40 and up.failed == 0 and up.ok, up
+    assert (up.sent, up.failed, up.ok) == (40, 0, True), up
     assert sorted(json.loads(e["body"]["prompt"])["i"] for e in sdk.calls()) == list(range(40))
 
 
@@ -156,7 +156,8 @@ def test_spool_survives_the_process_and_is_replayed_by_the_next(
     for i in range(5):
         work(i)
     result = driftline.shutdown(1.0)
-    assert result.failed == 5 and result.dropped == {}
+    assert result.failed == 5
+    assert result.dropped == {}
     assert any(name.endswith(".jsonl.gz") for name in os.listdir(spool_dir))
     # A new process (here: a new client) with the same spool sends them.
     driftline.init(api_key="k", host=ingest.url, spool_dir=spool_dir)
@@ -247,7 +248,7 @@ def test_shutdown_spools_what_is_left_and_later_events_are_counted(
     for i in range(3):
         work(i)
     result = driftline.shutdown(0.3)
-    assert result.failed == 3 and result.dropped == {}, result  # in flight: kept on disk too
+    assert (result.failed, result.dropped) == (3, {}), result  # in flight: kept on disk too
 
 
 def test_internal_errors_never_reach_the_caller(sdk: Any) -> None:
@@ -295,7 +296,7 @@ def test_caller_thread_never_touches_the_network(free_port: int, spool_dir: str)
         t.join()
     assert not errors
     result = driftline.flush(5)
-    assert result.failed + result.sent == 800 and not result.dropped, result
+    assert (result.failed + result.sent, result.dropped) == (800, {}), result
 
 
 if sys.platform == "win32":  # pragma: no cover
