@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core.apis import HealthApi
 from apps.ingest.apis import IngestApi
+from apps.ingest.otlp_api import OtlpTracesView
 from apps.traces.apis import CallDetailApi, CallListApi
 
 api_v1 = [
@@ -15,11 +16,15 @@ api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("calls", CallListApi.as_view(), name="calls"),
     path("calls/<str:call_id>", CallDetailApi.as_view(), name="call-detail"),
+    path("", include("apps.embeddings.urls")),
+    path("", include("apps.alerts.urls")),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # OTLP/HTTP's standard path, so OTEL_EXPORTER_OTLP_ENDPOINT=<driftline> works as is.
+    path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

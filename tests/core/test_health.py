@@ -39,3 +39,14 @@ def test_broker_down_is_reported(api_client: APIClient) -> None:
         response = api_client.get("/api/v1/health")
     assert response.status_code == 503
     assert response.json()["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_schema_and_docs_are_served_without_a_cdn(api_client: APIClient) -> None:
+    schema = api_client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/ingest" in schema.content
+    docs = api_client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower()
+    assert "script-src 'self'" in docs["Content-Security-Policy"]
