@@ -74,6 +74,7 @@ JSON_CONTENT_TYPE = "application/json"
 
 METADATA_MAX_KEYS = 64
 METADATA_MAX_VALUE_CHARS = 1024
+METADATA_TRUNCATED_KEY = "driftline.metadata_truncated"
 MAX_TAGS = 32
 # A rejection summary names this many spans; the count covers all of them.
 MAX_ERRORS_IN_MESSAGE = 5
@@ -273,7 +274,13 @@ def map_request(request: ExportTraceServiceRequest) -> OtlpMapping:
                 if problem:
                     mapping.rejections.append(SpanRejection(where, problem))
                     continue
-                mapping.events.append(map_span(span, context=context, scope_name=scope_name))
+                try:
+                    event = map_span(span, context=context, scope_name=scope_name)
+                except RecursionError:
+                    # Attribute values are caller-controlled JSON/AnyValue trees.
+                    mapping.rejections.append(SpanRejection(where, "attributes: nested too deeply"))
+                    continue
+                mapping.events.append(event)
                 mapping.wheres.append(where)
     return mapping
 
@@ -796,16 +803,25 @@ def _metadata(
         metadata["otel.scope.name"] = scope_name[:METADATA_MAX_VALUE_CHARS]
     if span.kind in _SPAN_KIND_NAMES:
         metadata["otel.span_kind"] = _SPAN_KIND_NAMES[span.kind]
-    # The request model is kept beside the served one (model prefers the response's).
+    # OpenInference carries the app's own metadata as one JSON object: its keys are worth more
+    # than the blob, and go first.
+    app_metadata = _json_or_value(attrs.get("metadata"))
+    candidates: list[tuple[str, Any]] = []
+    if isinstance(app_metadata, dict):
+        candidates += [(str(k), v) for k, v in app_metadata.items()]
+        used = used | {"metadata"}
     for key in sorted(attrs):
-        if len(metadata) >= METADATA_MAX_KEYS:
-            metadata["truncated"] = True
-            break
         if key in _CONTENT_KEYS or key.startswith(_CONTENT_PREFIXES):
             continue
+        # The request model is kept beside the served one (model prefers the response's).
         if key in used and key != "gen_ai.request.model":
             continue
-        metadata[key[:128]] = _bounded(attrs[key])
+        candidates.append((key, attrs[key]))
+    for key, value in candidates:
+        if len(metadata) >= METADATA_MAX_KEYS:
+            metadata[METADATA_TRUNCATED_KEY] = True
+            break
+        metadata.setdefault(key[:128], _bounded(value))
     return metadata
 
 
@@ -893,7 +909,7 @@ def _json_or_value(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -906,7 +922,7 @@ def _content_value(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("[{"):
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
         if isinstance(parsed, list) and all(isinstance(p, dict) and "type" in p for p in parsed):
             return parsed

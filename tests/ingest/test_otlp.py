@@ -456,7 +456,8 @@ def test_openinference_llm_span() -> None:
     assert body["cost_usd"] == pytest.approx(0.0012)
     assert (body["session_id"], body["user_id"]) == ("sess-9", "user-42")
     assert body["tags"] == ["service:support-bot", "beta", "eu"]
-    assert body["metadata"]["metadata"] == '{"team": "support"}'
+    assert body["metadata"]["team"] == "support"
+    assert "metadata" not in body["metadata"]
     assert "input.value" not in body["metadata"]
 
 
@@ -589,7 +590,7 @@ def test_metadata_is_bounded() -> None:
     attrs = {f"custom.attr{i:03d}": "x" * 5000 for i in range(200)}
     meta = only_call(make_request(make_span(attrs)))["body"]["metadata"]
     assert len(meta) <= otlp.METADATA_MAX_KEYS + 1
-    assert meta["truncated"] is True
+    assert meta[otlp.METADATA_TRUNCATED_KEY] is True
     assert all(
         len(v) <= otlp.METADATA_MAX_VALUE_CHARS + 3 for v in meta.values() if isinstance(v, str)
     )
@@ -611,6 +612,21 @@ def test_end_before_start_keeps_the_span_without_latency() -> None:
     body = only_call(make_request(make_span({}, end=T0 - 1)))["body"]
     assert "latency_ms" not in body
     assert "end_time" not in body
+
+
+def test_deeply_nested_attributes_reject_only_that_span() -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    nested: Any = "x"
+    for _ in range(40):
+        nested = [nested]
+    spans = [
+        make_span({"gen_ai.request.model": "m", "gen_ai.input.messages": deep}),
+        make_span({"gen_ai.request.model": "m", "custom": nested}, span_id=ROOT, parent=b""),
+    ]
+    request = otlp.decode_protobuf(make_request(*spans).SerializeToString())
+    mapping = otlp.map_request(request)
+    assert len(mapping.events) + len(mapping.rejections) == 2
+    assert mapping.events[0]["body"]["model"] == "m"
 
 
 # --- mapping: bad ids -----------------------------------------------------------------------

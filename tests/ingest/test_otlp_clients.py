@@ -116,7 +116,7 @@ def otlp_env(monkeypatch: pytest.MonkeyPatch, live_server: Any, ingest_key: str)
 @pytest.fixture
 def instrumented_openai(
     fake_openai: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Any, InMemorySpanExporter]]:
+) -> Iterator[tuple[Any, InMemorySpanExporter, TracerProvider]]:
     """An ``openai.OpenAI`` client traced by OpenLLMetry into a TracerProvider of our own (the
     global one is left alone); spans go to memory and, per test, to OTLP."""
     import openai
@@ -130,7 +130,7 @@ def instrumented_openai(
     instrumentor.instrument(tracer_provider=provider)
     client = openai.OpenAI(base_url=fake_openai, api_key="sk-test", max_retries=0)
     try:
-        yield client, memory, provider  # type: ignore[misc]
+        yield client, memory, provider
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
