@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 from django.test import override_settings
-from django.urls import path
 from google.protobuf import json_format
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -22,16 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from apps import urls as project_urls
 from apps.ingest import otlp
-from apps.ingest.otlp_api import OtlpTracesView
 from apps.ingest.schemas import CallBody, Event
-
-# Until apps/urls.py routes /v1/traces, these tests add the route themselves.
-urlpatterns = list(project_urls.urlpatterns)
-if not any(str(getattr(p, "pattern", "")) == "v1/traces" for p in urlpatterns):
-    urlpatterns.append(path("v1/traces", OtlpTracesView.as_view()))
-pytestmark = pytest.mark.urls(__name__)
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 ROOT = bytes.fromhex("eee19b7ec3c1b174")

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from django.urls import path
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -24,16 +23,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from apps import urls as project_urls
 from apps.ingest.otlp import span_event_id
-from apps.ingest.otlp_api import OtlpTracesView
 from apps.traces.models import Call
 
-# Until apps/urls.py routes /v1/traces, these tests add the route themselves.
-urlpatterns = list(project_urls.urlpatterns)
-if not any(str(getattr(p, "pattern", "")) == "v1/traces" for p in urlpatterns):
-    urlpatterns.append(path("v1/traces", OtlpTracesView.as_view()))
-pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 RESOURCE = Resource.create(
     {
