@@ -1,0 +1,150 @@
+"""Drift API: ``GET drift/checks``, ``GET|POST drift/baselines``, ``PATCH drift/intents/<id>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import HasScope
+from apps.core.errors import NotFound
+from apps.drift.models import Baseline
+from apps.drift.selectors import (
+    baseline_as_dict,
+    baseline_current,
+    baseline_list,
+    drift_check_as_dict,
+    drift_checks,
+    intent_cluster_as_dict,
+    intent_cluster_get,
+)
+from apps.drift.services import baseline_pin, baseline_request, intent_rename
+from apps.queues import DRIFT
+
+
+class DriftCheckListApi(APIView):
+    permission_classes = [HasScope]
+    required_scope = "read"
+
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=20)
+        project = serializers.CharField(required=False)
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={200: {"type": "object"}},
+        operation_id="drift_checks",
+    )
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        checks = drift_checks(
+            project=request.project,  # type: ignore[attr-defined]
+            start=data.get("start"),
+            end=data.get("end"),
+            limit=data["limit"],
+        )
+        return Response({"results": [drift_check_as_dict(c) for c in checks]})
+
+
+class BaselineApi(APIView):
+    permission_classes = [HasScope]
+
+    @property
+    def required_scope(self) -> str:
+        return "admin" if self.request.method == "POST" else "read"
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        baseline_id = serializers.IntegerField(required=False)
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+        release = serializers.CharField(required=False, max_length=128)
+        pin = serializers.BooleanField(required=False, default=False)
+        false_alarm_rate = serializers.FloatField(
+            required=False, default=0.01, min_value=0.0001, max_value=0.2
+        )
+        project = serializers.CharField(required=False)
+
+    @extend_schema(responses={200: {"type": "object"}}, operation_id="drift_baselines")
+    def get(self, request: Request) -> Response:
+        project = request.project  # type: ignore[attr-defined]
+        return Response(
+            {
+                "current": baseline_current(project=project),
+                "results": [baseline_as_dict(b) for b in baseline_list(project=project)],
+            }
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: {"type": "object"}, 202: {"type": "object"}},
+        operation_id="drift_baselines_create",
+    )
+    def post(self, request: Request) -> Response:
+        project = request.project  # type: ignore[attr-defined]
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        if "baseline_id" in data:
+            # Pin or unpin an existing baseline.
+            baseline = (
+                Baseline.objects.filter(project=project, pk=data["baseline_id"])
+                .defer("state")
+                .first()
+            )
+            if baseline is None:
+                raise NotFound("baseline_id: not found")
+            return Response(baseline_as_dict(baseline_pin(baseline=baseline, pinned=data["pin"])))
+        with transaction.atomic():
+            baseline = baseline_request(
+                project=project,
+                start=data.get("start"),
+                end=data.get("end"),
+                release=data.get("release"),
+                pin=data["pin"],
+                false_alarm_rate=data["false_alarm_rate"],
+            )
+            # Fitting takes seconds to a minute: the drift worker does it.
+            transaction.on_commit(lambda: _enqueue_fit(baseline.pk))
+        return Response(baseline_as_dict(baseline), status=202)
+
+
+def _enqueue_fit(baseline_id: int) -> None:
+    from apps.drift.tasks import fit_baseline
+
+    fit_baseline.apply_async(args=(baseline_id,), queue=DRIFT, expires=6 * 3600)
+
+
+class IntentRenameApi(APIView):
+    permission_classes = [HasScope]
+    # Reviewers name intents as they label answers.
+    required_scope = "review"
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
+        project = serializers.CharField(required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: {"type": "object"}},
+        parameters=[OpenApiParameter("intent_id", int, OpenApiParameter.PATH)],
+        operation_id="drift_intents_rename",
+    )
+    def patch(self, request: Request, intent_id: int) -> Response:
+        project = request.project  # type: ignore[attr-defined]
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        cluster = intent_cluster_get(project=project, cluster_id=intent_id)
+        return Response(
+            intent_cluster_as_dict(
+                intent_rename(cluster=cluster, name=params.validated_data["name"])
+            )
+        )
