@@ -90,9 +90,11 @@ def _lease() -> timedelta:
 
 
 def _user_id(user: User) -> int | None:
+    # API keys authenticate without a person (their user has no primary key).
     if user is None or not user.is_authenticated:
         return None
-    return int(user.pk)
+    pk = getattr(user, "pk", None)
+    return pk if isinstance(pk, int) else None
 
 
 # --- channels -----------------------------------------------------------------------------------

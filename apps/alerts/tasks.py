@@ -1,5 +1,8 @@
 """Celery tasks of the alerts app: ids in, a service called, queue "alerts".
 
+Routing is by ``apps.queues.TASK_ROUTES`` (Celery 5.5+ deprecates the ``queue`` task attribute);
+every enqueue here also names ``queue=`` and ``expires=`` explicitly.
+
 Beat runs ``dispatch_due_rules`` (fans out one ``evaluate_rule`` per due rule, PostHog style),
 ``reset_stuck_rules`` (the janitor) and ``sweep_notifications`` (re-enqueues deliveries whose
 task was lost). Every task may run twice: rules are claimed and locked, notifications claimed by
@@ -22,7 +25,7 @@ EVALUATE_EXPIRES_S = 300
 DELIVER_EXPIRES_S = 3600
 
 
-@shared_task(queue=queues.ALERTS, expires=EVALUATE_EXPIRES_S, acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def evaluate_rule(rule_id: int) -> str:
     from apps.alerts.models import AlertRule
 
@@ -32,7 +35,7 @@ def evaluate_rule(rule_id: int) -> str:
     return "ok" if outcome.ok else f"error: {outcome.error}"
 
 
-@shared_task(queue=queues.ALERTS, expires=DELIVER_EXPIRES_S, acks_late=True)
+@shared_task(acks_late=True, ignore_result=True)
 def deliver_notification(notification_id: int) -> str:
     outcome = services.notification_deliver(notification_id=notification_id)
     if outcome.retry_in is not None:
@@ -47,7 +50,7 @@ def deliver_notification(notification_id: int) -> str:
     return str(outcome.status)
 
 
-@shared_task(queue=queues.ALERTS, expires=30)
+@shared_task(ignore_result=True)
 def dispatch_due_rules() -> int:
     rule_ids = services.alert_rules_claim_due()
     for rule_id in rule_ids:
@@ -55,12 +58,12 @@ def dispatch_due_rules() -> int:
     return len(rule_ids)
 
 
-@shared_task(queue=queues.ALERTS, expires=60)
+@shared_task(ignore_result=True)
 def reset_stuck_rules() -> int:
     return services.alert_rules_reset_stuck()
 
 
-@shared_task(queue=queues.ALERTS, expires=60)
+@shared_task(ignore_result=True)
 def sweep_notifications() -> int:
     ids = services.notifications_requeue()
     for notification_id in ids:
