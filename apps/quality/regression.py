@@ -592,10 +592,33 @@ def _insufficient(spec: MetricSpec, common: dict[str, Any], needed: int) -> Regr
     )  # fmt: skip
 
 
-def _bootstrap_indices(
-    rng: np.random.Generator, sizes: Sequence[int], n_boot: int
-) -> list[npt.NDArray[np.intp]]:
-    return [rng.integers(0, size, size=(n_boot, size)) for size in sizes]
+# Bootstrap resamples hold at most this many calls per arm: a window of 200k calls resampled 500
+# times would need gigabytes. Larger windows use an m-out-of-n bootstrap whose spread is rescaled
+# by sqrt(m/n), which is valid for medians and quantiles.
+MAX_BOOTSTRAP_N = 10_000
+
+
+def _boot_fraction(strata: Sequence[_Stratum]) -> float:
+    biggest = max(sum(len(s.current) for s in strata), sum(len(s.baseline) for s in strata))
+    return min(1.0, MAX_BOOTSTRAP_N / max(biggest, 1))
+
+
+def _resample(
+    rng: np.random.Generator, arrays: Sequence[FloatArray], n_boot: int, fraction: float
+) -> list[FloatArray]:
+    """Per array, ``n_boot`` resamples (rows) of ``fraction`` of its size (at least 1)."""
+    out = []
+    for values in arrays:
+        size = max(1, round(len(values) * fraction))
+        out.append(values[rng.integers(0, len(values), size=(n_boot, size))])
+    return out
+
+
+def _rescale(boot: FloatArray, point: float, fraction: float) -> FloatArray:
+    if fraction >= 1.0:
+        return boot
+    rescaled: FloatArray = point + (boot - boot.mean()) * math.sqrt(fraction)
+    return rescaled
 
 
 def _compare_continuous(
@@ -662,13 +685,15 @@ def _median_comparison(
     cur_medians = np.array([np.median(s.current) for s in strata])
     base_medians = np.array([np.median(s.baseline) for s in strata])
     effect = float(np.exp((weights * np.log((cur_medians + eps) / (base_medians + eps))).sum()))
+    fraction = _boot_fraction(strata)
+    cur_boot = _resample(rng, [s.current for s in strata], settings.n_boot, fraction)
+    base_boot = _resample(rng, [s.baseline for s in strata], settings.n_boot, fraction)
     boot = np.zeros(settings.n_boot)
-    cur_idx = _bootstrap_indices(rng, [len(s.current) for s in strata], settings.n_boot)
-    base_idx = _bootstrap_indices(rng, [len(s.baseline) for s in strata], settings.n_boot)
-    for k, stratum in enumerate(strata):
-        cur_m = np.median(stratum.current[cur_idx[k]], axis=1)
-        base_m = np.median(stratum.baseline[base_idx[k]], axis=1)
+    for k in range(len(strata)):
+        cur_m = np.median(cur_boot[k], axis=1)
+        base_m = np.median(base_boot[k], axis=1)
         boot += weights[k] * np.log((cur_m + eps) / (base_m + eps))
+    boot = _rescale(boot, math.log(effect), fraction)
     low, high = np.exp(np.quantile(boot, [settings.alpha / 2, 1 - settings.alpha / 2]))
     all_current = np.concatenate([s.current for s in strata])
     baseline_value = float(np.exp((weights * np.log(base_medians + eps)).sum()) - eps)
@@ -710,18 +735,25 @@ def _quantile_comparison(
     cur_q = float(np.quantile(cur_all, quantile))
     base_q = weighted_quantile(base_all, base_weights, quantile)
     effect = (cur_q + eps) / (base_q + eps)
-    cur_idx = _bootstrap_indices(rng, [len(s.current) for s in strata], settings.n_boot)
-    base_idx = _bootstrap_indices(rng, [len(s.baseline) for s in strata], settings.n_boot)
-    cur_boot = np.concatenate([s.current[cur_idx[k]] for k, s in enumerate(strata)], axis=1)
-    base_boot = np.concatenate([s.baseline[base_idx[k]] for k, s in enumerate(strata)], axis=1)
-    cur_qs = np.quantile(cur_boot, quantile, axis=1)
+    fraction = _boot_fraction(strata)
+    cur_parts = _resample(rng, [s.current for s in strata], settings.n_boot, fraction)
+    base_parts = _resample(rng, [s.baseline for s in strata], settings.n_boot, fraction)
+    cur_qs = np.quantile(np.concatenate(cur_parts, axis=1), quantile, axis=1)
+    base_boot = np.concatenate(base_parts, axis=1)
+    # Each resampled baseline call weighs its intent's share of the current window.
+    column_weights = np.concatenate(
+        [
+            np.full(part.shape[1], (len(s.current) / n1) / part.shape[1])
+            for s, part in zip(strata, base_parts, strict=True)
+        ]
+    )
     order = np.argsort(base_boot, axis=1)
     sorted_values = np.take_along_axis(base_boot, order, axis=1)
-    cumulative = np.cumsum(base_weights[order], axis=1)
+    cumulative = np.cumsum(column_weights[order], axis=1)
     positions = (cumulative < quantile * cumulative[:, -1:]).sum(axis=1)
     positions = np.minimum(positions, base_boot.shape[1] - 1)
     base_qs = sorted_values[np.arange(settings.n_boot), positions]
-    log_ratio = np.log((cur_qs + eps) / (base_qs + eps))
+    log_ratio = _rescale(np.log((cur_qs + eps) / (base_qs + eps)), math.log(effect), fraction)
     low, high = np.exp(np.quantile(log_ratio, [settings.alpha / 2, 1 - settings.alpha / 2]))
     # Bootstrap p-value: how often the resampled ratio falls on the other side of 1.
     below = (1 + (log_ratio <= 0).sum()) / (settings.n_boot + 1)

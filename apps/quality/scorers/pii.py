@@ -199,7 +199,7 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
     (
         "secret",
         re.compile(
-            r"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?token)"
+            r"(?i)(?<![A-Za-z])(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?token)"
             r"\s*[:=]\s*['\"]?(?=[^\s'\"]*\d)[^\s'\",;]{8,}"
         ),
         _always,
@@ -207,7 +207,7 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
 ]  # fmt: skip
 
 # Cheap gates: a detector only runs when its gate character class occurs at all.
-_HAS_DIGIT_RUN = re.compile(r"\d{3}")
+_HAS_DIGIT_RUN = re.compile(r"\d\d")
 
 
 def find_pii(text: str) -> list[str]:
