@@ -20,6 +20,7 @@ import time
 from ._config import logger
 
 SUFFIX = ".jsonl.gz"
+_RESCAN_S = 5.0
 _seq = itertools.count()
 
 
@@ -49,6 +50,8 @@ class Spool:
         self._lock = threading.Lock()
         self._ready = False
         self.corrupt = 0  # events lost in unreadable files, reported as dropped
+        self._cache: list[tuple[str, int]] | None = None
+        self._cache_at = 0.0
 
     def _ensure_dir(self) -> bool:
         if self._ready:
@@ -100,6 +103,16 @@ class Spool:
     def has_files(self) -> bool:
         return bool(self._files())
 
+    def _index(self) -> list[tuple[str, int]]:
+        """The folder listing for the size cap, re-read at most every few seconds: a server
+        down for an hour leaves thousands of files, and a full scan per write would cost the
+        worker (and, through the GIL, the app) more and more."""
+        now = time.monotonic()
+        if self._cache is None or now - self._cache_at > _RESCAN_S:
+            self._cache = self._files()
+            self._cache_at = now
+        return self._cache
+
     def write(self, lines: list[bytes]) -> tuple[bool, int, str]:
         """Store one batch: (stored, events evicted to make room, why not stored)."""
         if not lines:
@@ -109,15 +122,15 @@ class Spool:
         data = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=5)
         dropped = 0
         with self._lock:
-            files = self._files()
+            files = self._index()
             total = sum(size for _, size in files)
             while files and total + len(data) > self.max_bytes:
                 name, size = files.pop(0)
+                total -= size
                 try:
                     os.remove(os.path.join(self.directory, name))
                 except OSError:
-                    continue
-                total -= size
+                    continue  # replayed or evicted by someone else meanwhile
                 dropped += _count_of(name)
             if len(data) > self.max_bytes:
                 return False, dropped, "spool_full"
@@ -135,6 +148,7 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
                 return False, dropped, "spool_error"
+            files.append((name, len(data)))
         return True, dropped, ""
 
     def claim_oldest(self) -> tuple[str, list[bytes]] | None:

@@ -141,6 +141,7 @@ class Transport:
         self._flush_done = 0
         self._flush_deadline = 0.0
         self._down = False
+        self._wake_at = self._batch  # while down: half the queue (fewer, larger spool files)
         self._down_until = 0.0
         self._probe_delay = 1.0
         self._stopping = False
@@ -165,7 +166,7 @@ class Transport:
         queue.append(item)
         if self._thread is None:
             self._start()
-        elif len(queue) >= self._batch:
+        elif len(queue) >= self._wake_at:
             self._wake.set()
 
     def drop(self, reason: str, count: int = 1) -> None:
@@ -299,9 +300,12 @@ class Transport:
         if self._down and self._spool is None:
             return  # nowhere to put them: keep events queued (drops counted at enqueue when full)
         todo = len(self._queue)
+        # A backlog (slow server, burst) goes out in the largest batches the server takes, so a
+        # server answering in 2 s still drains 500 events/s instead of batch_size / 2 s.
+        size = self._batch if todo <= 2 * self._batch else MAX_EVENTS_PER_REQUEST
         while todo > 0:
             items: list[Item] = []
-            while todo > 0 and len(items) < self._batch:
+            while todo > 0 and len(items) < size:
                 try:
                     items.append(self._queue.popleft())
                 except IndexError:
@@ -335,7 +339,7 @@ class Transport:
                 return
             self._spool_dirty = False
         # Nothing on disk: the next live batch is the probe (allowed once by clearing the flag).
-        self._down = False
+        self._set_up()
 
     def _replay(self, max_files: int | None) -> None:
         spool = self._spool
@@ -427,7 +431,7 @@ class Transport:
                     detail,
                 )
                 self.drop("rejected_4xx", len(lines))
-                self._down = False
+                self._set_up()
                 return "dropped"
             # Transient: network error, 408/425/429, 5xx (or a 1xx/3xx we do not follow).
             self._last_error = (
@@ -464,14 +468,19 @@ class Transport:
             self._probe_delay = 1.0
         delay = retry_after if retry_after is not None else self._probe_delay
         self._down = True
+        self._wake_at = max(self._batch, self._max // 2)
         self._down_until = time.monotonic() + delay * random.uniform(0.8, 1.2)
         self._log_limited(
             "down", "driftline: cannot reach %s (%s); retrying", self._netloc, self._last_error
         )
 
-    def _on_success(self, lines: list[bytes], status: int, data: bytes) -> None:
+    def _set_up(self) -> None:
         self._down = False
+        self._wake_at = self._batch
         self._probe_delay = 1.0
+
+    def _on_success(self, lines: list[bytes], status: int, data: bytes) -> None:
+        self._set_up()
         errors: list[Any] = []
         try:
             payload = json.loads(data) if data else None

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 import driftline
@@ -18,18 +19,38 @@ def work(i: int) -> int:
     return i * 2
 
 
+def _wait_for(predicate: Any, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
 def test_batches_by_size_and_gzips(sdk: Any) -> None:
     driftline.init(api_key="k", host=sdk.url, spool_dir=False, batch_size=10, flush_interval=30)
-    for i in range(35):
+    for i in range(10):
+        work(i)
+    # A full batch is sent without waiting for the (30 s) interval or a flush.
+    _wait_for(lambda: len(sdk.requests) == 1)
+    assert sdk.requests[0]["count"] == 10
+    for i in range(10, 35):
         work(i)
     result = driftline.flush(5)
     assert (result.sent, result.ok) == (35, True), result
-    counts = [r["count"] for r in sdk.requests]
-    assert sum(counts) == 35
-    assert max(counts) <= 10
+    assert sum(r["count"] for r in sdk.requests) == 35
     assert all(r["gzip"] for r in sdk.requests)
     assert all(r["auth"] == "Bearer k" for r in sdk.requests)
     assert all(r["path"] == "/api/v1/ingest" for r in sdk.requests)
+
+
+def test_backlog_is_sent_in_large_batches(sdk: Any) -> None:
+    driftline.init(api_key="k", host=sdk.url, spool_dir=False, batch_size=10, flush_interval=30)
+    sdk.delay = 0.5
+    for i in range(2500):
+        work(i)
+    sdk.delay = 0
+    assert driftline.flush(10).sent == 2500
+    assert max(r["count"] for r in sdk.requests) == 1000  # the server's per-request limit
 
 
 def test_call_event_shape(sdk: Any) -> None:
@@ -127,7 +148,8 @@ def test_queue_full_drops_are_counted_and_caller_never_blocks(ingest: Any) -> No
     for i in range(500):
         work(i)
     stats = driftline.stats()
-    assert stats.dropped.get("queue_full", 0) >= 440
+    # At most 50 queued plus one batch (taken from the queue, so <= 50) in flight.
+    assert stats.dropped.get("queue_full", 0) >= 400
     ingest.delay = 0
     result = driftline.flush(10)
     assert result.sent + result.dropped["queue_full"] == 500, result
