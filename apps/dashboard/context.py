@@ -28,6 +28,6 @@ def project_context(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if access is not None and user is not None and user.is_authenticated:
         context["switch_projects"] = list(project_list_for_user(user=user)[:50])
-    match = getattr(request, "resolver_match", None)
-    context["active_nav"] = match.url_name if match else ""
+    section = request.path.strip("/").split("/", 1)[0]
+    context["active_nav"] = section or "overview"
     return context

@@ -1,0 +1,337 @@
+"""Selector rows in, plotly figures out (as plain JSON-ready dicts for a ``json_script`` island).
+
+Plotly renders a subset of HTML in names, hover text and annotations, so every piece of text
+that came from users or clients (intent names, model names, examples) goes through :func:`esc`
+before it enters a figure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import plotly.graph_objects as go
+
+from apps.dashboard.selectors import CallBucket, FeedbackBucket
+
+PALETTE = [
+    "#4f46e5",
+    "#0ea5e9",
+    "#10b981",
+    "#f59e0b",
+    "#ef4444",
+    "#8b5cf6",
+    "#14b8a6",
+    "#ec4899",
+    "#64748b",
+    "#84cc16",
+]
+INK, MUTED, GRID = "#0f172a", "#64748b", "#e2e8f0"
+
+_LAYOUT: dict[str, Any] = {
+    "font": {
+        "family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
+        "size": 12,
+        "color": INK,
+    },
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "margin": {"l": 48, "r": 16, "t": 8, "b": 32},
+    "height": 240,
+    "hovermode": "x unified",
+    "colorway": PALETTE,
+    "legend": {"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 11, "color": MUTED}},
+    "xaxis": {
+        "gridcolor": GRID,
+        "linecolor": GRID,
+        "tickfont": {"color": MUTED},
+        "zeroline": False,
+    },
+    "yaxis": {
+        "gridcolor": GRID,
+        "linecolor": GRID,
+        "tickfont": {"color": MUTED},
+        "zeroline": False,
+        "rangemode": "tozero",
+    },
+}
+
+
+def esc(text: object, *, limit: int = 200) -> str:
+    """Text safe to put in a plotly label: HTML-escaped, one line, bounded."""
+    value = " ".join(str(text).split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return html.escape(value, quote=True)
+
+
+def _figure(traces: Sequence[go.Figure | Any], **layout: Any) -> go.Figure:
+    merged = {**_LAYOUT, **layout}
+    for axis in ("xaxis", "yaxis"):
+        if axis in layout:
+            merged[axis] = {**_LAYOUT[axis], **layout[axis]}
+    return go.Figure(data=list(traces), layout=merged)
+
+
+def figure_json(fig: go.Figure) -> dict[str, Any]:
+    """The figure as a JSON-ready dict (plotly's encoder handles numpy and datetimes)."""
+    data: dict[str, Any] = json.loads(fig.to_json())
+    data.get("layout", {}).pop("template", None)  # we style via _LAYOUT: keep payloads small
+    return data
+
+
+def _x(buckets: Sequence[CallBucket | FeedbackBucket]) -> list[datetime]:
+    return [b.bucket for b in buckets]
+
+
+def volume_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+    x = _x(series)
+    fig = _figure(
+        [
+            go.Bar(x=x, y=[b.calls - b.errors for b in series], name="ok", marker_color=PALETTE[0]),
+            go.Bar(x=x, y=[b.errors for b in series], name="errors", marker_color=PALETTE[4]),
+            go.Scatter(
+                x=x,
+                y=[b.error_rate for b in series],
+                name="error rate",
+                yaxis="y2",
+                mode="lines",
+                line={"color": PALETTE[4], "width": 1.5, "dash": "dot"},
+                hovertemplate="%{y:.1%}",
+            ),
+        ],
+        barmode="stack",
+        yaxis2={
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ".0%",
+            "showgrid": False,
+            "rangemode": "tozero",
+            "tickfont": {"color": MUTED},
+        },
+        margin={"l": 48, "r": 44, "t": 8, "b": 32},
+    )
+    return figure_json(fig)
+
+
+def cost_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+    x = _x(series)
+    fig = _figure(
+        [
+            go.Bar(
+                x=x,
+                y=[round(b.cost_usd, 6) for b in series],
+                name="cost (USD)",
+                marker_color=PALETTE[2],
+                hovertemplate="$%{y:.4f}",
+            ),
+            go.Scatter(
+                x=x,
+                y=[b.total_tokens for b in series],
+                name="tokens",
+                yaxis="y2",
+                mode="lines",
+                line={"color": PALETTE[5], "width": 2},
+            ),
+        ],
+        yaxis={"tickprefix": "$"},
+        yaxis2={
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+            "tickfont": {"color": MUTED},
+        },
+        margin={"l": 56, "r": 52, "t": 8, "b": 32},
+    )
+    return figure_json(fig)
+
+
+def latency_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+    x = _x(series)
+    traces = [
+        go.Scatter(
+            x=x,
+            y=[getattr(b, attr) for b in series],
+            name=name,
+            mode="lines",
+            connectgaps=False,
+            line={"color": color, "width": 2},
+            hovertemplate="%{y:,.0f} ms",
+        )
+        for attr, name, color in (
+            ("p50_ms", "p50", PALETTE[1]),
+            ("p95_ms", "p95", PALETTE[3]),
+            ("p99_ms", "p99", PALETTE[4]),
+        )
+    ]
+    return figure_json(_figure(traces, yaxis={"ticksuffix": " ms"}))
+
+
+def feedback_chart(series: Sequence[FeedbackBucket]) -> dict[str, Any]:
+    x = _x(series)
+    fig = _figure(
+        [
+            go.Scatter(
+                x=x,
+                y=[b.end_user_score for b in series],
+                name="end-user score",
+                mode="lines+markers",
+                line={"color": PALETTE[0], "width": 2},
+                marker={"size": 4},
+                hovertemplate="%{y:.2f}",
+            ),
+            go.Scatter(
+                x=x,
+                y=[b.reviewer_score for b in series],
+                name="reviewer score",
+                mode="lines+markers",
+                line={"color": PALETTE[2], "width": 2},
+                marker={"size": 4},
+                hovertemplate="%{y:.2f}",
+            ),
+            go.Bar(
+                x=x,
+                y=[b.negative_rate for b in series],
+                name="negative share",
+                marker_color="rgba(239,68,68,0.25)",
+                hovertemplate="%{y:.0%}",
+            ),
+        ],
+        yaxis={"range": [0, 1.05], "rangemode": "normal"},
+    )
+    return figure_json(fig)
+
+
+def safety_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+    x = _x(series)
+    traces = [
+        go.Scatter(
+            x=x,
+            y=[b.rate(attr) for b in series],
+            name=name,
+            mode="lines",
+            line={"width": 2, "color": color},
+            hovertemplate="%{y:.1%}",
+        )
+        for attr, name, color in (
+            ("flagged", "flagged", PALETTE[4]),
+            ("injection", "prompt injection", PALETTE[5]),
+            ("pii", "PII", PALETTE[3]),
+            ("refusal", "refusal", PALETTE[8]),
+            ("toxicity", "toxicity", PALETTE[7]),
+        )
+    ]
+    return figure_json(_figure(traces, yaxis={"tickformat": ".0%"}))
+
+
+# --- Drift -------------------------------------------------------------------------------------
+
+
+def detector_chart(
+    *,
+    times: Sequence[datetime],
+    scores: Sequence[float | None],
+    thresholds: Sequence[float | None],
+    drifted: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """One detector's score over time against its calibrated threshold; drifted checks marked."""
+    traces: list[Any] = [
+        go.Scatter(
+            x=list(times),
+            y=list(scores),
+            name="score",
+            mode="lines+markers",
+            line={"color": PALETTE[0], "width": 2},
+            marker={"size": 5},
+        ),
+        go.Scatter(
+            x=list(times),
+            y=list(thresholds),
+            name="threshold",
+            mode="lines",
+            line={"color": PALETTE[4], "width": 1.5, "dash": "dash"},
+            line_shape="hv",
+        ),
+    ]
+    if drifted is not None:
+        hits = [(t, s) for t, s, d in zip(times, scores, drifted, strict=True) if d]
+        if hits:
+            traces.append(
+                go.Scatter(
+                    x=[t for t, _ in hits],
+                    y=[s for _, s in hits],
+                    name="drifted",
+                    mode="markers",
+                    marker={
+                        "color": PALETTE[4],
+                        "size": 9,
+                        "symbol": "circle-open",
+                        "line": {"width": 2},
+                    },
+                )
+            )
+    return figure_json(_figure(traces, height=200))
+
+
+def intent_share_chart(
+    *, times: Sequence[datetime], shares: dict[str, Sequence[float]]
+) -> dict[str, Any]:
+    """Stacked areas: each intent's share of the traffic per bucket (shares sum to 1)."""
+    traces = [
+        go.Scatter(
+            x=list(times),
+            y=list(values),
+            name=esc(name, limit=40),
+            mode="lines",
+            stackgroup="one",
+            line={"width": 0.5},
+            hovertemplate="%{y:.1%}",
+        )
+        for name, values in shares.items()
+    ]
+    return figure_json(_figure(traces, height=300, yaxis={"tickformat": ".0%", "range": [0, 1]}))
+
+
+def intent_map_chart(*, points: Sequence[tuple[float, float, str, bool, str]]) -> dict[str, Any]:
+    """The 2-D projection: (x, y, cluster name, is_baseline, example text) per point.
+    Baseline points are hollow, current ones filled; colour is the cluster."""
+    clusters = sorted({p[2] for p in points})
+    traces = []
+    for i, cluster in enumerate(clusters):
+        color = PALETTE[i % len(PALETTE)]
+        for baseline in (True, False):
+            pts = [p for p in points if p[2] == cluster and p[3] == baseline]
+            if not pts:
+                continue
+            traces.append(
+                go.Scatter(
+                    x=[p[0] for p in pts],
+                    y=[p[1] for p in pts],
+                    mode="markers",
+                    name=f"{esc(cluster, limit=40)} ({'baseline' if baseline else 'current'})",
+                    legendgroup=esc(cluster, limit=40),
+                    text=[esc(p[4], limit=120) for p in pts],
+                    hovertemplate="%{text}<extra>" + esc(cluster, limit=40) + "</extra>",
+                    marker={
+                        "color": "rgba(0,0,0,0)" if baseline else color,
+                        "size": 6 if baseline else 7,
+                        "line": {"color": color, "width": 1.2},
+                        "opacity": 0.55 if baseline else 0.85,
+                    },
+                )
+            )
+    return figure_json(
+        _figure(
+            traces,
+            height=420,
+            hovermode="closest",
+            xaxis={"showticklabels": False, "showgrid": False},
+            yaxis={"showticklabels": False, "showgrid": False, "rangemode": "normal"},
+            legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11, "color": MUTED}},
+            margin={"l": 8, "r": 8, "t": 8, "b": 8},
+        )
+    )

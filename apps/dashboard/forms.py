@@ -1,0 +1,111 @@
+"""Forms: parse and validate UI input; views hand the cleaned data to selectors and services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from apps.accounts.models import Role, Scope
+from apps.dashboard.selectors import RANGES, REVIEW_MODES, REVIEW_SIGNALS
+
+RANGE_CHOICES = [(k, k) for k in RANGES]
+
+
+class OverviewFilterForm(forms.Form):
+    range = forms.ChoiceField(choices=RANGE_CHOICES, required=False)
+    model = forms.CharField(required=False, max_length=255)
+    release = forms.CharField(required=False, max_length=128)
+    environment = forms.CharField(required=False, max_length=64)
+    tag = forms.CharField(required=False, max_length=128)
+
+
+class CallFilterForm(forms.Form):
+    range = forms.ChoiceField(choices=[("", "all"), *RANGE_CHOICES], required=False)
+    q = forms.CharField(required=False, max_length=500, label="Text search")
+    semantic = forms.CharField(required=False, max_length=1000, label="Semantic search")
+    model = forms.CharField(required=False, max_length=255)
+    release = forms.CharField(required=False, max_length=128)
+    environment = forms.CharField(required=False, max_length=64)
+    tag = forms.CharField(required=False, max_length=128)
+    status = forms.ChoiceField(
+        choices=[("", "any"), ("ok", "ok"), ("error", "error")], required=False
+    )
+    flagged = forms.ChoiceField(
+        choices=[("", "any"), ("1", "flagged"), ("0", "not flagged")], required=False
+    )
+    trace = forms.CharField(required=False, max_length=64)
+    cursor = forms.CharField(required=False, max_length=200)
+
+
+class ReviewFilterForm(forms.Form):
+    mode = forms.ChoiceField(choices=[(m, m) for m in REVIEW_MODES], required=False)
+    signal = forms.ChoiceField(
+        choices=[("", "any"), *[(s, s) for s in REVIEW_SIGNALS]], required=False
+    )
+    intent = forms.CharField(required=False, max_length=200)
+
+
+class ReviewLabelForm(forms.Form):
+    call_id = forms.UUIDField()
+    score = forms.FloatField(min_value=0.0, max_value=1.0)
+    labels = forms.CharField(
+        required=False, max_length=1000, help_text="comma-separated, e.g. hallucination, off-topic"
+    )
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
+
+    def clean_labels(self) -> list[str]:
+        raw: str = self.cleaned_data.get("labels") or ""
+        labels = [part.strip().lower()[:64] for part in raw.split(",") if part.strip()]
+        if len(labels) > 10:
+            raise forms.ValidationError("at most 10 labels")
+        return list(dict.fromkeys(labels))
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=120, initial="sdk")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices, initial=[Scope.INGEST], widget=forms.CheckboxSelectMultiple
+    )
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150, help_text="username or e-mail of an existing user")
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=80, required=False)
+
+
+class PriceOverrideForm(forms.Form):
+    model_pattern = forms.CharField(max_length=255, help_text='a glob, e.g. "gpt-4o*"')
+    input_per_mtok = forms.FloatField(min_value=0, label="Input $/Mtok")
+    output_per_mtok = forms.FloatField(min_value=0, label="Output $/Mtok")
+    cached_input_per_mtok = forms.FloatField(
+        min_value=0, required=False, label="Cached input $/Mtok"
+    )
+    reasoning_per_mtok = forms.FloatField(min_value=0, required=False, label="Reasoning $/Mtok")
+
+
+class IntentRenameForm(forms.Form):
+    intent_id = forms.CharField(max_length=64)
+    name = forms.CharField(max_length=200)
+
+
+def cleaned(form: forms.Form) -> dict[str, Any]:
+    """Cleaned data of a bound form; invalid fields fall back to empty (filters are lenient)."""
+    form.is_valid()
+    data = dict(form.cleaned_data)
+    for name in form.fields:
+        data.setdefault(name, "")
+    return data
+
+
+class ChannelForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[("slack", "Slack incoming webhook"), ("webhook", "JSON webhook (HMAC-signed)")]
+    )
+    name = forms.CharField(max_length=200)
+    url = forms.URLField(max_length=2000, assume_scheme="https")

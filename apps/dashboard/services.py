@@ -1,0 +1,140 @@
+"""UI-only writes: reviewer labels, and thin wrappers that check the person's role before
+calling the owning app's services (keys, members, projects, price overrides)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from apps.accounts.models import ApiKey, Membership, Organization, Project
+from apps.accounts.services import (
+    CreatedKey,
+    api_key_create,
+    api_key_revoke,
+    membership_set,
+    project_create,
+)
+from apps.core.errors import ApplicationError, NotFound
+from apps.quality.models import PriceOverride
+from apps.traces.models import Call, Feedback, FeedbackSource
+
+
+@transaction.atomic
+def reviewer_label_create(
+    *,
+    project: Project,
+    call_id: uuid.UUID,
+    author: User,
+    score: float,
+    labels: Sequence[str] = (),
+    comment: str = "",
+) -> Feedback:
+    """Store (or replace) this reviewer's label of a call as reviewer feedback, so it feeds the
+    quality metrics beside end-user feedback. One label per reviewer and call."""
+    if not 0.0 <= score <= 1.0:
+        raise ApplicationError("score: between 0 and 1", field="score")
+    if not Call.objects.filter(project=project, id=call_id).exists():
+        raise NotFound("call: not found")
+    values = {
+        "score": score,
+        "label": "good" if score >= 0.5 else "bad",
+        "labels": list(labels)[:10],
+        "comment": comment.strip()[:5000],
+    }
+    existing = (
+        Feedback.objects.select_for_update()
+        .filter(
+            project=project, call_id=call_id, source=FeedbackSource.REVIEWER, author_id=author.pk
+        )
+        .first()
+    )
+    if existing is not None:
+        for name, value in values.items():
+            setattr(existing, name, value)
+        existing.save(update_fields=list(values))
+        return existing
+    return Feedback.objects.create(
+        project=project,
+        call_id=call_id,
+        source=FeedbackSource.REVIEWER,
+        author_id=author.pk,
+        user_id=author.get_username(),
+        **values,
+    )
+
+
+def ui_api_key_create(
+    *, project: Project, name: str, scopes: Sequence[str], user: User
+) -> CreatedKey:
+    return api_key_create(
+        project=project, name=name.strip() or "sdk", scopes=list(scopes), created_by=user
+    )
+
+
+def ui_api_key_revoke(*, project: Project, key_id: int) -> ApiKey:
+    api_key = ApiKey.objects.filter(project=project, pk=key_id).first()
+    if api_key is None:
+        raise NotFound("api key: not found")
+    return api_key_revoke(api_key=api_key)
+
+
+def member_set(*, organization: Organization, username: str, role: str) -> Membership:
+    """Add an existing user to the organization (or change the role)."""
+    user_model = get_user_model()
+    username = username.strip()
+    user = user_model.objects.filter(Q(username=username) | Q(email__iexact=username)).first()
+    if user is None:
+        raise ApplicationError("username: no such user", field="username")
+    return membership_set(user=user, organization=organization, role=role)
+
+
+def member_remove(*, organization: Organization, membership_id: int, acting: User) -> None:
+    membership = Membership.objects.filter(organization=organization, pk=membership_id).first()
+    if membership is None:
+        raise NotFound("member: not found")
+    if membership.user_id == acting.pk:
+        raise ApplicationError("you cannot remove yourself", field="member")
+    membership.delete()
+
+
+def ui_project_create(*, organization: Organization, name: str, slug: str = "") -> Project:
+    return project_create(organization=organization, name=name, slug=slug or None)
+
+
+def price_override_set(
+    *,
+    project: Project,
+    model_pattern: str,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cached_input_per_mtok: float | None = None,
+    reasoning_per_mtok: float | None = None,
+) -> PriceOverride:
+    pattern = model_pattern.strip()
+    if not pattern:
+        raise ApplicationError("model_pattern: required", field="model_pattern")
+    try:
+        override, _ = PriceOverride.objects.update_or_create(
+            project=project,
+            model_pattern=pattern,
+            defaults={
+                "input_per_mtok": input_per_mtok,
+                "output_per_mtok": output_per_mtok,
+                "cached_input_per_mtok": cached_input_per_mtok,
+                "reasoning_per_mtok": reasoning_per_mtok,
+            },
+        )
+    except IntegrityError as exc:  # a concurrent create of the same pattern
+        raise ApplicationError("model_pattern: exists already", field="model_pattern") from exc
+    return override
+
+
+def price_override_delete(*, project: Project, override_id: int) -> None:
+    deleted, _ = PriceOverride.objects.filter(project=project, pk=override_id).delete()
+    if not deleted:
+        raise NotFound("price override: not found")

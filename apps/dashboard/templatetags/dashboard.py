@@ -1,0 +1,76 @@
+"""Formatting filters for the UI. They return plain strings: autoescaping still applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from apps.dashboard.selectors import Kpi
+
+register = template.Library()
+
+
+@register.filter
+def kpi_value(kpi: Kpi) -> str:
+    return fmt(kpi.value, kpi.fmt)
+
+
+@register.filter
+def kpi_previous(kpi: Kpi) -> str:
+    return fmt(kpi.previous, kpi.fmt)
+
+
+@register.filter
+def fmt(value: Any, kind: str = "int") -> str:
+    if value is None:
+        return "\u2013"  # an en dash: "no value"
+    number = float(value)
+    if kind == "usd":
+        return f"${number:,.2f}" if abs(number) >= 1 else f"${number:,.4f}"
+    if kind == "ms":
+        return f"{number / 1000:,.2f} s" if number >= 10_000 else f"{number:,.0f} ms"
+    if kind == "pct":
+        return f"{number * 100:.1f}%"
+    if kind == "score":
+        return f"{number:.2f}"
+    if abs(number) >= 1_000_000:
+        return f"{number / 1_000_000:.1f}M"
+    if abs(number) >= 10_000:
+        return f"{number / 1000:.1f}k"
+    return f"{number:,.0f}"
+
+
+@register.filter
+def delta(kpi: Kpi) -> str:
+    d = kpi.delta
+    if d is None:
+        return ""
+    arrow = "▲" if d > 0 else "▼" if d < 0 else ""
+    return f"{arrow} {abs(d) * 100:.1f}%"
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    return fmt(value, "pct")
+
+
+@register.filter
+def ms(value: float | None) -> str:
+    return fmt(value, "ms")
+
+
+@register.filter
+def usd(value: float | None) -> str:
+    return fmt(value, "usd")
+
+
+@register.filter
+def indent_px(depth: int) -> int:
+    return min(int(depth), 12) * 18
+
+
+@register.filter
+def truncate_text(value: str | None, length: int = 140) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= length else text[: length - 1] + "…"

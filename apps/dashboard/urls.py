@@ -1,0 +1,43 @@
+"""UI routes, mounted at the site root by ``apps/urls.py``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.dashboard.views import alerts, auth, calls, drift, overview, review, settings
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", overview.overview, name="overview"),
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("project/switch/", auth.project_switch, name="project-switch"),
+    path("calls/", calls.call_list, name="calls"),
+    path("calls/<str:call_id>/", calls.call_detail, name="call"),
+    path("drift/", drift.drift, name="drift"),
+    path("review/", review.review, name="review"),
+    path("review/label/", review.review_label, name="review-label"),
+    path("review/export/", review.review_export, name="review-export"),
+    path("alerts/", alerts.alerts, name="alerts"),
+    path(
+        "alerts/incidents/<int:incident_id>/<str:action>/",
+        alerts.incident_action,
+        name="incident-action",
+    ),
+    path("settings/", settings.settings_page, name="settings"),
+    path("settings/keys/", settings.key_create, name="key-create"),
+    path("settings/keys/<int:key_id>/revoke/", settings.key_revoke, name="key-revoke"),
+    path("settings/members/", settings.member_save, name="member-save"),
+    path(
+        "settings/members/<int:membership_id>/remove/", settings.member_delete, name="member-remove"
+    ),
+    path("settings/projects/", settings.project_new, name="project-create"),
+    path("settings/prices/", settings.price_save, name="price-save"),
+    path("settings/prices/<int:override_id>/delete/", settings.price_delete, name="price-delete"),
+    path("settings/channels/", settings.channel_new, name="channel-create"),
+    path(
+        "settings/channels/<int:channel_id>/delete/", settings.channel_remove, name="channel-delete"
+    ),
+    path("settings/channels/<int:channel_id>/test/", settings.channel_test, name="channel-test"),
+]

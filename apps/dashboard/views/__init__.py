@@ -1,0 +1,1 @@
+"""Thin UI views: parse the request, call a selector or a service, render a template."""

@@ -1,0 +1,57 @@
+"""Alerts: rules, incidents (acknowledge, resolve) and the notification log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.alerts.selectors import incident_get, incident_list, notification_list, rule_list
+from apps.alerts.services import incident_acknowledge, incident_resolve
+from apps.core.errors import ApplicationError
+from apps.dashboard.access import ProjectAccess, acting_user, project_view
+from apps.dashboard.views.common import flash_error
+
+STATES = ("open", "pending", "firing", "resolved", "all")
+
+
+@project_view("read")
+def alerts(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    state = request.GET.get("state", "open")
+    state = state if state in STATES else "open"
+    incidents = incident_list(project=project)
+    if state == "open":
+        incidents = incidents.filter(state__in=["pending", "firing"])
+    elif state != "all":
+        incidents = incidents.filter(state=state)
+    context = {
+        "state": state,
+        "states": STATES,
+        "incidents": list(incidents[:100]),
+        "rules": list(rule_list(project=project)),
+        "notifications": list(notification_list(project=project)[:50]),
+        "can_act": access.allows("admin"),
+    }
+    return render(request, "dashboard/alerts.html", context)
+
+
+@require_POST
+@project_view("admin")
+def incident_action(
+    request: HttpRequest, access: ProjectAccess, incident_id: int, action: str
+) -> HttpResponse:
+    if action not in ("acknowledge", "resolve"):
+        raise Http404("action: not found")
+    try:
+        incident = incident_get(project=access.project, incident_id=incident_id)
+        if action == "acknowledge":
+            incident_acknowledge(incident=incident, user=acting_user(request))
+            messages.success(request, f"Incident #{incident.pk} acknowledged.")
+        else:
+            incident_resolve(incident=incident, user=acting_user(request))
+            messages.success(request, f"Incident #{incident.pk} resolved.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("dashboard:alerts")

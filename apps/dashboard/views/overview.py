@@ -1,0 +1,57 @@
+"""The overview: KPIs against the previous period and the trends behind them."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.dashboard import charts
+from apps.dashboard.access import ProjectAccess, project_view
+from apps.dashboard.forms import OverviewFilterForm, cleaned
+from apps.dashboard.selectors import (
+    RANGES,
+    OverviewFilters,
+    call_facets,
+    overview_call_series,
+    overview_feedback_series,
+    overview_kpis,
+    overview_totals,
+    project_has_calls,
+    time_window,
+)
+from apps.dashboard.views.common import onboarding_context
+
+
+@project_view("read")
+def overview(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    if not project_has_calls(project=project):
+        return render(request, "dashboard/overview_empty.html", onboarding_context(access))
+    data = cleaned(OverviewFilterForm(request.GET))
+    window = time_window(data["range"])
+    filters = OverviewFilters(
+        model=data["model"],
+        release=data["release"],
+        environment=data["environment"],
+        tag=data["tag"],
+    )
+    series = overview_call_series(project=project, window=window, filters=filters)
+    feedback = overview_feedback_series(project=project, window=window, filters=filters)
+    current, previous = overview_totals(project=project, window=window, filters=filters)
+    context = {
+        "window": window,
+        "ranges": list(RANGES),
+        "filters": filters,
+        "facets": call_facets(project=project, since=window.previous_start),
+        "kpis": overview_kpis(current, previous),
+        "current": current,
+        "charts": {
+            "volume": charts.volume_chart(series),
+            "cost": charts.cost_chart(series),
+            "latency": charts.latency_chart(series),
+            "feedback": charts.feedback_chart(feedback),
+            "safety": charts.safety_chart(series),
+        },
+        "feedback_count": current.feedback_count,
+    }
+    return render(request, "dashboard/overview.html", context)
