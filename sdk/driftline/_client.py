@@ -201,6 +201,10 @@ def _after_fork_in_child() -> None:
     reseed()
     global _init_lock
     _init_lock = threading.Lock()
+    client = state.client
+    if client is not None:
+        # Another thread of the parent may have held it at fork time.
+        client._held_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -53,6 +53,11 @@ class Spool:
         self._cache: list[tuple[str, int]] | None = None
         self._cache_at = 0.0
 
+    def after_fork_in_child(self) -> None:
+        # The parent's worker may have held the lock at fork time; the child starts afresh.
+        self._lock = threading.Lock()
+        self._cache = None
+
     def _ensure_dir(self) -> bool:
         if self._ready:
             return True

@@ -151,6 +151,8 @@ class Transport:
         self._log_times: dict[str, float] = {}
 
     def after_fork_in_child(self) -> None:
+        if self._spool is not None:
+            self._spool.after_fork_in_child()
         self._reset()
 
     # ----- caller side: never blocks, never raises -------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from typing import Any
@@ -323,3 +325,26 @@ def test_caller_thread_never_touches_the_network(free_port: int, spool_dir: str)
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX only")
+
+
+def test_events_are_flushed_at_interpreter_exit(ingest: Any, spool_dir: str) -> None:
+    """No flush or shutdown in the program: the atexit hook sends what is queued."""
+    program = textwrap.dedent(
+        f"""
+        import driftline
+        driftline.init(api_key="k", host={ingest.url!r}, spool_dir={spool_dir!r},
+                       flush_interval=60)
+
+        @driftline.observe
+        def last_words(i):
+            return i
+
+        for i in range(7):
+            last_words(i)
+        """
+    )
+    done = subprocess.run(  # noqa: S603 - our own program text, run by this interpreter
+        [sys.executable, "-c", program], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(ingest.calls()) == 7
