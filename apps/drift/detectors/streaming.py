@@ -31,6 +31,7 @@ from .base import FloatArray
 from .serialization import decode_array, encode_array
 
 STATE_VERSION = 1
+_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,17 @@ class MewmaDetector:
         in_fit = rng.permutation(int(blocks.max()) + 1)[blocks] % 2 == 0
         if in_fit.all() or not in_fit.any():
             in_fit = np.arange(len(vectors)) % 2 == 0
-        mean, whitening = cls._whitening(vectors[in_fit], n_components)
+        _, whitening = cls._whitening(vectors[in_fit], n_components)
+        # The centre uses every row: with a small lam the error of the mean is a noticeable
+        # share of the statistic's variance (1/N against lam/2 per whitened coordinate).
+        mean = vectors.mean(axis=0).astype(np.float32).astype(np.float64)
         detector = cls(
             mean=mean,
             whitening=whitening,
             lam=lam,
             limit=0.0,
             arl0=arl0,
-            reference_size=int(in_fit.sum()),
+            reference_size=len(vectors),
         )
         held_out = detector.whiten(vectors[~in_fit])
         detector.limit = detector._calibrate(
@@ -175,8 +179,8 @@ class MewmaDetector:
     ) -> float:
         horizon = int(max(2 * self.arl0, 2000))
         q = whitened.shape[1]
-        # Centre the held-out half on its own mean: its gap to the fit half's mean carries the
-        # estimation error of both halves, twice what fresh traffic sees.
+        # Centre the held-out half on its own mean and give each simulated stream its own
+        # draw of the reference mean's error (fresh traffic sees one such error).
         whitened = whitened - whitened.mean(axis=0)
         spread = whitened.std(axis=0) / np.sqrt(self.reference_size)
         variance = self._variance(np.arange(1, horizon + 1))
@@ -215,7 +219,8 @@ class MewmaDetector:
         position = 0
         decay = 1.0 - self.lam
         while position < len(whitened):
-            batch = whitened[position:]
+            # Bounded chunks: after an alarm only the rest of one chunk is filtered again.
+            batch = whitened[position : position + _CHUNK]
             z = lfilter([self.lam], [1.0, -decay], batch, axis=0, zi=(decay * self.z)[None, :])[0]
             steps = self.since_reset + np.arange(1, len(batch) + 1)
             t2 = np.einsum("tq,tq->t", z, z) / self._variance(steps)
@@ -224,7 +229,8 @@ class MewmaDetector:
                 self.z = z[-1]
                 self.since_reset += len(batch)
                 self.events += len(batch)
-                break
+                position += len(batch)
+                continue
             first = int(crossed[0])
             alarms.append(position + first)
             self.events += first + 1
