@@ -260,3 +260,39 @@ def test_wrapped_client_without_init_is_untouched(provider: FakeProvider) -> Non
     # Not initialised: no stream_options were added, so no usage chunk either.
     assert "stream_options" not in provider.requests[-1]["body"]
     assert all(c.choices for c in chunks)
+
+
+def test_openai_chat_parse_is_recorded(sdk: Any, provider: FakeProvider) -> None:
+    client = _openai(provider)
+    result = client.chat.completions.parse(model="gpt-fake", messages=MESSAGES)
+    assert result.choices[0].message.content == "Hello from the fake"
+    body = _only_call(sdk)
+    assert body["name"] == "openai.chat.completions.parse"
+    assert body["output_tokens"] == 3
+
+
+def test_anthropic_stream_helper_sync_and_async(sdk: Any, provider: FakeProvider) -> None:
+    client = _anthropic(provider)
+    with client.messages.stream(
+        model="claude-fake", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Bonjour le monde"
+    assert final.usage.output_tokens == 5
+
+    async def run() -> str:
+        aclient = _anthropic(provider, async_=True)
+        async with aclient.messages.stream(
+            model="claude-fake", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as astream:
+            return "".join([t async for t in astream.text_stream])
+
+    assert asyncio.run(run()) == "Bonjour le monde"
+    driftline.flush(5)
+    calls = sdk.calls()
+    assert len(calls) == 2
+    for call in calls:
+        assert call["body"]["name"] == "anthropic.messages.stream"
+        assert call["body"]["response"] == "Bonjour le monde"
+        assert call["body"]["output_tokens"] == 5

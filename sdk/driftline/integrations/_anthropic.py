@@ -8,11 +8,31 @@ Usage: ``input_tokens`` excludes cached input in Anthropic's accounting
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, TypeVar
 
+from .._client import Client, state
 from .._config import logger
-from ._common import Recorder, attr, last_user_text, patch, plain, set_usage, text_of
+from ._common import (
+    _MARK,
+    Recorder,
+    _begin,
+    _finish,
+    _follow_async,
+    _follow_sync,
+    attr,
+    last_user_text,
+    patch,
+    plain,
+    set_usage,
+    text_of,
+)
+
+# ``messages.stream()`` returns a manager that makes the request on ``__enter__`` through this
+# private attribute (anthropic/lib/streaming/_messages.py); we wrap it to follow the raw stream.
+_SYNC_REQUEST = "_MessageStreamManager__api_request"
+_ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
 
 C = TypeVar("C")
 
@@ -121,8 +141,57 @@ class MessagesRecorder(Recorder):
         return True
 
 
+def _follow_manager(manager: Any, client: Client, kwargs: dict[str, Any]) -> None:
+    if hasattr(manager, _SYNC_REQUEST):
+        recorder, _ = _begin(client, MessagesRecorder, "anthropic.messages.stream", kwargs)
+        api_request = getattr(manager, _SYNC_REQUEST)
+
+        def request() -> Any:
+            try:
+                raw = api_request()
+            except BaseException as exc:
+                _finish(client, recorder.rec, exc)
+                raise
+            return _follow_sync(raw, client, recorder)
+
+        setattr(manager, _SYNC_REQUEST, request)
+    elif hasattr(manager, _ASYNC_REQUEST):
+        recorder, _ = _begin(client, MessagesRecorder, "anthropic.messages.stream", kwargs)
+        pending = getattr(manager, _ASYNC_REQUEST)
+
+        async def request_async() -> Any:
+            try:
+                raw = await pending
+            except BaseException as exc:
+                _finish(client, recorder.rec, exc)
+                raise
+            return _follow_async(raw, client, recorder)
+
+        setattr(manager, _ASYNC_REQUEST, request_async())
+
+
+def _patch_stream_helper(messages: Any) -> None:
+    original = getattr(messages, "stream", None)
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def stream(*args: Any, **kwargs: Any) -> Any:
+        manager = original(*args, **kwargs)
+        client = state.client
+        if client is not None:
+            try:
+                _follow_manager(manager, client, kwargs)
+            except Exception:
+                logger.exception("driftline: could not follow messages.stream()")
+        return manager
+
+    setattr(stream, _MARK, True)
+    messages.stream = stream
+
+
 def wrap_anthropic(client: C) -> C:
-    """Record every ``messages.create`` made through this Anthropic client (sync or async).
+    """Record every ``messages.create`` and ``messages.stream`` of this client (sync or async).
 
     Returns the same object.
     """
@@ -130,6 +199,7 @@ def wrap_anthropic(client: C) -> C:
         messages = getattr(client, "messages", None)
         if messages is not None:
             patch(messages, "create", MessagesRecorder, "anthropic.messages.create")
+            _patch_stream_helper(messages)
     except Exception:
         logger.exception("driftline: could not wrap the Anthropic client; left as is")
     return client

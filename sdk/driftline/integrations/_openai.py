@@ -193,9 +193,11 @@ def wrap_openai(client: C) -> C:
         completions = getattr(chat, "completions", None)
         if completions is not None:
             patch(completions, "create", ChatRecorder, "openai.chat.completions.create")
+            patch(completions, "parse", ChatRecorder, "openai.chat.completions.parse")
         responses = getattr(client, "responses", None)
         if responses is not None:
             patch(responses, "create", ResponsesRecorder, "openai.responses.create")
+            patch(responses, "parse", ResponsesRecorder, "openai.responses.parse")
     except Exception:
         logger.exception("driftline: could not wrap the OpenAI client; left as is")
     return client
