@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from .._client import Client, _current, state
 from .._config import logger
@@ -128,6 +129,23 @@ class _Once:
         self.done = False
 
 
+def _unbound_close(stream: Any) -> Callable[[], Any]:
+    """The stream's own ``close`` without a strong reference back to the stream: storing a
+    bound method on the instance would make a cycle, and an abandoned stream (and its HTTP
+    connection) would then wait for the cyclic garbage collector instead of being freed."""
+    try:
+        ref = weakref.ref(stream)
+        close = type(stream).close
+    except (TypeError, AttributeError):
+        return cast("Callable[[], Any]", stream.close)
+
+    def call() -> Any:
+        target = ref()
+        return close(target) if target is not None else None
+
+    return call
+
+
 def _follow_sync(stream: Any, client: Client, recorder: Recorder) -> Any:
     rec = recorder.rec
     once = _Once()
@@ -167,7 +185,7 @@ def _follow_sync(stream: Any, client: Client, recorder: Recorder) -> Any:
 
     try:
         stream._iterator = follow()
-        close = stream.close
+        close = _unbound_close(stream)
 
         def patched_close() -> Any:
             try:
@@ -221,7 +239,7 @@ def _follow_async(stream: Any, client: Client, recorder: Recorder) -> Any:
 
     try:
         stream._iterator = follow()
-        close = stream.close
+        close = _unbound_close(stream)
 
         async def patched_close() -> Any:
             try:
