@@ -35,7 +35,7 @@ def embed_cached(texts: list[str], name: str) -> npt.NDArray[np.float32]:
     key = f"{SentenceTransformerProvider.name}:all-MiniLM-L6-v2:384"
     path = cache_path(key, texts, name)
     if path.exists():
-        return np.load(path)
+        return np.asarray(np.load(path), dtype=np.float32)
     provider = SentenceTransformerProvider()
     assert provider.key == key, provider.key
     chunks = []

@@ -1,6 +1,6 @@
 """Drift evidence benchmark on real SNIPS intents embedded with the real model.
 
-    .venv/bin/python -m bench.drift.run [--quick]
+    .venv/bin/python bench/drift/run.py [--quick]      (or: -m bench.drift.run)
 
 For each fold one SNIPS intent is held out as "the new intent"; a baseline is fitted on 4,000
 calls of the other six. Windows are drawn from held-out calls of the six known intents:
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -33,6 +34,8 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Runnable as ``python bench/drift/run.py`` as well as ``python -m bench.drift.run``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from apps.drift.detectors import Baseline, MewmaDetector
 from apps.drift.detectors.streaming import arl_estimate, run_lengths
@@ -182,8 +185,8 @@ def run(quick: bool) -> dict[str, Any]:
     evidently = evidently_methods()
 
     counts: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
-    named = defaultdict(lambda: [0, 0])
-    group_found = defaultdict(lambda: [0, 0])
+    named: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    group_found: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     timings: dict[str, list[float]] = defaultdict(list)
     streaming: dict[str, Any] = defaultdict(lambda: {"delays": [], "alarms": 0, "events": 0})
     fold_info = []
@@ -315,9 +318,9 @@ def run(quick: bool) -> dict[str, Any]:
                 path = sliding_paths(stream, reference_mean, window)
                 # After an alarm the window refills, so the next one can come a window later.
                 start, alarms = window - 1, 0
-                while (hit := first_alarm_sliding(path, threshold, start)) is not None:
+                while (alarm_at := first_alarm_sliding(path, threshold, start)) is not None:
                     alarms += 1
-                    start = hit + window
+                    start = alarm_at + window
                 streaming[key]["alarms"] += alarms
                 streaming[key]["events"] += len(stream)
             for _ in range(delay_reps):
@@ -329,9 +332,9 @@ def run(quick: bool) -> dict[str, Any]:
                     ]
                 )
                 path = sliding_paths(vectors[rows], reference_mean, window)
-                hit = first_alarm_sliding(path, threshold, window)
+                first = first_alarm_sliding(path, threshold, window)
                 streaming[key]["delays"].append(
-                    (hit - window + 1) if hit is not None else MAX_DELAY
+                    (first - window + 1) if first is not None else MAX_DELAY
                 )
     return summarise(counts, named, group_found, timings, streaming, fold_info, quick)
 

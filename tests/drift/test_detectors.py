@@ -221,7 +221,7 @@ def embed_with_cache(texts: list[str]) -> np.ndarray:
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     path = CACHE / f"test-detectors-{digest}.npy"
     if path.exists():
-        return np.load(path)
+        return np.asarray(np.load(path))
     vectors = SentenceTransformerProvider().embed(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)

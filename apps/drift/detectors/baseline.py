@@ -348,15 +348,23 @@ class Baseline:
         )
         calibration = self.calibration(n)
         critical = self.critical_p(calibration)
+        scores = [get_detector(name).statistic(stats) for name in self.detectors]
+        p_values = [
+            empirical_p_value(score, calibration.null[:, j]) for j, score in enumerate(scores)
+        ]
+        smallest = min(p_values)
+        combined = (1 + int(np.count_nonzero(calibration.min_p <= smallest))) / (
+            calibration.size + 1
+        )
+        combined_drifted = combined <= self.false_alarm_rate
         results: dict[str, DetectionResult] = {}
-        p_values = []
         for j, name in enumerate(self.detectors):
-            score = get_detector(name).statistic(stats)
-            null = calibration.null[:, j]
-            p_value = empirical_p_value(score, null)
-            p_values.append(p_value)
+            score, p_value, null = scores[j], p_values[j], calibration.null[:, j]
             threshold = float(np.quantile(null, 1.0 - critical)) if critical > 0 else np.inf
-            drifted = p_value <= critical
+            # A detector fires when its p-value is below the min-p critical level; the one
+            # that carried the combined verdict always does (the two rules only differ when
+            # the calibration is too small to resolve the level).
+            drifted = p_value <= critical or (combined_drifted and p_value == smallest)
             summary, details = self._explain(
                 name,
                 stats=stats,
@@ -377,20 +385,15 @@ class Baseline:
                 summary=summary,
                 details=details,
             )
-        smallest = min(p_values)
-        combined = (1 + int(np.count_nonzero(calibration.min_p <= smallest))) / (
-            calibration.size + 1
-        )
-        drifted = combined <= self.false_alarm_rate
         return BaselineTestResult(
-            drifted=drifted,
+            drifted=combined_drifted,
             # Higher means more drift; -log10 of the combined p-value.
             score=float(-np.log10(combined)),
             p_value=combined,
             threshold=self.false_alarm_rate,
             false_alarm_rate=self.false_alarm_rate,
             window_size=n,
-            summary=self._summary(drifted, combined, n, results),
+            summary=self._summary(combined_drifted, combined, n, results),
             results=results,
         )
 
