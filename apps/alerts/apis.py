@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,6 +47,14 @@ from apps.alerts.models import (
 )
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "pattern": "^[0-9]+[smhdw]?$", "example": "5m"},
+            {"type": "integer", "minimum": 0, "description": "seconds"},
+        ]
+    }
+)
 class HumanDurationField(serializers.Field[int, int, str, Any]):
     """``"5m"``, ``"1h"``, ``"7d"`` or seconds in; ``"5m"`` out."""
 
@@ -109,6 +117,7 @@ class ChannelOutput(serializers.ModelSerializer[Channel]):
 
 
 class ChannelListCreateApi(_AdminApi):
+    @extend_schema_serializer(component_name="ChannelCreateInput")
     class InputSerializer(serializers.Serializer[Any]):
         kind = serializers.ChoiceField(ChannelKind.choices)
         name = serializers.CharField(max_length=200)
@@ -136,6 +145,7 @@ class ChannelListCreateApi(_AdminApi):
 
 
 class ChannelDetailApi(_AdminApi):
+    @extend_schema_serializer(component_name="ChannelUpdateInput")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200, required=False)
         url = serializers.CharField(max_length=2048, required=False)
@@ -245,6 +255,7 @@ class RuleOutput(serializers.ModelSerializer[AlertRule]):
         return [c.pk for c in obj.channels.all()]
 
 
+@extend_schema_serializer(component_name="AlertRuleInput")
 class RuleInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(RuleKind.choices, default=RuleKind.METRIC)
@@ -443,6 +454,7 @@ class IncidentAcknowledgeApi(_AdminApi):
 
 
 class IncidentResolveApi(_AdminApi):
+    @extend_schema_serializer(component_name="IncidentResolveInput")
     class InputSerializer(serializers.Serializer[Any]):
         message = serializers.CharField(max_length=2000, required=False, default="")
 
@@ -462,6 +474,7 @@ class IncidentResolveApi(_AdminApi):
 
 
 class IncidentMuteApi(_AdminApi):
+    @extend_schema_serializer(component_name="IncidentMuteInput")
     class InputSerializer(serializers.Serializer[Any]):
         duration = HumanDurationField(required=False, default=3600, help_text="0 unmutes")
 

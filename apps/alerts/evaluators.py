@@ -182,7 +182,7 @@ def severity_for(rule: AlertRule, value: float | None) -> str | None:
     return None
 
 
-def _negative_feedback() -> Exists:
+def negative_feedback_exists() -> Exists:
     negative = Q(score__lt=NEGATIVE_SCORE_BELOW) | Q(
         label__iregex=r"^\s*(" + "|".join(sorted(NEGATIVE_LABELS)) + r")\s*$"
     )
@@ -193,7 +193,7 @@ def _negative_feedback() -> Exists:
     )
 
 
-def _any_feedback() -> Exists:
+def any_feedback_exists() -> Exists:
     return Exists(
         Feedback.objects.filter(project_id=OuterRef("project_id"), call_id=OuterRef("id"))
     )
@@ -213,8 +213,8 @@ def _aggregates(metric: str) -> dict[str, Any]:
         return {"n": Count("id"), "hits": Count("id", filter=Q(flagged=True))}
     if metric == Metric.NEGATIVE_FEEDBACK_RATE:
         return {
-            "n": Count("id", filter=Q(_any_feedback())),
-            "hits": Count("id", filter=Q(_negative_feedback())),
+            "n": Count("id", filter=Q(any_feedback_exists())),
+            "hits": Count("id", filter=Q(negative_feedback_exists())),
         }
     if metric == Metric.LATENCY_P95:
         return {"n": Count("latency_ms"), "p95": Percentile("latency_ms", 0.95)}
@@ -284,16 +284,38 @@ def _two_proportion_p(h1: int, n1: int, h2: int, n2: int) -> float | None:
     return math.erfc(z / math.sqrt(2))
 
 
+_PERCENT_METRICS = {
+    "intent_share",
+    *(
+        f"regression:{m}"
+        for m in (
+            "negative_feedback",
+            "refusal",
+            "error",
+            "flagged",
+            "injection",
+            "pii",
+            "empty",
+            "truncated",
+            "json_invalid",
+        )
+    ),
+}
+
+
 def format_value(metric: str, value: float | None) -> str:
+    """A value as people read it: 12.5%, $3.20, 1,250 ms, 48,000 tokens."""
     if value is None:
         return "no data"
-    if metric in RATE_METRICS:
+    if metric in RATE_METRICS or metric in _PERCENT_METRICS:
         return f"{value * 100:.1f}%"
-    if metric == Metric.COST:
+    if metric in (Metric.COST, "regression:cost_usd"):
         return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
-    if metric == Metric.LATENCY_P95:
+    if metric in (Metric.LATENCY_P95, "regression:latency_ms", "regression:ttft_ms"):
         return f"{value:,.0f} ms"
-    return f"{value:,.0f}"
+    if metric in (Metric.TOKENS, Metric.CALLS):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 METRIC_LABELS: dict[str, str] = {
@@ -304,6 +326,8 @@ METRIC_LABELS: dict[str, str] = {
     Metric.SAFETY_FLAG_RATE: "Safety-flag rate",
     Metric.NEGATIVE_FEEDBACK_RATE: "Negative-feedback rate",
     Metric.LATENCY_P95: "p95 latency",
+    "drift_score": "Drift score (-log10 p)",
+    "intent_share": "Intent share",
 }
 
 
@@ -318,7 +342,7 @@ def _example_calls(
     elif metric == Metric.SAFETY_FLAG_RATE:
         qs = qs.filter(flagged=True).order_by("-start_time")
     elif metric == Metric.NEGATIVE_FEEDBACK_RATE:
-        qs = qs.filter(_negative_feedback()).order_by("-start_time")
+        qs = qs.filter(negative_feedback_exists()).order_by("-start_time")
     elif metric == Metric.LATENCY_P95:
         qs = qs.filter(latency_ms__isnull=False).order_by(F("latency_ms").desc())
     elif metric == Metric.COST:
@@ -328,10 +352,10 @@ def _example_calls(
     else:
         qs = qs.order_by("-start_time")
     rows = qs.values("id", "prompt", "messages", "error")[:MAX_EXAMPLES]
-    return [{"call_id": str(r["id"]), "text": _call_text(r)} for r in rows]
+    return [{"call_id": str(r["id"]), "text": call_text(r)} for r in rows]
 
 
-def _call_text(row: Mapping[str, Any]) -> str:
+def call_text(row: Mapping[str, Any]) -> str:
     """A short text that identifies the call: its prompt, else the last user message."""
     text = str(row.get("prompt") or "")
     messages = row.get("messages")

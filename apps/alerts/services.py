@@ -82,6 +82,8 @@ BACKOFF_MAX_S = 15 * 60.0
 RETRY_AFTER_MAX_S = 3600.0
 MAX_MUTE = timedelta(days=30)
 STUCK_EVALUATION = timedelta(minutes=10)
+# Incoming webhooks live on these hosts (commercial and GovSlack).
+SLACK_WEBHOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 
 def _lease() -> timedelta:
@@ -124,7 +126,7 @@ def _validate_channel_url(kind: str, url: str) -> str:
     if (
         kind == ChannelKind.SLACK
         and not allow_private
-        and (scheme != "https" or host != "hooks.slack.com")
+        and (scheme != "https" or host not in SLACK_WEBHOOK_HOSTS)
     ):
         raise ApplicationError(
             "url: a Slack incoming webhook URL starts with https://hooks.slack.com/",
@@ -219,8 +221,10 @@ def channel_send_test(*, channel: Channel) -> Notification:
         event=None,
         dedupe_key=f"test:{uuid.uuid4()}",
     )
-    # Tests go out even to a disabled channel: that is how one checks a fixed URL.
-    notification_deliver(notification_id=notification.pk, ignore_disabled=True)
+    # A test goes out even to a disabled channel: that is how one checks a fixed URL.
+    outcome = notification_deliver(notification_id=notification.pk)
+    if outcome.retry_in is not None:  # 429 or 5xx: the worker tries again later
+        _enqueue_deliveries([notification.pk], countdown=outcome.retry_in)
     notification.refresh_from_db()
     return notification
 
@@ -418,7 +422,8 @@ class EvaluationOutcome:
     notification_ids: list[int] = field(default_factory=list)
 
 
-def _enqueue_deliveries(notification_ids: Sequence[int]) -> None:
+def _enqueue_deliveries(notification_ids: Sequence[int], *, countdown: float = 0.0) -> None:
+    """Queue delivery tasks once the transaction that wrote the rows commits."""
     if not notification_ids:
         return
     from apps.alerts.tasks import deliver_notification  # tasks import services
@@ -427,7 +432,12 @@ def _enqueue_deliveries(notification_ids: Sequence[int]) -> None:
 
     def send() -> None:
         for notification_id in ids:
-            deliver_notification.apply_async((notification_id,), queue=queues.ALERTS, expires=3600)
+            deliver_notification.apply_async(
+                (notification_id,),
+                queue=queues.ALERTS,
+                countdown=countdown,
+                expires=countdown + 3600,
+            )
 
     transaction.on_commit(send)
 
@@ -789,9 +799,7 @@ def _backoff(attempts: int) -> float:
     return delay * random.uniform(0.8, 1.2)  # jitter: retries of many rows do not align
 
 
-def notification_deliver(
-    *, notification_id: int, now: datetime | None = None, ignore_disabled: bool = False
-) -> DeliveryOutcome:
+def notification_deliver(*, notification_id: int, now: datetime | None = None) -> DeliveryOutcome:
     """Send one notification at most once; see the module docstring for the guarantees.
 
     Runs outside a transaction (autocommit): each step commits before the next, which is
@@ -815,7 +823,7 @@ def notification_deliver(
         return DeliveryOutcome(NotificationStatus.UNKNOWN)
 
     channel = row.channel
-    if not channel.enabled and not ignore_disabled:
+    if not channel.enabled and row.event_id is not None:  # test messages go out regardless
         Notification.objects.filter(sendable | stale, pk=row.pk).update(
             status=NotificationStatus.SKIPPED,
             error=f"channel disabled: {channel.disabled_reason}"[:2000],

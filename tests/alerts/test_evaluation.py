@@ -289,7 +289,8 @@ def test_budget_per_end_user(project, now):
     assert incident.value == pytest.approx(5.0)
 
 
-def test_drift_rule_without_evaluator_records_an_error(project, now):
+def test_rule_kind_without_evaluator_records_an_error(project, now, monkeypatch):
+    monkeypatch.delitem(evaluators.EVALUATORS, "embedding_drift")
     rule = services.rule_create(project=project, name="Drift", kind="embedding_drift")
     outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
     rule.refresh_from_db()

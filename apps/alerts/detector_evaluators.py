@@ -1,0 +1,269 @@
+"""Evaluators for drift and regression rules, on top of the detectors other apps own.
+
+* ``embedding_drift``, ``intent_shift``, ``new_intent``: read the project's latest drift check
+  (``apps.drift``: a periodic task tests a window of embedded calls against the baseline and
+  stores a ``DriftCheck``). A check that is too old, or that could not test (too few calls, no
+  baseline), is "no data": an open incident stays as it is.
+* ``regression``: runs ``apps.quality.regression.compare_windows`` on the rule's window against
+  the window before it (one-sided tests in each metric's bad direction, Benjamini-Hochberg,
+  minimum sample sizes and effects), one group per metric.
+
+Rule ``params`` (all optional):
+
+* drift rules: ``critical_p_value`` (critical when the check's p-value is at or below it),
+  ``max_age`` (seconds a check stays current; default three check intervals);
+* regression: ``metrics`` (names from ``DEFAULT_METRICS``), ``alpha`` (default 0.01),
+  ``baseline`` (seconds of history to compare against; default 7 windows, at most 7 days),
+  ``max_calls`` (newest calls per window; default 5000).
+
+Imported by ``AlertsConfig.ready()`` so the registrations exist in web and worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from apps.alerts.evaluators import (
+    Observation,
+    call_text,
+    negative_feedback_exists,
+    register_evaluator,
+    rule_calls,
+)
+from apps.alerts.models import AlertRule, RuleKind, Severity
+from apps.traces.models import Call, Feedback
+
+DEFAULT_REGRESSION_METRICS = ("error", "flagged", "negative_feedback", "latency_ms", "cost_usd")
+EXAMPLES = 5
+
+
+def _examples(project_id: int, call_ids: Sequence[str]) -> list[dict[str, str]]:
+    ids = [str(i) for i in call_ids][:EXAMPLES]
+    if not ids:
+        return []
+    rows = {
+        str(r["id"]): r
+        for r in Call.objects.filter(project_id=project_id, id__in=ids).values(
+            "id", "prompt", "messages", "error"
+        )
+    }
+    return [{"call_id": i, "text": call_text(rows[i])} for i in ids if i in rows]
+
+
+def _latest_check(rule: AlertRule, now: datetime) -> Any | None:
+    """The project's latest drift check when it is current and tested, else None."""
+    from apps.drift.models import CheckStatus, DriftCheck
+
+    check = (
+        DriftCheck.objects.filter(project_id=rule.project_id, window_end__lte=now)
+        .select_related("monitor")
+        .order_by("-window_end", "-pk")
+        .first()
+    )
+    if check is None or check.status != CheckStatus.TESTED:
+        return None
+    max_age = rule.params.get("max_age")
+    limit = (
+        timedelta(seconds=float(max_age))
+        if isinstance(max_age, int | float)
+        else timedelta(minutes=3 * max(check.monitor.interval_minutes, 1))
+    )
+    return check if now - check.window_end <= limit else None
+
+
+def _no_data(group: dict[str, str] | None = None) -> list[Observation]:
+    return [Observation(group=group or {}, value=None, sample_count=0, severity=None)]
+
+
+def _severity(rule: AlertRule, breached: bool, p_value: float | None) -> str | None:
+    if not breached:
+        return None
+    critical = rule.params.get("critical_p_value")
+    if isinstance(critical, int | float) and p_value is not None and p_value <= critical:
+        return Severity.CRITICAL
+    return Severity.WARNING
+
+
+def _p_text(check: Any) -> str:
+    parts = []
+    if check.p_value is not None:
+        parts.append(f"combined p-value {check.p_value:.2g}")
+    if check.threshold is not None:
+        parts.append(f"false-alarm rate held to {check.threshold:.2g}")
+    parts.append(f"{check.tested_n} of {check.n} embedded calls tested")
+    return "; ".join(parts) + "."
+
+
+@register_evaluator(RuleKind.EMBEDDING_DRIFT)
+def evaluate_embedding_drift(rule: AlertRule, now: datetime) -> list[Observation]:
+    check = _latest_check(rule, now)
+    if check is None:
+        return _no_data()
+    return [
+        Observation(
+            group={},
+            value=check.score,
+            sample_count=check.tested_n,
+            severity=_severity(rule, check.drifted, check.p_value),
+            summary=check.summary or "What users ask has drifted from the baseline.",
+            confidence=_p_text(check),
+            examples=_examples(rule.project_id, check.example_call_ids),
+            details={"metric": "drift_score", "drift_check_id": check.pk, "p_value": check.p_value},
+        )
+    ]
+
+
+@register_evaluator(RuleKind.INTENT_SHIFT)
+def evaluate_intent_shift(rule: AlertRule, now: datetime) -> list[Observation]:
+    check = _latest_check(rule, now)
+    if check is None:
+        return _no_data()
+    observations = []
+    for share in check.intent_shares:
+        name = str(share.get("name") or f"intent {share.get('index')}")
+        base, window = float(share["baseline_share"]), float(share["window_share"])
+        moved = str(share.get("moved") or "")
+        z = share.get("z")
+        summary = (
+            f"Share of intent '{name}' {moved or 'is'} {base:.1%} -> {window:.1%} "
+            f"of calls (baseline -> now)."
+        )
+        observations.append(
+            Observation(
+                group={"intent": name},
+                value=window,
+                baseline=base,
+                sample_count=check.tested_n,
+                severity=_severity(rule, bool(moved), check.p_value),
+                summary=summary,
+                confidence=(f"z = {float(z):.1f}; " if z is not None else "") + _p_text(check),
+                examples=_examples(rule.project_id, share.get("example_call_ids", [])),
+                details={"metric": "intent_share", "drift_check_id": check.pk},
+            )
+        )
+    return observations or _no_data()
+
+
+@register_evaluator(RuleKind.NEW_INTENT)
+def evaluate_new_intent(rule: AlertRule, now: datetime) -> list[Observation]:
+    check = _latest_check(rule, now)
+    if check is None:
+        return _no_data()
+    groups = list(check.new_intents)
+    share = sum(float(g.get("share", 0.0)) for g in groups)
+    described = "; ".join(
+        f"'{g.get('label') or 'unnamed'}' ({int(g.get('size', 0))} calls, "
+        f"{float(g.get('share', 0.0)):.1%})"
+        + (
+            f", nearest known intent '{g['nearest_cluster_name']}'"
+            if g.get("nearest_cluster_name")
+            else ""
+        )
+        for g in groups
+    )
+    examples: list[str] = []
+    for g in groups:
+        examples.extend(str(i) for i in g.get("example_call_ids", [])[:2])
+    return [
+        Observation(
+            group={},
+            value=share,
+            sample_count=check.tested_n,
+            severity=_severity(rule, bool(groups), check.p_value),
+            summary=f"New kind of request: {described}." if groups else "No new intent.",
+            confidence=_p_text(check),
+            examples=_examples(rule.project_id, examples),
+            details={"metric": "intent_share", "drift_check_id": check.pk, "groups": groups},
+        )
+    ]
+
+
+def _records(rule: AlertRule, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
+    qs = (
+        rule_calls(rule, start, end)
+        .annotate(negative=negative_feedback_exists())
+        .order_by("-start_time")
+    )
+    rows = list(
+        qs.values(
+            "id",
+            "status",
+            "flagged",
+            "negative",
+            "latency_ms",
+            "cost_usd",
+            "total_tokens",
+            "refusal",
+        )[:limit]
+    )
+    with_feedback = set(
+        Feedback.objects.filter(
+            project_id=rule.project_id, call_id__in=[r["id"] for r in rows]
+        ).values_list("call_id", flat=True)
+    )
+    return [
+        {
+            "id": str(r["id"]),
+            "error": r["status"] == "error",
+            "flagged": bool(r["flagged"]),
+            # No feedback is "unknown" (NaN), not "positive".
+            "negative_feedback": bool(r["negative"]) if r["id"] in with_feedback else None,
+            "refusal": r["refusal"],
+            "latency_ms": r["latency_ms"],
+            "cost_usd": r["cost_usd"],
+            "total_tokens": r["total_tokens"],
+        }
+        for r in rows
+    ]
+
+
+@register_evaluator(RuleKind.REGRESSION)
+def evaluate_regression(rule: AlertRule, now: datetime) -> list[Observation]:
+    from apps.quality.regression import DEFAULT_METRICS, MetricSample, compare_windows
+
+    params = rule.params or {}
+    wanted = params.get("metrics") or list(DEFAULT_REGRESSION_METRICS)
+    metrics = [m for m in wanted if m in DEFAULT_METRICS]
+    alpha = float(params.get("alpha", 0.01))
+    limit = int(params.get("max_calls", 5000))
+    window = timedelta(seconds=rule.window_s)
+    baseline_span = timedelta(
+        seconds=float(params.get("baseline") or min(7 * rule.window_s, 7 * 86400))
+    )
+    current_rows = _records(rule, now - window, now, limit)
+    baseline_rows = _records(rule, now - window - baseline_span, now - window, limit)
+    current = MetricSample.from_records(current_rows, metrics, label="current")
+    baseline = MetricSample.from_records(baseline_rows, metrics, label="baseline")
+    results = compare_windows(
+        baseline, current, alpha=alpha, metrics={m: DEFAULT_METRICS[m] for m in metrics}
+    )
+    observations = []
+    for result in results:
+        tested = result.verdict != "insufficient data"
+        p = result.q_value if result.q_value is not None else result.p_value
+        interval = ""
+        if result.ci_low is not None and result.ci_high is not None:
+            interval = (
+                f"; {result.effect_kind} 95% interval {result.ci_low:.3g}-{result.ci_high:.3g}"
+            )
+        observations.append(
+            Observation(
+                group={"metric": result.metric + ("" if result.kind != "quantile" else " p95")},
+                value=result.current_value if tested else None,
+                baseline=result.baseline_value,
+                sample_count=result.n_current,
+                severity=_severity(rule, result.regressed, p),
+                summary=result.summary,
+                confidence=(
+                    f"{result.test}: p = {result.p_value:.2g}, q (BH) = {result.q_value:.2g}"
+                    f"{interval}; {result.n_current} vs {result.n_baseline} calls."
+                    if result.p_value is not None and result.q_value is not None
+                    else f"{result.n_current} vs {result.n_baseline} calls."
+                ),
+                examples=_examples(rule.project_id, list(result.example_ids)),
+                details={"metric": f"regression:{result.metric}", "p_value": result.p_value},
+            )
+        )
+    return observations

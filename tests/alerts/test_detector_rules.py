@@ -1,0 +1,143 @@
+"""Drift rules on stored drift checks, and regression rules on the quality statistics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from apps.alerts import services
+from apps.alerts.models import Incident, IncidentState, Notification
+from apps.drift.models import DriftCheck, DriftMonitor
+from tests.alerts.conftest import add_calls
+
+pytestmark = pytest.mark.django_db
+
+
+def _check(project, now, **fields):
+    monitor, _ = DriftMonitor.objects.get_or_create(project=project)
+    values = {
+        "status": "tested",
+        "n": 800,
+        "tested_n": 500,
+        "drifted": False,
+        "score": 0.4,
+        "p_value": 0.4,
+        "threshold": 0.01,
+        "summary": "",
+    }
+    values.update(fields)
+    return DriftCheck.objects.create(
+        monitor=monitor,
+        project=project,
+        window_start=now - timedelta(hours=24),
+        window_end=now - timedelta(minutes=1),
+        **values,
+    )
+
+
+def test_embedding_drift_fires_from_the_latest_check_and_clears(project, slack_channel, now):
+    calls = add_calls(project, count=3, at=now, prompt="wie ist das wetter")
+    rule = services.rule_create(
+        project=project,
+        name="Embedding drift",
+        kind="embedding_drift",
+        params={"critical_p_value": 1e-6},
+        channels=[slack_channel.pk],
+    )
+    _check(
+        project,
+        now,
+        drifted=True,
+        score=7.2,
+        p_value=6e-8,
+        summary="Centroid distance 0.21 (calibrated threshold 0.08).",
+        example_call_ids=[c.id for c in calls],
+    )
+    services.rule_evaluate(rule_id=rule.pk, now=now)
+    incident = Incident.objects.get()
+    assert incident.state == IncidentState.FIRING
+    assert incident.severity == "critical"
+    assert "Centroid distance" in incident.summary
+    assert "p-value 6e-08" in incident.details["confidence"]
+    assert [e["text"] for e in incident.details["examples"]] == ["wie ist das wetter"] * 3
+    assert Notification.objects.count() == 1
+
+    later = now + timedelta(hours=1)
+    _check(project, later, drifted=False)
+    services.rule_evaluate(rule_id=rule.pk, now=later)
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.RESOLVED
+
+
+def test_stale_or_untested_check_is_no_data(project, now):
+    rule = services.rule_create(project=project, name="Drift", kind="embedding_drift")
+    _check(project, now - timedelta(days=1), drifted=True, p_value=1e-9)
+    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    assert outcome.groups[0].state == "no_data"
+    _check(project, now, status="too_few", drifted=False)
+    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    assert outcome.groups[0].state == "no_data"
+    assert not Incident.objects.exists()
+
+
+def test_intent_shift_one_incident_per_moved_intent(project, now):
+    rule = services.rule_create(project=project, name="Intent mix", kind="intent_shift")
+    _check(
+        project,
+        now,
+        drifted=True,
+        p_value=1e-5,
+        intent_shares=[
+            {"index": 0, "name": "billing", "baseline_share": 0.12, "window_share": 0.31,
+             "z": 6.3, "moved": "grew"},
+            {"index": 1, "name": "weather", "baseline_share": 0.5, "window_share": 0.48,
+             "z": 0.4, "moved": ""},
+        ],
+    )  # fmt: skip
+    services.rule_evaluate(rule_id=rule.pk, now=now)
+    incident = Incident.objects.get()
+    assert incident.group == {"intent": "billing"}
+    assert "12.0% -> 31.0%" in incident.summary
+    assert (incident.value, incident.baseline) == (0.31, 0.12)
+
+
+def test_new_intent(project, now):
+    rule = services.rule_create(project=project, name="New intents", kind="new_intent")
+    _check(
+        project,
+        now,
+        drifted=True,
+        p_value=1e-4,
+        new_intents=[
+            {"size": 40, "share": 0.08, "label": "refund crypto", "example_call_ids": [],
+             "nearest_cluster_name": "billing"},
+        ],
+    )  # fmt: skip
+    services.rule_evaluate(rule_id=rule.pk, now=now)
+    incident = Incident.objects.get()
+    assert "refund crypto" in incident.summary
+    assert "nearest known intent 'billing'" in incident.summary
+
+
+def test_regression_rule_finds_the_error_rate_regression(project, now):
+    rule = services.rule_create(
+        project=project,
+        name="Quality regression",
+        kind="regression",
+        window="1h",
+        params={"metrics": ["error", "latency_ms"], "alpha": 0.01},
+    )
+    # Baseline: 7 hours before the window, 1% errors; now: 20% errors, same latency.
+    for hour in range(1, 8):
+        add_calls(project, count=100, errors=1 if hour % 2 else 0, at=now - timedelta(hours=hour))
+    add_calls(project, count=200, errors=40, at=now)
+    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    verdicts = {g.group["metric"]: g.severity for g in outcome.groups}
+    assert verdicts["error"] == "warning"
+    assert verdicts["latency_ms"] is None
+    incident = Incident.objects.get()
+    assert incident.group == {"metric": "error"}
+    assert incident.value == pytest.approx(0.2)
+    assert "q (BH)" in incident.details["confidence"]
+    assert len(incident.details["examples"]) > 0
