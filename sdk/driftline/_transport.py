@@ -40,6 +40,7 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
 _PROBE_CAP = 30.0
 _RETRY_AFTER_CAP = 300.0
+_INLINE_WAIT_MAX = 10.0
 _REPLAY_FILES_PER_CYCLE = 20
 _TRANSIENT = frozenset({408, 425, 429})
 _RECONNECT = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -444,6 +445,11 @@ class Transport:
                 self._mark_down(retry_after)
                 return "failed"
             delay = retry_after if retry_after is not None else backoff(attempt)
+            if delay > _INLINE_WAIT_MAX:
+                # A long Retry-After: waiting here would let the queue overflow; go "down"
+                # (the batch and what follows go to the spool) until the server's time is up.
+                self._mark_down(retry_after)
+                return "failed"
             if not self._sleep(delay):
                 self._mark_down(retry_after)
                 return "failed"

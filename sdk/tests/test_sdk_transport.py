@@ -85,6 +85,17 @@ def test_retries_429_honouring_retry_after(sdk: Any) -> None:
     assert len(sdk.calls()) == 1
 
 
+def test_long_retry_after_spools_instead_of_blocking_the_worker(sdk: Any) -> None:
+    sdk.script = [(503, {"Retry-After": "120"})]
+    work(1)
+    result = driftline.flush(5)
+    assert (result.sent, result.failed, result.dropped) == (0, 1, {}), result
+    assert len(sdk.requests) == 1
+    # A flush makes one probe even before the server's time is up; the server is back.
+    result = driftline.flush(5)
+    assert (result.sent, result.failed) == (1, 0), result
+
+
 @pytest.mark.parametrize("status", [400, 401, 413])
 def test_permanent_errors_are_dropped_and_counted(sdk: Any, status: int) -> None:
     sdk.script = [(status, {})]
