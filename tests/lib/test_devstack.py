@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import psycopg
 import redis
 
-from apps.lib.devstack import start_postgres, start_redis, stop_postgres, stop_redis
+from apps.lib.devstack import start_redis, stop_redis
 
 
 def test_redis_restarts_after_a_crash_with_a_stale_pid_file(tmp_path: Path) -> None:
@@ -35,21 +37,33 @@ def test_redis_restarts_after_a_crash_with_a_stale_pid_file(tmp_path: Path) -> N
     assert not (tmp_path / "redis.pid").exists()
 
 
+def _in_new_process(code: str) -> str:
+    """Run devstack code as `make run` does after a crash: in a fresh process."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"from pathlib import Path; from apps.lib import devstack; {code}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+
 def test_postgres_restarts_after_a_crash_and_keeps_its_data(tmp_path: Path) -> None:
     data = tmp_path / "pg"
-    url = start_postgres(data)
+    start = f"print(devstack.start_postgres(Path({str(data)!r})))"
+    url = _in_new_process(start)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (x int)")
             conn.execute("INSERT INTO kept VALUES (42)")
-            # pgvector ships with the server (migrations create it in the app database).
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         postmaster = int((data / "postmaster.pid").read_text().splitlines()[0])
         os.kill(postmaster, signal.SIGKILL)
         time.sleep(1.0)
         assert (data / "postmaster.pid").exists()  # stale after the crash
-        url = start_postgres(data)
+        url = _in_new_process(start)
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
     finally:
-        stop_postgres(data)
+        _in_new_process(f"devstack.stop_postgres(Path({str(data)!r}))")
