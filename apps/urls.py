@@ -18,6 +18,7 @@ api_v1 = [
     path("calls/<str:call_id>", CallDetailApi.as_view(), name="call-detail"),
     path("", include("apps.embeddings.urls")),
     path("", include("apps.alerts.urls")),
+    path("", include("apps.drift.urls")),
 ]
 
 urlpatterns = [
@@ -27,4 +28,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("", include("apps.dashboard.urls")),
 ]
