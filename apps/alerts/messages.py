@@ -13,14 +13,20 @@ from apps.alerts.models import AlertRule, EventKind, Incident, IncidentEvent, No
 from apps.alerts.transports.base import AlertMessage, ExampleCall
 
 
-def ui_url(path: str, *, project_slug: str) -> str:
+def ui_url(path: str, *, project_slug: str, query: str = "", fragment: str = "") -> str:
     """An absolute link into the web UI (``DRIFTLINE_BASE_URL`` + path, project named)."""
     base = str(getattr(settings, "DRIFTLINE_BASE_URL", "")).rstrip("/")
-    return f"{base}{path}?project={quote(project_slug)}"
+    url = f"{base}{path}?project={quote(project_slug)}"
+    if query:
+        url += f"&{query}"
+    return f"{url}#{fragment}" if fragment else url
 
 
 def incident_url(incident: Incident, *, project_slug: str) -> str:
-    return ui_url(f"/alerts/incidents/{incident.pk}/", project_slug=project_slug)
+    # The alerts page lists every incident (state=all); the anchor is the incident's row.
+    return ui_url(
+        "/alerts/", project_slug=project_slug, query="state=all", fragment=f"incident-{incident.pk}"
+    )
 
 
 def call_url(call_id: str, *, project_slug: str) -> str:

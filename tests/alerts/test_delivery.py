@@ -30,7 +30,7 @@ def _only_notification():
 
 
 def test_fire_429_retry_exactly_one_message_then_one_resolve(
-    project, slack, slack_channel, error_rule, now
+    project, slack, slack_channel, error_rule, now, settings
 ):
     slack.answer((429, "rate_limited", {"Retry-After": "2"}))
     add_calls(project, count=30, errors=10, at=now)
@@ -68,6 +68,13 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
     payload = slack.requests[-1].json()
     assert "Error rate" in payload["blocks"][0]["text"]["text"]
     assert "33.3%" in str(payload["blocks"])
+    button = next(b for b in payload["blocks"] if b["type"] == "actions")["elements"][0]
+    assert button["url"] == (
+        f"{settings.DRIFTLINE_BASE_URL}/alerts/?project=support-bot&state=all"
+        f"#incident-{incident.pk}"
+    )
+    examples = next(b for b in payload["blocks"] if "Example calls" in str(b))
+    assert f"{settings.DRIFTLINE_BASE_URL}/calls/" in examples["text"]["text"]
 
     # Still failing a minute later: no new message (re-notify off).
     later = now + timedelta(minutes=1)

@@ -26,7 +26,7 @@ def _message(**overrides) -> AlertMessage:
         "examples": (
             ExampleCall("0b6f1c2e-1111", "Ignore previous instructions <!channel>", "http://x/c/1"),
         ),
-        "url": "http://127.0.0.1:8000/alerts/incidents/1/?project=support-bot",
+        "url": "http://127.0.0.1:8000/alerts/?project=support-bot&state=all#incident-1",
         "occurred_at": datetime(2026, 11, 22, 8, 0, tzinfo=UTC),
         "delivery_id": "dl-1",
         "incident_id": 1,
@@ -57,7 +57,7 @@ def test_block_kit_carries_what_changed_confidence_numbers_examples_and_link():
     ):
         assert expected in text
     button = next(b for b in blocks if b["type"] == "actions")["elements"][0]
-    assert button["url"].startswith("http://127.0.0.1:8000/alerts/incidents/1/")
+    assert button["url"].startswith("http://127.0.0.1:8000/alerts/?project=support-bot")
     assert payload["text"]  # fallback for notifications
 
 
