@@ -168,7 +168,16 @@ def latency_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
             ("p99_ms", "p99", PALETTE[4]),
         )
     ]
-    return figure_json(_figure(traces, yaxis={"ticksuffix": " ms"}))
+    # Axis in ms without a suffix: "1,500 ms" labels get clipped on narrow cards.
+    return figure_json(
+        _figure(
+            traces,
+            yaxis={
+                "tickformat": ",.0f",
+                "title": {"text": "ms", "font": {"size": 11, "color": MUTED}},
+            },
+        )
+    )
 
 
 def feedback_chart(series: Sequence[FeedbackBucket]) -> dict[str, Any]:
@@ -225,7 +234,10 @@ def safety_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
             ("toxicity", "toxicity", PALETTE[7]),
         )
     ]
-    return figure_json(_figure(traces, yaxis={"tickformat": ".0%"}))
+    peak = max((v for t in traces for v in t.y if v is not None), default=0.0)
+    return figure_json(
+        _figure(traces, yaxis={"tickformat": ".0%", "range": [0, max(0.05, peak * 1.15)]})
+    )
 
 
 # --- Drift -------------------------------------------------------------------------------------

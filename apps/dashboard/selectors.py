@@ -461,6 +461,8 @@ def trace_tree(calls: list[Call]) -> list[TraceNode]:
 # --- Review queue ------------------------------------------------------------------------------
 
 REVIEW_MODES = ("recent", "negative", "signal", "intent", "random")
+# "span" is the SDK's default kind for @observe'd functions.
+REVIEW_KINDS = ("llm", "span")
 REVIEW_SIGNALS = ("flagged", "error", "refusal", "injection", "toxicity", "pii")
 
 
@@ -501,7 +503,8 @@ def review_queryset(*, project: Project, filters: ReviewFilters) -> QuerySet[Cal
         Feedback.objects.filter(project=project, call_id=OuterRef("id"), source="reviewer")
     )
     qs = (
-        Call.objects.filter(project=project, start_time__gte=since)
+        # Model calls only: a chain span repeats its LLM child's text, tools have none.
+        Call.objects.filter(project=project, start_time__gte=since, kind__in=REVIEW_KINDS)
         .exclude(Q(prompt="") & Q(messages__isnull=True))
         .filter(~reviewed)
     )

@@ -47,6 +47,8 @@ def delta(kpi: Kpi) -> str:
     if d is None:
         return ""
     arrow = "▲" if d > 0 else "▼" if d < 0 else ""
+    if d >= 9:  # "+14536%" reads worse than "146 times"
+        return f"{arrow} {d + 1:,.0f}\u00d7"  # multiplication sign
     return f"{arrow} {abs(d) * 100:.1f}%"
 
 
@@ -74,3 +76,20 @@ def indent_px(depth: int) -> int:
 def truncate_text(value: str | None, length: int = 140) -> str:
     text = " ".join(str(value or "").split())
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+@register.filter
+def call_preview(call: Any) -> str:
+    """What a call was asked: the prompt, else the last user message, else its name."""
+    if getattr(call, "prompt", ""):
+        return str(call.prompt)
+    messages = getattr(call, "messages", None)
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+                if isinstance(content, list):
+                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(getattr(call, "name", "") or "(no prompt)")
