@@ -179,9 +179,12 @@ class Client:
             comment = event["body"].get("comment")
             if comment and self.redact is not None:
                 event["body"]["comment"] = self.redact(comment[: cfg.max_text_chars])
-        return json.dumps(
-            event, ensure_ascii=False, separators=(",", ":"), default=_json_default
-        ).encode("utf-8")
+        try:
+            text = _dumps(event)
+        except ValueError:
+            # NaN/Infinity are not JSON: the server would refuse the whole batch for one value.
+            text = _dumps(_finite(event))
+        return text.encode("utf-8")
 
     # ----- control -------------------------------------------------------------------------
 
@@ -195,6 +198,31 @@ class Client:
     def shutdown(self, timeout: float) -> FlushResult:
         self.transport.shutdown(timeout)
         return self.stats()
+
+
+def _dumps(event: Any) -> str:
+    return json.dumps(
+        event,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=_json_default,
+        allow_nan=False,
+        skipkeys=True,
+    )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and value not in (_INF, -_INF) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+_INF = float("inf")
+KINDS = frozenset({"llm", "span", "tool", "chain", "retrieval", "embedding", "agent"})
 
 
 def _after_fork_in_child() -> None:
@@ -452,7 +480,13 @@ def update_current_call(**fields: Any) -> None:
         if "name" in fields:
             rec.name = str(fields.pop("name"))
         if "kind" in fields:
-            rec.kind = str(fields.pop("kind"))
+            kind = str(fields.pop("kind"))
+            if kind in KINDS:
+                rec.kind = kind
+            else:
+                logger.warning(
+                    "driftline: unknown kind %r ignored (known: %s)", kind, sorted(KINDS)
+                )
         rec.set(**fields)
     except Exception:
         logger.exception("driftline: update_current_call failed")

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
-from ._client import Client, _current, state
+from ._client import KINDS, Client, _current, state
 from ._config import logger
 from ._record import CallRecord, snapshot
 
@@ -293,6 +293,9 @@ def observe(
     """
     if isinstance(func, str):
         name, func = func, None
+    if kind not in KINDS:
+        logger.warning("driftline: unknown kind %r, using 'span' (known: %s)", kind, sorted(KINDS))
+        kind = "span"
 
     def decorate(fn: F) -> F:
         try:

@@ -166,7 +166,7 @@ def _json_default(obj: Any) -> Any:
 def to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return json.dumps(value, default=_json_default, ensure_ascii=False, skipkeys=True)
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -187,7 +187,7 @@ def _redact_tree(value: Any, redact: Callable[[str], str], limit: int) -> Any:
 
 def _jsonable(value: Any) -> Any:
     """Round-trip through JSON so that model objects become plain dicts for ``messages``."""
-    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False, skipkeys=True))
 
 
 def _looks_like_messages(value: Any) -> bool:

@@ -355,3 +355,18 @@ def test_redaction_runs_before_sending(sdk: Any) -> None:
     body = sdk.by_name("leaky")["body"]
     assert body["messages"][0]["content"] == "I am [EMAIL] from [ORG]"
     assert body["error"] == "failed for [EMAIL]"
+
+
+def test_non_finite_numbers_and_odd_keys_do_not_poison_a_batch(sdk: Any) -> None:
+    @driftline.observe(name="odd")
+    def odd() -> dict[Any, Any]:
+        driftline.update_current_call(metadata={"score": float("nan")}, kind="nonsense")
+        return {"inf": float("inf"), (1, 2): "tuple key"}
+
+    odd()
+    result = driftline.flush(5)
+    assert (result.sent, result.dropped) == (1, {}), result
+    body = sdk.by_name("odd")["body"]
+    assert body["metadata"] == {"score": None}
+    assert body["kind"] == "span"
+    assert body["response"] == '{"inf": Infinity}'  # text, as Python would print it
