@@ -641,6 +641,8 @@ def _stream_feed(*, monitor: DriftMonitor, baseline: Baseline) -> dict[str, Any]
             kind=EmbeddingKind.PROMPT,
             created_at__gt=monitor.stream_cursor,
         )
+        # A backfill of old calls is not news: only traffic after the reference period is fed.
+        .filter(start_time__gte=baseline.end or baseline.fitted_at or timezone.now())
         .order_by("created_at", "id")
         .values_list("created_at", "vector")[:STREAM_FEED_LIMIT]
     )

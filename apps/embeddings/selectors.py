@@ -285,10 +285,10 @@ def embedding_sample(
     return sample
 
 
-def call_prompt_texts(*, project_id: int, call_ids: Sequence[uuid.UUID]) -> list[str]:
+def call_prompt_texts(*, project_id: int, call_ids: Sequence[uuid.UUID | str]) -> list[str]:
     """Prompt text of each call, aligned with ``call_ids`` ("" for a call since deleted)."""
     texts: dict[uuid.UUID, str] = {}
-    ids = list(call_ids)
+    ids = [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in call_ids]
     for start in range(0, len(ids), 5000):
         for call_id, prompt, messages in Call.objects.filter(
             project_id=project_id, id__in=ids[start : start + 5000]

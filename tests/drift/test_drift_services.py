@@ -1,0 +1,349 @@
+"""Baselines and checks stored in PostgreSQL, the monitor loop, the drift API and command."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.accounts.models import Project
+from apps.accounts.services import api_key_create
+from apps.core.errors import ApplicationError
+from apps.drift import selectors, services, tasks
+from apps.drift.models import Baseline, BaselineStatus, CheckStatus, DriftCheck, DriftMonitor
+from apps.embeddings.models import CallEmbedding
+from tests.drift.factories import seed_calls
+
+pytestmark = pytest.mark.urls("tests.embeddings.urls")
+
+BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
+
+
+@pytest.fixture
+def now() -> Any:
+    return services._aligned(timezone.now(), 60)
+
+
+@pytest.fixture
+def history(project: Project, now: Any) -> dict[str, Any]:
+    """A week of three intents before the current 24-hour window."""
+    return seed_calls(project, BASE_MIX, start=now - timedelta(days=7), end=now - timedelta(days=1))
+
+
+def fit(project: Project, now: Any, **kwargs: Any) -> Baseline:
+    return services.baseline_fit(
+        project=project, start=now - timedelta(days=8), end=now - timedelta(days=1), k=3, **kwargs
+    )
+
+
+@pytest.mark.django_db
+def test_baseline_fit_stores_clusters_labels_and_state(
+    project: Project, now: Any, history: dict[str, Any]
+) -> None:
+    baseline = fit(project, now)
+    assert baseline.status == BaselineStatus.READY
+    assert baseline.sample_size == 210
+    clusters = list(baseline.clusters.order_by("index"))
+    assert len(clusters) == 3
+    assert abs(sum(c.share for c in clusters) - 1) < 1e-6
+    labels = " ".join(c.label for c in clusters)
+    for word in ("weather", "restaurant", "playlist"):
+        assert word in labels or any(w in labels for w in ("forecast", "table", "song"))
+    for cluster in clusters:
+        assert len(cluster.example_call_ids) == 5
+        intents = {i for i, ids in history.items() if set(cluster.example_call_ids) <= set(ids)}
+        assert len(intents) == 1  # every example of a cluster is of one intent
+    model = services.baseline_model(baseline=baseline)
+    assert model.key == baseline.provider_key
+    assert model.intents.k == 3
+    assert selectors.baseline_current(project=project)["id"] == baseline.pk  # type: ignore[index]
+
+
+@pytest.mark.django_db
+def test_baseline_fit_refuses_a_thin_range(project: Project, now: Any) -> None:
+    seed_calls(project, {"weather": 10}, start=now - timedelta(days=3), end=now - timedelta(days=2))
+    with pytest.raises(ApplicationError, match="at least 80"):
+        fit(project, now)
+    assert Baseline.objects.get(project=project).status == BaselineStatus.FAILED
+
+
+@pytest.mark.django_db
+def test_check_finds_the_intent_that_grew_and_stores_once(
+    project: Project, now: Any, history: dict[str, Any]
+) -> None:
+    fit(project, now)
+    current = seed_calls(
+        project,
+        {"weather": 70, "restaurant": 15, "music": 15},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=1,
+    )
+    check = services.drift_check_run(project=project, window_end=now)
+    assert check.status == CheckStatus.TESTED
+    assert check.drifted, check.summary
+    assert check.n == 100
+    assert check.tested_n == 100
+    assert check.p_value is not None
+    assert check.p_value <= check.threshold
+    grew = [s for s in check.intent_shares if s["moved"] == "grew"]
+    assert len(grew) == 1
+    assert set(grew[0]["example_call_ids"]) <= {str(i) for i in current["weather"]}
+    assert grew[0]["window_share"] > 0.6 > grew[0]["baseline_share"]
+    assert set(check.results) == {"mean_shift", "intent_share", "new_intent"}
+    # Re-running the same window returns the stored check.
+    assert services.drift_check_run(project=project, window_end=now).pk == check.pk
+    assert DriftCheck.objects.filter(project=project).count() == 1
+    # The streaming detector was fed the window's vectors.
+    assert check.stream["events"] == 100
+
+
+@pytest.mark.django_db
+def test_check_names_a_new_intent_with_examples(
+    project: Project, now: Any, history: dict[str, Any]
+) -> None:
+    fit(project, now)
+    current = seed_calls(
+        project,
+        {"weather": 25, "restaurant": 25, "music": 25, "refund": 25},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=2,
+    )
+    check = services.drift_check_run(project=project, window_end=now)
+    assert check.drifted
+    assert check.new_intents, check.summary
+    group = check.new_intents[0]
+    assert set(group["example_call_ids"]) <= {str(i) for i in current["refund"]}
+    assert any(w in group["label"] for w in ("refund", "invoice", "charge", "payment", "money"))
+    groups = selectors.new_intent_groups(project=project)
+    assert groups[0]["examples"][0][1].split()[0] in {
+        "refund",
+        "invoice",
+        "charge",
+        "payment",
+        "money",
+    }
+
+
+@pytest.mark.django_db
+def test_same_mix_is_not_drift(project: Project, now: Any, history: dict[str, Any]) -> None:
+    fit(project, now)
+    seed_calls(
+        project,
+        {"weather": 34, "restaurant": 33, "music": 33},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=3,
+    )
+    check = services.drift_check_run(project=project, window_end=now)
+    assert check.status == CheckStatus.TESTED
+    assert not check.drifted, check.summary
+
+
+@pytest.mark.django_db
+def test_a_model_change_is_reported_as_needing_a_refit_not_as_drift(
+    project: Project, now: Any, history: dict[str, Any]
+) -> None:
+    fit(project, now)
+    seed_calls(
+        project,
+        {"refund": 100},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=4,
+        provider_key="openai:text-embedding-3-small:384",
+    )
+    check = services.drift_check_run(project=project, window_end=now)
+    assert check.status == CheckStatus.NEEDS_REFIT
+    assert not check.drifted
+    assert "refit" in check.summary
+
+
+@pytest.mark.django_db
+def test_first_check_fits_a_baseline_or_says_why_not(project: Project, now: Any) -> None:
+    seed_calls(project, {"weather": 30}, start=now - timedelta(hours=5), end=now)
+    check = services.drift_check_run(project=project, window_end=now)
+    assert check.status == CheckStatus.NO_BASELINE
+    assert "at least 80" in check.summary
+    # History arrives: the next window fits a baseline from the 7 days before it.
+    seed_calls(
+        project, BASE_MIX, start=now - timedelta(days=6), end=now - timedelta(days=2), seed=5
+    )
+    Baseline.objects.filter(project=project).delete()
+    check = services.drift_check_run(project=project, window_end=now + timedelta(hours=1), fit_k=3)
+    assert check.baseline is not None
+    assert check.baseline.status == BaselineStatus.READY
+    assert check.status == CheckStatus.TESTED
+
+
+@pytest.mark.django_db
+def test_monitor_loop_claims_once_and_the_janitor_frees_stuck_monitors(
+    project: Project,
+    other_project: Project,
+    now: Any,
+    history: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.run_drift_check, "apply_async", lambda args, **kw: sent.append(args))
+    # A monitor appears for the project with vectors, not for the empty one.
+    assert tasks.schedule_due_checks() == 1
+    monitor = DriftMonitor.objects.get(project=project)
+    assert not DriftMonitor.objects.filter(project=other_project).exists()
+    assert sent == [(monitor.pk,)]
+
+    assert services.drift_monitor_claim(monitor_id=monitor.pk)
+    assert not services.drift_monitor_claim(monitor_id=monitor.pk)  # already running
+    assert services.drift_monitor_check(monitor_id=monitor.pk) is None
+    assert services.drift_monitors_due() == []
+    DriftMonitor.objects.filter(pk=monitor.pk).update(
+        running_since=timezone.now() - timedelta(hours=1)
+    )
+    assert tasks.reset_stuck_checks() == 1
+
+    fit(project, now)
+    check = tasks.run_drift_check(monitor.pk)
+    assert check is not None
+    monitor.refresh_from_db()
+    assert monitor.running_since is None
+    assert monitor.next_check_at > timezone.now()
+    assert services.drift_monitors_due() == []
+
+
+@pytest.mark.django_db
+def test_refit_keeps_reviewer_names(project: Project, now: Any, history: dict[str, Any]) -> None:
+    first = fit(project, now)
+    weather = next(
+        c for c in first.clusters.all() if set(c.example_call_ids) <= set(history["weather"])
+    )
+    services.intent_rename(cluster=weather, name="  Weather   questions ")
+    weather.refresh_from_db()
+    assert weather.display_name == "Weather questions"
+    second = fit(project, now)
+    assert "Weather questions" in {c.name for c in second.clusters.all()}
+    assert services.baseline_active(project_id=project.id) == second
+    services.baseline_pin(baseline=first, pinned=True)
+    assert services.baseline_active(project_id=project.id) == first
+
+
+@pytest.mark.django_db
+def test_drift_api(
+    api_client: APIClient,
+    project: Project,
+    other_project: Project,
+    read_key: str,
+    admin_key: str,
+    now: Any,
+    history: dict[str, Any],
+) -> None:
+    baseline = fit(project, now)
+    seed_calls(
+        project,
+        {"weather": 70, "restaurant": 15, "music": 15},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=1,
+    )
+    services.drift_check_run(project=project, window_end=now)
+    read = {"HTTP_AUTHORIZATION": f"Bearer {read_key}"}
+    admin = {"HTTP_AUTHORIZATION": f"Bearer {admin_key}"}
+
+    checks = api_client.get("/api/v1/drift/checks", **read)
+    assert checks.status_code == 200
+    [latest] = checks.json()["results"]
+    assert latest["drifted"] is True
+    assert latest["intent_shares"]
+
+    current = api_client.get("/api/v1/drift/baselines", **read).json()["current"]
+    assert current["id"] == baseline.pk
+    assert len(current["clusters"]) == 3
+    assert current["clusters"][0]["example_texts"][0]
+
+    cluster_id = current["clusters"][0]["id"]
+    renamed = api_client.patch(
+        f"/api/v1/drift/intents/{cluster_id}", {"name": "Forecasts"}, format="json", **read
+    )
+    assert renamed.status_code == 200, renamed.content
+    assert renamed.json()["name"] == "Forecasts"
+    other_key = api_key_create(project=other_project, name="r", scopes=["read", "admin"]).raw
+    assert (
+        api_client.patch(
+            f"/api/v1/drift/intents/{cluster_id}",
+            {"name": "x"},
+            format="json",
+            HTTP_AUTHORIZATION=f"Bearer {other_key}",
+        ).status_code
+        == 404
+    )
+
+    body = {
+        "start": (now - timedelta(days=8)).isoformat(),
+        "end": (now - timedelta(days=1)).isoformat(),
+    }
+    assert (
+        api_client.post("/api/v1/drift/baselines", body, format="json", **read).status_code == 403
+    )
+    requested = api_client.post("/api/v1/drift/baselines", body, format="json", **admin)
+    assert requested.status_code == 202, requested.content
+    assert requested.json()["status"] == "fitting"
+    assert tasks.fit_baseline(requested.json()["id"]) == "ready"
+    assert tasks.fit_baseline(requested.json()["id"]) == "skipped"
+    pinned = api_client.post(
+        "/api/v1/drift/baselines", {"baseline_id": baseline.pk, "pin": True}, format="json", **admin
+    )
+    assert pinned.status_code == 200
+    assert pinned.json()["pinned"] is True
+    bad = api_client.post("/api/v1/drift/baselines", {"start": "yesterday"}, format="json", **admin)
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "start"
+
+
+@pytest.mark.django_db
+def test_ui_selectors(project: Project, now: Any, history: dict[str, Any]) -> None:
+    fit(project, now)
+    seed_calls(
+        project,
+        {"weather": 70, "restaurant": 15, "music": 15},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=1,
+    )
+    services.drift_check_run(project=project, window_end=now - timedelta(hours=1))
+    services.drift_check_run(project=project, window_end=now)
+    series = selectors.drift_score_series(project=project)
+    assert len(series) == 2
+    assert series[-1]["score"] >= series[-1]["score_threshold"]
+    assert set(series[-1]["detectors"]) == {"mean_shift", "intent_share", "new_intent"}
+    shares = selectors.intent_share_series(project=project)
+    assert len(shares["intents"]) == 3
+    assert len(shares["points"]) == 2
+    assert abs(sum(shares["points"][-1]["shares"].values()) - 1) < 1e-6
+    projection = selectors.drift_projection(project=project, per_side=50)
+    sides = [p["side"] for p in projection["points"]]
+    assert sides.count("baseline") == 50
+    assert sides.count("current") == 50
+    assert {p["cluster"] for p in projection["points"]} == {0, 1, 2}
+
+
+@pytest.mark.django_db
+def test_drift_check_command(project: Project, now: Any, history: dict[str, Any]) -> None:
+    seed_calls(
+        project,
+        {"weather": 70, "restaurant": 15, "music": 15},
+        start=now - timedelta(hours=20),
+        end=now,
+        seed=1,
+    )
+    out = StringIO()
+    call_command("drift_check", "--project", project.slug, stdout=out)
+    text = out.getvalue()
+    assert "status: tested" in text
+    assert "verdict: DRIFT" in text
+    assert "grew" in text
+    assert CallEmbedding.objects.filter(project=project).count() == 310
