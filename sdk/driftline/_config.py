@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -119,7 +120,10 @@ def default_spool_dir(host: str, api_key: str | None) -> str:
     """One folder per (host, key) under the temp dir, so projects never replay into each other."""
     digest = hashlib.sha256(f"{host}\0{api_key or ''}".encode()).hexdigest()[:16]
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    return os.path.join(tempfile.gettempdir(), f"driftline-spool-{uid}", digest)
+    parent = os.path.join(tempfile.gettempdir(), f"driftline-spool-{uid}")
+    with contextlib.suppress(OSError):
+        os.mkdir(parent, 0o700)  # private from the start (makedirs would use the umask)
+    return os.path.join(parent, digest)
 
 
 def resolve_spool_dir(value: str | bool | None, host: str, api_key: str | None) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import itertools
 import os
+import stat
 import threading
 import time
 
@@ -63,11 +64,27 @@ class Spool:
             return True
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._check_owner()
         except OSError as exc:
-            logger.warning("driftline: cannot create spool dir %s: %s", self.directory, exc)
+            logger.warning("driftline: spool disabled, %s: %s", self.directory, exc)
             return False
         self._ready = True
         return True
+
+    def _check_owner(self) -> None:
+        """Prompts must not land in a folder another local user prepared (the default lies in
+        the shared temp dir): the folder, and our ``driftline-spool-<uid>`` parent, must be
+        real directories of ours."""
+        if not hasattr(os, "getuid"):
+            return
+        paths = [self.directory]
+        parent = os.path.dirname(self.directory)
+        if os.path.basename(parent).startswith("driftline-spool-"):
+            paths.append(parent)
+        for path in paths:
+            info = os.lstat(path)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                raise PermissionError(f"{path} is not a directory owned by this user")
 
     def _files(self) -> list[tuple[str, int]]:
         """(name, size) of the complete, unclaimed files, oldest first."""

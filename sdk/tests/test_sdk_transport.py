@@ -359,3 +359,15 @@ def test_events_are_flushed_at_interpreter_exit(ingest: Any, spool_dir: str) -> 
     )
     assert done.returncode == 0, done.stderr
     assert len(ingest.calls()) == 7
+
+
+def test_spool_refuses_a_folder_that_is_not_ours(tmp_path: Any) -> None:
+    from driftline._spool import Spool
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    link = tmp_path / "driftline-spool-x"
+    link.symlink_to(real)
+    spool = Spool(str(link / "abc"), 10**6)
+    assert spool.write([b'{"a":1}']) == (False, 0, "spool_error")
+    assert not (real / "abc").exists() or not any((real / "abc").iterdir())
