@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core.apis import HealthApi
@@ -11,7 +11,7 @@ from apps.ingest.apis import IngestApi
 from apps.ingest.otlp_api import OtlpTracesView
 from apps.traces.apis import CallDetailApi, CallListApi
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("ingest", IngestApi.as_view(), name="ingest"),
     path("health", HealthApi.as_view(), name="health"),
     path("calls", CallListApi.as_view(), name="calls"),
