@@ -34,7 +34,8 @@ class Channel(models.Model):
     enabled = models.BooleanField(default=True)
     disabled_reason = models.TextField(blank=True, default="")
     disabled_at = models.DateTimeField(null=True, blank=True)
-    # After a 429 the whole channel waits (Slack's limit is per webhook, not per message).
+    # No message to this channel before this time: the transport's minimum interval after each
+    # send (Slack: 1 s), Retry-After after a 429 (Slack's limit is per webhook, not per message).
     paused_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_sent_at = models.DateTimeField(null=True, blank=True)

@@ -794,6 +794,13 @@ class DeliveryOutcome:
     retry_in: float | None = None  # seconds until the next attempt, when one is due
 
 
+def _min_interval(kind: str) -> float:
+    try:
+        return float(get_transport(kind).min_interval_s)
+    except TransportError:
+        return 0.0
+
+
 def _backoff(attempts: int) -> float:
     delay: float = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(attempts - 1, 0))
     return delay * random.uniform(0.8, 1.2)  # jitter: retries of many rows do not align
@@ -830,30 +837,34 @@ def notification_deliver(*, notification_id: int, now: datetime | None = None) -
             updated_at=now,
         )
         return DeliveryOutcome(NotificationStatus.SKIPPED)
-    if channel.paused_until is not None and channel.paused_until > now:
-        # The channel is rate limited: wait without spending an attempt.
-        Notification.objects.filter(sendable, pk=row.pk).update(
-            status=NotificationStatus.RETRY, next_attempt_at=channel.paused_until, updated_at=now
-        )
-        return DeliveryOutcome(
-            NotificationStatus.RETRY, (channel.paused_until - now).total_seconds()
-        )
     not_before = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = Notification.objects.filter(
-        (sendable & not_before) | (stale & Q(send_started_at__isnull=True)), pk=row.pk
-    ).update(
+    claimable = (sendable & not_before) | (stale & Q(send_started_at__isnull=True))
+    if not Notification.objects.filter(claimable, pk=row.pk).exists():
+        current = Notification.objects.filter(pk=row.pk).values_list("status", "next_attempt_at")
+        status, next_at = current.first() or (NotificationStatus.SENT, None)
+        if status == NotificationStatus.RETRY and next_at is not None and next_at > now:
+            return DeliveryOutcome(status, (next_at - now).total_seconds())
+        return DeliveryOutcome(status)
+    # Reserve the channel's next send slot: Slack takes about one message per second per
+    # webhook, and after a 429 the whole channel waits for Retry-After. Waiting spends no attempt.
+    interval = timedelta(seconds=_min_interval(channel.kind))
+    free = Q(paused_until__isnull=True) | Q(paused_until__lte=now)
+    if not Channel.objects.filter(free, pk=channel.pk).update(paused_until=now + interval):
+        paused = Channel.objects.filter(pk=channel.pk).values_list("paused_until", flat=True)
+        resume = paused.first() or now
+        Notification.objects.filter(sendable | stale, pk=row.pk).update(
+            status=NotificationStatus.RETRY, next_attempt_at=resume, updated_at=now
+        )
+        return DeliveryOutcome(NotificationStatus.RETRY, max((resume - now).total_seconds(), 0.1))
+    claimed = Notification.objects.filter(claimable, pk=row.pk).update(
         status=NotificationStatus.SENDING,
         attempts=F("attempts") + 1,
         lease_until=now + _lease(),
         send_started_at=None,
         updated_at=now,
     )
-    if not claimed:
-        current = Notification.objects.filter(pk=row.pk).values_list("status", "next_attempt_at")
-        status, next_at = current.first() or (NotificationStatus.SENT, None)
-        if status == NotificationStatus.RETRY and next_at is not None and next_at > now:
-            return DeliveryOutcome(status, (next_at - now).total_seconds())
-        return DeliveryOutcome(status)
+    if not claimed:  # another worker won the race
+        return DeliveryOutcome(NotificationStatus.SENDING)
     row = Notification.objects.select_related(
         "channel__project", "event__incident__rule__project", "event__actor"
     ).get(pk=row.pk)

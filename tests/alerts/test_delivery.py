@@ -335,3 +335,25 @@ def test_private_url_is_refused_and_disables_when_not_allowed(
     assert not channel.enabled
     assert "127.0.0.1" in channel.disabled_reason
     assert slack.requests == []
+
+
+def test_one_message_per_second_per_slack_webhook(project, slack, slack_channel, now):
+    rule = services.rule_create(
+        project=project,
+        name="Errors by model",
+        metric="error_rate",
+        threshold=0.2,
+        group_by=["model"],
+        channels=[slack_channel.pk],
+    )
+    add_calls(project, count=20, errors=10, at=now, model="a")
+    add_calls(project, count=20, errors=10, at=now, model="b")
+    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    first, second = outcome.notification_ids
+    assert _deliver(first, now).status == NotificationStatus.SENT
+    waiting = _deliver(second, now + timedelta(seconds=0.2))
+    assert waiting.status == NotificationStatus.RETRY
+    assert waiting.retry_in == pytest.approx(0.8)
+    assert Notification.objects.get(pk=second).attempts == 0  # waiting spends no attempt
+    assert _deliver(second, now + timedelta(seconds=1)).status == NotificationStatus.SENT
+    assert len(slack.requests) == 2

@@ -63,6 +63,8 @@ class TransportError(Exception):
 
 class Transport(ABC):
     kind: ClassVar[str]
+    # The least time between two messages to one channel (a receiver's rate limit).
+    min_interval_s: ClassVar[float] = 0.0
 
     def __init__(self, *, url: str, secret: str = "") -> None:
         self.url = url

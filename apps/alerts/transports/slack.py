@@ -111,6 +111,7 @@ def build_payload(message: AlertMessage) -> dict[str, Any]:
 @register
 class SlackTransport(Transport):
     kind = "slack"
+    min_interval_s = 1.0  # "1 message per second" per incoming webhook, bursts tolerated
 
     def notify(self, message: AlertMessage) -> int:
         body = json.dumps(build_payload(message), ensure_ascii=False).encode("utf-8")
