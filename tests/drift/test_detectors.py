@@ -130,11 +130,22 @@ def test_state_round_trips_through_json(baseline: Baseline, blobs: Blobs) -> Non
     rng = np.random.default_rng(10)
     window, _, _ = blobs.sample(100, [1.0, 1.0, 2.0, 1.0, 1.0], rng)
     before = baseline.test(window)
-    restored = Baseline.from_state(json.loads(json.dumps(baseline.to_state())))
+    # allow_nan=False: PostgreSQL's jsonb refuses NaN and Infinity.
+    restored = Baseline.from_state(json.loads(json.dumps(baseline.to_state(), allow_nan=False)))
     assert 100 in restored.calibrations  # calibrations travel with the state
     after = restored.test(window)
     assert after.p_value == pytest.approx(before.p_value)
     assert after.summary == before.summary
+
+
+def test_a_window_larger_than_half_the_reference_is_subsampled(
+    baseline: Baseline, blobs: Blobs
+) -> None:
+    rng = np.random.default_rng(17)
+    window, _, _ = blobs.sample(baseline.max_window + 500, EVEN, rng)
+    result = baseline.test(window)
+    assert result.window_size == baseline.max_window
+    assert 0.0 < result.p_value <= 1.0
 
 
 def test_bad_input_is_refused(baseline: Baseline) -> None:
