@@ -20,6 +20,7 @@ _UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 # Per-field caps of the ingest schema (apps/ingest/schemas.py).
 _SHORT = 255
+_SNAPSHOT_MAX = 1000
 _CAPS = {"provider": 64, "release": 128, "environment": 64, "trace_id": 64}
 
 
@@ -137,12 +138,15 @@ def snapshot(value: Any, depth: int = 0) -> Any:
     """Copy containers (two levels) so later mutation by the app does not change what we send.
 
     Chat apps append the answer to their ``messages`` list right after the call; without this the
-    recorded prompt would contain its own answer. Leaves are kept by reference and encoded later.
+    recorded prompt would contain its own answer. Leaves, deeper levels and containers of more
+    than 1000 items are kept by reference and encoded later on the background thread.
     """
     if depth < 3:
-        if type(value) is list or type(value) is tuple:
+        kind = type(value)
+        # Big containers are kept by reference: copying them would cost the caller O(n).
+        if (kind is list or kind is tuple) and len(value) <= _SNAPSHOT_MAX:
             return [snapshot(v, depth + 1) for v in value]
-        if type(value) is dict:
+        if kind is dict and len(value) <= _SNAPSHOT_MAX:
             return {k: snapshot(v, depth + 1) for k, v in value.items()}
     return value
 
