@@ -31,7 +31,8 @@ CENTRES = {name: c / np.linalg.norm(c) for name, c in zip(WORDS, _CENTRES, stric
 def intent_vectors(intent: str, n: int, rng: np.random.Generator) -> np.ndarray:
     noise = rng.normal(size=(n, 384)) * 0.06
     vectors = CENTRES[intent][None, :] + noise
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    normalised: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normalised
 
 
 def seed_calls(

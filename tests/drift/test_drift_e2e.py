@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -27,9 +28,10 @@ CURRENT = {"GetWeather": 60, "BookRestaurant": 20, "PlayMusic": 20, "RateBook": 
 
 
 def _events(
-    texts: list[tuple[str, str]], *, start: timezone.datetime, span: timedelta
-) -> tuple[list[dict[str, object]], dict[str, str]]:
-    events, truth = [], {}
+    texts: list[tuple[str, str]], *, start: datetime, span: timedelta
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    events: list[dict[str, Any]] = []
+    truth: dict[str, str] = {}
     step = span / len(texts)
     for i, (text, intent) in enumerate(texts):
         call_id = str(uuid.uuid4())

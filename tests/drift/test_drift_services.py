@@ -90,6 +90,7 @@ def test_check_finds_the_intent_that_grew_and_stores_once(
     assert check.n == 100
     assert check.tested_n == 100
     assert check.p_value is not None
+    assert check.threshold is not None
     assert check.p_value <= check.threshold
     grew = [s for s in check.intent_shares if s["moved"] == "grew"]
     assert len(grew) == 1
@@ -251,55 +252,51 @@ def test_drift_api(
         seed=1,
     )
     services.drift_check_run(project=project, window_end=now)
-    read = {"HTTP_AUTHORIZATION": f"Bearer {read_key}"}
-    admin = {"HTTP_AUTHORIZATION": f"Bearer {admin_key}"}
+    read = APIClient()
+    read.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key}")
+    admin = APIClient()
+    admin.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_key}")
 
-    checks = api_client.get("/api/v1/drift/checks", **read)
+    checks = read.get("/api/v1/drift/checks")
     assert checks.status_code == 200
     [latest] = checks.json()["results"]
     assert latest["drifted"] is True
     assert latest["intent_shares"]
 
-    current = api_client.get("/api/v1/drift/baselines", **read).json()["current"]
+    current = read.get("/api/v1/drift/baselines").json()["current"]
     assert current["id"] == baseline.pk
     assert len(current["clusters"]) == 3
     assert current["clusters"][0]["example_texts"][0]
 
     cluster_id = current["clusters"][0]["id"]
-    renamed = api_client.patch(
-        f"/api/v1/drift/intents/{cluster_id}", {"name": "Forecasts"}, format="json", **read
+    renamed = read.patch(
+        f"/api/v1/drift/intents/{cluster_id}", {"name": "Forecasts"}, format="json"
     )
     assert renamed.status_code == 200, renamed.content
     assert renamed.json()["name"] == "Forecasts"
     other_key = api_key_create(project=other_project, name="r", scopes=["read", "admin"]).raw
-    assert (
-        api_client.patch(
-            f"/api/v1/drift/intents/{cluster_id}",
-            {"name": "x"},
-            format="json",
-            HTTP_AUTHORIZATION=f"Bearer {other_key}",
-        ).status_code
-        == 404
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
+    elsewhere = api_client.patch(
+        f"/api/v1/drift/intents/{cluster_id}", {"name": "x"}, format="json"
     )
+    assert elsewhere.status_code == 404
 
     body = {
         "start": (now - timedelta(days=8)).isoformat(),
         "end": (now - timedelta(days=1)).isoformat(),
     }
-    assert (
-        api_client.post("/api/v1/drift/baselines", body, format="json", **read).status_code == 403
-    )
-    requested = api_client.post("/api/v1/drift/baselines", body, format="json", **admin)
+    assert read.post("/api/v1/drift/baselines", body, format="json").status_code == 403
+    requested = admin.post("/api/v1/drift/baselines", body, format="json")
     assert requested.status_code == 202, requested.content
     assert requested.json()["status"] == "fitting"
     assert tasks.fit_baseline(requested.json()["id"]) == "ready"
     assert tasks.fit_baseline(requested.json()["id"]) == "skipped"
-    pinned = api_client.post(
-        "/api/v1/drift/baselines", {"baseline_id": baseline.pk, "pin": True}, format="json", **admin
+    pinned = admin.post(
+        "/api/v1/drift/baselines", {"baseline_id": baseline.pk, "pin": True}, format="json"
     )
     assert pinned.status_code == 200
     assert pinned.json()["pinned"] is True
-    bad = api_client.post("/api/v1/drift/baselines", {"start": "yesterday"}, format="json", **admin)
+    bad = admin.post("/api/v1/drift/baselines", {"start": "yesterday"}, format="json")
     assert bad.status_code == 400
     assert bad.json()["field"] == "start"
 

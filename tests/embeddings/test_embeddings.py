@@ -90,7 +90,8 @@ def test_similar_calls_are_ordered_and_stay_in_the_project(
 ) -> None:
     weather = {c.id for c in corpus[:4]}
     hits = call_similar(project=project, call_id=corpus[0].id, k=5)
-    assert [h.call_id for h in hits[:3]] and {h.call_id for h in hits[:3]} == weather - {corpus[0].id}
+    assert [h.call_id for h in hits[:3]]
+    assert {h.call_id for h in hits[:3]} == weather - {corpus[0].id}
     assert corpus[0].id not in {h.call_id for h in hits}
     distances = [h.distance for h in hits]
     assert distances == sorted(distances)
@@ -111,26 +112,25 @@ def test_similar_and_search_apis(
     read_key: str,
     corpus: list[Call],
 ) -> None:
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {read_key}"}
-    response = api_client.get(f"/api/v1/calls/{corpus[8].id}/similar", {"k": 3}, **auth)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key}")
+    response = api_client.get(f"/api/v1/calls/{corpus[8].id}/similar", {"k": 3})
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert len(results) == 3
     assert results[0]["prompt"] in MUSIC
     assert results[0]["similarity"] >= results[-1]["similarity"]
 
-    found = api_client.get("/api/v1/search", {"q": "umbrella tomorrow?", "k": 2}, **auth)
+    found = api_client.get("/api/v1/search", {"q": "umbrella tomorrow?", "k": "2"})
     assert found.status_code == 200
     assert found.json()["results"][0]["prompt"] in WEATHER
 
-    assert api_client.get("/api/v1/search", {"q": ""}, **auth).status_code == 400
-    assert api_client.get(f"/api/v1/calls/{corpus[0].id}/similar", {"k": 0}, **auth).status_code == 400
+    assert api_client.get("/api/v1/search", {"q": ""}).status_code == 400
+    assert api_client.get(f"/api/v1/calls/{corpus[0].id}/similar", {"k": 0}).status_code == 400
     # Another tenant's key: the call does not exist there.
     other_key = api_key_create(project=other_project, name="r", scopes=["read"]).raw
-    other = api_client.get(
-        f"/api/v1/calls/{corpus[0].id}/similar", HTTP_AUTHORIZATION=f"Bearer {other_key}"
-    )
-    assert other.status_code == 404
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
+    assert api_client.get(f"/api/v1/calls/{corpus[0].id}/similar").status_code == 404
+    api_client.credentials()
     assert api_client.get(f"/api/v1/calls/{corpus[0].id}/similar").status_code in (401, 403)
 
 
@@ -154,7 +154,8 @@ def test_embedding_lag(project: Project, provider: EmbeddingProvider) -> None:
     embed(project, done, provider)
     lag = embedding_lag(project=project)
     assert lag["pending"] == 3
-    assert lag["oldest_pending_age_s"] is not None and lag["oldest_pending_age_s"] >= 0
+    assert lag["oldest_pending_age_s"] is not None
+    assert lag["oldest_pending_age_s"] >= 0
     assert lag["embedded_last_hour"] == 2
 
 
@@ -177,6 +178,7 @@ def test_injection_score_uses_the_prompt_vector(
     embed(project, [call], provider)
     assert call_injection_update(project_id=project.id, call_ids=[call.id]) == 1
     call.refresh_from_db()
-    assert len(seen) == 1 and seen[0].shape[-1] == provider.dimension
+    assert len(seen) == 1
+    assert seen[0].shape[-1] == provider.dimension
     assert call.signals["attack_similarity"] == 0.97
     assert call.injection is not None
