@@ -146,23 +146,35 @@ Validator = Callable[[str], bool]
 
 # (kind, pattern, validator). Patterns are anchored on non-word boundaries so that a longer
 # number is not read as a card or phone by taking a piece of it.
-_DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
+_DETECTORS: list[tuple[str, re.Pattern[str], Validator, bool]] = [
     (
         "email",
         re.compile(r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"),
         _email_valid,
+        False,
     ),
-    ("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), _card_valid),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), iban_valid),
-    ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), _ssn_valid),
-    ("national_id", re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]\d{7})-?[A-Z](?![\w-])"), _dni_valid),
+    ("card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), _card_valid, True),
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), iban_valid, False),
+    ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), _ssn_valid, True),
+    (
+        "national_id",
+        re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]\d{7})-?[A-Z](?![\w-])"),
+        _dni_valid,
+        False,
+    ),
     (
         "national_id",
         re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
         _nino_valid,
+        False,
     ),
-    ("national_id", re.compile(r"(?<![\d-])\d{4}[ -]\d{4}[ -]\d{4}(?![\d-])"), _aadhaar_valid),
-    ("national_id", re.compile(r"(?<![\d-])\d{3}[ -]\d{3}[ -]\d{3}(?![\d-])"), _sin_valid),
+    (
+        "national_id",
+        re.compile(r"(?<![\d-])\d{4}[ -]\d{4}[ -]\d{4}(?![\d-])"),
+        _aadhaar_valid,
+        True,
+    ),
+    ("national_id", re.compile(r"(?<![\d-])\d{3}[ -]\d{3}[ -]\d{3}(?![\d-])"), _sin_valid, True),
     (
         "phone",
         re.compile(
@@ -170,6 +182,7 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
             r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
         ),
         _phone_valid,
+        True,
     ),
     # Provider keys: https://docs.github.com/en/code-security/secret-scanning (token formats).
     (
@@ -185,16 +198,19 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
             r"|hf_[A-Za-z0-9]{30,})"
         ),
         _always,
+        False,
     ),
     (
         "private_key",
         re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----"),
         _always,
+        False,
     ),
     (
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
         _always,
+        False,
     ),
     (
         "secret",
@@ -203,11 +219,25 @@ _DETECTORS: list[tuple[str, re.Pattern[str], Validator]] = [
             r"\s*[:=]\s*['\"]?(?=[^\s'\"]*\d)[^\s'\",;]{8,}"
         ),
         _always,
+        False,
     ),
 ]  # fmt: skip
 
-# Cheap gates: a detector only runs when its gate character class occurs at all.
-_HAS_DIGIT_RUN = re.compile(r"\d\d")
+# Cheap gates: a detector's regex only runs when the text has one of its marker substrings
+# (lower-cased); most text has none.
+_NUMERIC_SPAN = re.compile(r"[+(]?\d[\d .()-]{6,}\d")
+_GATES: dict[str, tuple[str, ...]] = {
+    "email": ("@",),
+    "api_key": (
+        "sk-", "akia", "asia", "gh", "github_pat_", "xox", "aiza", "_live_", "glpat-", "hf_",
+    ),
+    "private_key": ("private key",),
+    "jwt": ("eyj",),
+    "secret": (
+        "password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "access_token",
+        "access-token", "accesstoken",
+    ),
+}  # fmt: skip
 
 
 def find_pii(text: str) -> list[str]:
@@ -215,17 +245,21 @@ def find_pii(text: str) -> list[str]:
     if not text:
         return []
     text = clip(text)
-    has_digits = _HAS_DIGIT_RUN.search(text) is not None
-    has_at = "@" in text
+    lowered = text.lower()
+    # Number-only kinds (cards, SSNs, phones, Aadhaar, SIN) are searched in the runs of digits
+    # and separators only: a 2,000-character prompt usually has a handful, each a few characters.
+    numeric = "\n|\n".join(_NUMERIC_SPAN.findall(text))
     found: set[str] = set()
-    for kind, pattern, validator in _DETECTORS:
+    for kind, pattern, validator, number_only in _DETECTORS:
         if kind in found:
             continue
-        if kind == "email" and not has_at:
+        gate = _GATES.get(kind)
+        if gate is not None and not any(marker in lowered for marker in gate):
             continue
-        if kind in {"card", "iban", "ssn", "phone", "national_id"} and not has_digits:
+        haystack = numeric if number_only else text
+        if not haystack:
             continue
-        for match in pattern.finditer(text):
+        for match in pattern.finditer(haystack):
             if validator(match.group(0)):
                 found.add(kind)
                 break
@@ -240,8 +274,8 @@ def _phone_outside_cards(text: str) -> bool:
     return any(_phone_valid(match.group(0)) for match in _PHONE.finditer(stripped))
 
 
-_CARD = next(pattern for kind, pattern, _ in _DETECTORS if kind == "card")
-_PHONE = next(pattern for kind, pattern, _ in _DETECTORS if kind == "phone")
+_CARD = next(pattern for kind, pattern, _, _ in _DETECTORS if kind == "card")
+_PHONE = next(pattern for kind, pattern, _, _ in _DETECTORS if kind == "phone")
 
 
 def pii_kinds(texts: Iterable[str]) -> list[str]:

@@ -78,6 +78,18 @@ _OTHER_LANGUAGES = [
 ]
 
 _REFUSAL = re.compile("|".join(_ENGLISH + _OTHER_LANGUAGES), re.IGNORECASE)
+# Every pattern above contains one of these (lower-cased); a head without any of them skips the
+# regex, which is most answers.
+_TRIGGERS = (
+    "sorry", "afraid", "apolog", "can't", "cannot", "can not", "won't", "will not", "unable",
+    "not able", "not going to", "decline", "refuse", "comfortable", "rather not", "prefer not",
+    "against my", "violat", "not something", "just an ai", "as an ai", "not allowed",
+    "not permitted", "this request", "this content", "désolé", "desole", "ne peux", "lo siento",
+    "no puedo", "leid", "entschuldigung", "ich kann", "dispiace", "non posso", "desculpe",
+    "sinto muito", "lamento", "não posso", "nao posso", "spijt", "извините", "сожалению",
+    "не могу", "抱歉", "对不起", "對不起", "遗憾", "遺憾", "无法", "無法", "不能", "申し訳",
+    "できません", "出来ません",
+)  # fmt: skip
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 
@@ -87,6 +99,9 @@ def is_refusal(response: str) -> bool:
     if not text:
         return False
     head = text[:HEAD_CHARS].translate(_APOSTROPHES)
+    lowered = head.lower()
+    if not any(trigger in lowered for trigger in _TRIGGERS):
+        return False
     return _REFUSAL.search(head) is not None
 
 

@@ -64,7 +64,8 @@ def expects_json(prompt: str, metadata: Mapping[str, Any]) -> bool:
     mime = metadata.get("response_mime_type") or metadata.get("responseMimeType")
     if isinstance(mime, str) and mime.lower() == "application/json":
         return True
-    return bool(prompt) and _ASKS_FOR_JSON.search(prompt[:8000]) is not None
+    head = prompt[:8000]
+    return "json" in head.lower() and _ASKS_FOR_JSON.search(head) is not None
 
 
 def parse_json_answer(response: str) -> bool:
