@@ -222,6 +222,7 @@ class RuleOutput(serializers.ModelSerializer[AlertRule]):
     renotify_interval = HumanDurationField(source="renotify_s")
     check_interval = HumanDurationField(source="check_interval_s")
     channels = serializers.SerializerMethodField()
+    open_incident_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:
         model = AlertRule
@@ -244,6 +245,7 @@ class RuleOutput(serializers.ModelSerializer[AlertRule]):
             "check_interval",
             "enabled",
             "channels",
+            "open_incident_count",
             "next_check_at",
             "last_evaluated_at",
             "last_error",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from apps.accounts.models import Project
 from apps.alerts.models import (
+    OPEN_STATES,
     AlertRule,
     Channel,
     Incident,
@@ -29,9 +30,13 @@ def channel_get(*, project: Project, channel_id: int) -> Channel:
 
 
 def rule_list(*, project: Project, enabled: bool | None = None) -> QuerySet[AlertRule]:
+    """Rules with their channels and ``open_incident_count`` (pending or firing)."""
     qs = (
         AlertRule.objects.filter(project=project)
         .prefetch_related(Prefetch("channels", queryset=Channel.objects.order_by("id")))
+        .annotate(
+            open_incident_count=Count("incidents", filter=Q(incidents__state__in=OPEN_STATES))
+        )
         .order_by("id")
     )
     if enabled is not None:

@@ -876,7 +876,13 @@ def notification_deliver(*, notification_id: int, now: datetime | None = None) -
         url = decrypt_str(channel.url_encrypted)
         secret = decrypt_str(channel.secret_encrypted) if channel.secret_encrypted else ""
         transport = get_transport(channel.kind)(url=url, secret=secret)
-    except (DecryptionError, TransportError) as exc:
+    except DecryptionError as exc:
+        # The encryption key changed: only a person re-entering the URL can fix it.
+        error = TransportError(
+            f"{exc}; enter the channel's URL again", permanent=True, disable_channel=True
+        )
+        return _finish_failed(row, fence, error, now)
+    except TransportError as exc:
         error = TransportError(f"cannot prepare the message: {exc}", permanent=True)
         return _finish_failed(row, fence, error, now)
 

@@ -157,6 +157,8 @@ def test_evaluate_now_and_incident_actions(admin_client, project, settings):
     assert outcome["groups"][0]["state"] == "firing"
     assert outcome["groups"][0]["value"] == pytest.approx(0.4)
 
+    rules = admin_client.get("/api/v1/alert-rules").json()["results"]
+    assert rules[0]["open_incident_count"] == 1
     incidents = admin_client.get("/api/v1/incidents").json()["results"]
     assert len(incidents) == 1
     assert incidents[0]["latest_event"]["kind"] == "firing"

@@ -357,3 +357,15 @@ def test_one_message_per_second_per_slack_webhook(project, slack, slack_channel,
     assert Notification.objects.get(pk=second).attempts == 0  # waiting spends no attempt
     assert _deliver(second, now + timedelta(seconds=1)).status == NotificationStatus.SENT
     assert len(slack.requests) == 2
+
+
+def test_unreadable_url_disables_the_channel(
+    project, slack, slack_channel, error_rule, now, settings
+):
+    _fired(project, error_rule, now)
+    settings.SECRET_KEY = "rotated-without-setting-an-encryption-key"
+    assert _deliver(_only_notification().pk, now).status == NotificationStatus.FAILED
+    slack_channel.refresh_from_db()
+    assert not slack_channel.enabled
+    assert "enter the channel's URL again" in slack_channel.disabled_reason
+    assert slack.requests == []
