@@ -189,6 +189,7 @@ class NotificationOutput(serializers.ModelSerializer[Notification]):
             "attempts",
             "http_status",
             "error",
+            "history",
             "next_attempt_at",
             "sent_at",
             "created_at",

@@ -812,7 +812,13 @@ def notification_deliver(*, notification_id: int, now: datetime | None = None) -
     Runs outside a transaction (autocommit): each step commits before the next, which is
     what makes the claim and ``send_started_at`` meaningful to a second worker.
     """
-    now = now or timezone.now()
+    # Tests pass ``now`` to move through time; then every timestamp here derives from it.
+    fixed = now
+
+    def clock() -> datetime:
+        return fixed if fixed is not None else timezone.now()
+
+    now = clock()
     row = Notification.objects.filter(pk=notification_id).select_related("channel").first()
     if row is None:
         return DeliveryOutcome("missing")
@@ -886,12 +892,12 @@ def notification_deliver(*, notification_id: int, now: datetime | None = None) -
         error = TransportError(f"cannot prepare the message: {exc}", permanent=True)
         return _finish_failed(row, fence, error, now)
 
-    fence.update(send_started_at=timezone.now())
+    fence.update(send_started_at=clock())
     try:
         http_status = transport.notify(message)
     except TransportError as exc:
-        return _finish_failed(row, fence, exc, timezone.now())
-    done_at = timezone.now()
+        return _finish_failed(row, fence, exc, clock())
+    done_at = clock()
     fence.update(
         status=NotificationStatus.SENT,
         http_status=http_status,
@@ -900,9 +906,23 @@ def notification_deliver(*, notification_id: int, now: datetime | None = None) -
         lease_until=None,
         next_attempt_at=None,
         updated_at=done_at,
+        history=_history(row, done_at, "sent", http_status, ""),
     )
     Channel.objects.filter(pk=channel.pk).update(last_sent_at=done_at, last_error="")
     return DeliveryOutcome(NotificationStatus.SENT)
+
+
+def _history(
+    row: Notification, at: datetime, outcome: str, http_status: int | None, error: str
+) -> list[dict[str, Any]]:
+    entry = {
+        "attempt": row.attempts,
+        "at": at.isoformat(),
+        "outcome": outcome,
+        "http_status": http_status,
+        "error": error[:300],
+    }
+    return [*(row.history or []), entry][-20:]
 
 
 def _finish_failed(
@@ -914,6 +934,13 @@ def _finish_failed(
         "lease_until": None,
         "send_started_at": None,
         "updated_at": now,
+        "history": _history(
+            row,
+            now,
+            "permanent error" if exc.permanent else "transient error",
+            exc.http_status,
+            exc.message,
+        ),
     }
     Channel.objects.filter(pk=row.channel_id).update(last_error=exc.message[:2000])
     if exc.permanent or row.attempts >= MAX_ATTEMPTS:

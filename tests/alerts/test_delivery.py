@@ -62,6 +62,10 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
         2,
         200,
     )
+    assert [(h["outcome"], h["http_status"]) for h in notification.history] == [
+        ("transient error", 429),
+        ("sent", 200),
+    ]
     # Redelivered after success: still one message.
     assert _deliver(notification.pk, now + timedelta(seconds=4)).status == "sent"
     assert len(slack.requests) == 2  # the 429 and the one message Slack accepted
