@@ -20,6 +20,7 @@ import numpy.typing as npt
 from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
+from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
 from apps.accounts.models import Project
@@ -81,7 +82,9 @@ def _knn(
         qs = qs.filter(start_time__gte=start)
     if end is not None:
         qs = qs.filter(start_time__lt=end)
-    qs = qs.annotate(distance=CosineDistance("vector", vector)).order_by("distance")
+    # Compared as halfvec, the column's type, so the HNSW index on it applies.
+    query = HalfVector(np.asarray(vector, dtype=np.float32))
+    qs = qs.annotate(distance=CosineDistance("vector", query)).order_by("distance")
     with transaction.atomic(), connection.cursor() as cursor:
         # SET LOCAL: scoped to this transaction, so a pooled connection is left as it was.
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(EF_SEARCH, k))}")

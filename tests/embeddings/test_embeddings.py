@@ -55,7 +55,7 @@ def test_embeds_prompts_and_responses_once_and_is_idempotent(
     assert statuses[empty.id] == EmbedStatus.NOT_APPLICABLE
     assert statuses[chat.id] == EmbedStatus.DONE
     stored = CallEmbedding.objects.get(project=project, call_id=chat.id, kind="prompt")
-    assert np.allclose(np.asarray(stored.vector), provider.embed([MUSIC[0]])[0], atol=1e-5)
+    assert np.allclose(np.asarray(stored.vector), provider.embed([MUSIC[0]])[0], atol=2e-3)
     assert stored.provider_key == provider.key
 
     again = embed(project, [*calls, chat, empty], provider)
