@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from apps.accounts.models import Role, Scope
+from apps.alerts.models import Metric, Operator, RuleKind
 from apps.dashboard.selectors import RANGES, REVIEW_MODES, REVIEW_SIGNALS
 
 RANGE_CHOICES = [(k, k) for k in RANGES]
@@ -114,3 +115,28 @@ class ChannelForm(forms.Form):
     )
     name = forms.CharField(max_length=200)
     url = forms.URLField(max_length=2000, assume_scheme="https")
+
+
+class AlertRuleForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=RuleKind.choices, initial=RuleKind.METRIC)
+    metric = forms.ChoiceField(choices=[("", "-"), *Metric.choices], required=False)
+    operator = forms.ChoiceField(choices=Operator.choices, initial=Operator.GT)
+    threshold = forms.FloatField(required=False)
+    critical_threshold = forms.FloatField(required=False)
+    window = forms.CharField(max_length=16, initial="15m", help_text="e.g. 5m, 1h, 1d")
+    channels = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=[])
+
+    def __init__(
+        self, *args: Any, channel_choices: list[tuple[int, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channels"].choices = channel_choices or []  # type: ignore[attr-defined]
+
+    def rule_data(self) -> dict[str, Any]:
+        """The cleaned values as ``rule_create`` keywords (blank optional ones left out)."""
+        data = dict(self.cleaned_data)
+        for name in ("metric", "threshold", "critical_threshold"):
+            if data.get(name) in ("", None):
+                data.pop(name, None)
+        return data

@@ -23,6 +23,8 @@ urlpatterns = [
     path("review/label/", review.review_label, name="review-label"),
     path("review/export/", review.review_export, name="review-export"),
     path("alerts/", alerts.alerts, name="alerts"),
+    path("alerts/rules/", alerts.rule_new, name="rule-create"),
+    path("alerts/rules/<int:rule_id>/<str:action>/", alerts.rule_action, name="rule-action"),
     path(
         "alerts/incidents/<int:incident_id>/<str:action>/",
         alerts.incident_action,

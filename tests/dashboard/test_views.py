@@ -312,3 +312,51 @@ def test_calls_explorer_filters_and_pages(alice, project) -> None:
     assert "question number 2</a>" not in body
     assert client.get("/calls/?cursor=garbage").status_code == 200
     assert client.get("/calls/not-a-uuid/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_alert_rules_and_incident_actions(alice, reviewer_user, project) -> None:
+    from django.utils import timezone
+
+    from apps.alerts.models import AlertRule, Incident
+
+    client = login(alice)
+    response = client.post(
+        "/alerts/rules/",
+        {
+            "name": "Slow answers",
+            "kind": "metric",
+            "metric": "latency_p95",
+            "operator": ">",
+            "threshold": "2000",
+            "window": "15m",
+        },
+    )
+    assert response.status_code == 302
+    rule = AlertRule.objects.get(project=project)
+    assert (rule.metric, rule.threshold, rule.window_s) == ("latency_p95", 2000.0, 900)
+    incident = Incident.objects.create(
+        project=project,
+        rule=rule,
+        state="firing",
+        severity="warning",
+        value=2500.0,
+        threshold=2000.0,
+        summary="p95 latency 2,500 ms > 2,000 ms",
+        started_at=timezone.now(),
+    )
+    body = client.get("/alerts/").content.decode()
+    assert "p95 latency 2,500 ms" in body
+    assert (
+        login(reviewer_user).post(f"/alerts/incidents/{incident.pk}/acknowledge/").status_code
+        == 403
+    )
+    client.post(f"/alerts/incidents/{incident.pk}/acknowledge/")
+    incident.refresh_from_db()
+    assert incident.acknowledged_by_id == alice.pk
+    client.post(f"/alerts/incidents/{incident.pk}/resolve/")
+    incident.refresh_from_db()
+    assert incident.state == "resolved"
+    client.post(f"/alerts/rules/{rule.pk}/disable/")
+    rule.refresh_from_db()
+    assert not rule.enabled

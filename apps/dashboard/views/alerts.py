@@ -7,10 +7,24 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.alerts.selectors import incident_get, incident_list, notification_list, rule_list
-from apps.alerts.services import incident_acknowledge, incident_resolve
+from apps.alerts.selectors import (
+    channel_list,
+    incident_get,
+    incident_list,
+    notification_list,
+    rule_get,
+    rule_list,
+)
+from apps.alerts.services import (
+    incident_acknowledge,
+    incident_resolve,
+    rule_create,
+    rule_delete,
+    rule_update,
+)
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, acting_user, project_view
+from apps.dashboard.forms import AlertRuleForm
 from apps.dashboard.views.common import flash_error
 
 STATES = ("open", "pending", "firing", "resolved", "all")
@@ -33,6 +47,7 @@ def alerts(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "rules": list(rule_list(project=project)),
         "notifications": list(notification_list(project=project)[:50]),
         "can_act": access.allows("admin"),
+        "rule_form": AlertRuleForm(channel_choices=_channel_choices(access)),
     }
     return render(request, "dashboard/alerts.html", context)
 
@@ -52,6 +67,46 @@ def incident_action(
         else:
             incident_resolve(incident=incident, user=acting_user(request))
             messages.success(request, f"Incident #{incident.pk} resolved.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("dashboard:alerts")
+
+
+def _channel_choices(access: ProjectAccess) -> list[tuple[int, str]]:
+    return [(c.pk, c.name) for c in channel_list(project=access.project)]
+
+
+@require_POST
+@project_view("admin")
+def rule_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    form = AlertRuleForm(request.POST, channel_choices=_channel_choices(access))
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        messages.error(request, f"{field}: {errors[0]}")
+        return redirect("dashboard:alerts")
+    try:
+        rule = rule_create(project=access.project, user=acting_user(request), **form.rule_data())
+        messages.success(request, f"Rule “{rule.name}” created; it is checked every minute.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return redirect("dashboard:alerts")
+
+
+@require_POST
+@project_view("admin")
+def rule_action(
+    request: HttpRequest, access: ProjectAccess, rule_id: int, action: str
+) -> HttpResponse:
+    if action not in ("enable", "disable", "delete"):
+        raise Http404("action: not found")
+    try:
+        rule = rule_get(project=access.project, rule_id=rule_id)
+        if action == "delete":
+            rule_delete(rule=rule)
+            messages.success(request, f"Rule “{rule.name}” deleted.")
+        else:
+            rule_update(rule=rule, enabled=action == "enable")
+            messages.success(request, f"Rule “{rule.name}” {action}d.")
     except ApplicationError as exc:
         flash_error(request, exc)
     return redirect("dashboard:alerts")
