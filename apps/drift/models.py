@@ -161,6 +161,11 @@ class DriftCheck(models.Model):
     example_call_ids = ArrayField(models.UUIDField(), default=list, blank=True)
     # The streaming detector's update for the vectors that arrived since the last check.
     stream = models.JSONField(default=dict, blank=True)
+    # Calls far from every baseline call (k-NN distance above the calibrated threshold):
+    # {n, flagged, share, expected_share, p_value, drifted, threshold, example_call_ids}.
+    # Reported beside the window test, not folded into ``drifted``: it answers "is there
+    # traffic unlike anything normal" (jailbreaks, another language), a per-call question.
+    out_of_domain = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

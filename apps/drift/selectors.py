@@ -74,6 +74,7 @@ def drift_check_as_dict(check: DriftCheck, *, full: bool = True) -> dict[str, An
         data["intent_shares"] = check.intent_shares
         data["new_intents"] = check.new_intents
         data["stream"] = check.stream
+        data["out_of_domain"] = check.out_of_domain
     return data
 
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.drift.detectors import Baseline as DetectorBaseline
-from apps.drift.detectors import BaselineTestResult, MewmaDetector
+from apps.drift.detectors import BaselineTestResult, MewmaDetector, ood_scores
 from apps.drift.detectors.baseline import MIN_WINDOW
 from apps.drift.models import (
     Baseline,
@@ -57,6 +57,9 @@ STREAM_FEED_LIMIT = 10_000
 STUCK_AFTER = timedelta(minutes=30)
 REFIT_RETRY_AFTER = timedelta(hours=6)
 EXAMPLES = 5
+# detectors.Baseline.fit calibrates the k-NN threshold for this share of in-domain calls.
+OOD_EXPECTED_SHARE = 0.01
+OOD_MAX = 5000
 
 
 # --- state blob ----------------------------------------------------------------------------
@@ -492,6 +495,7 @@ def _check_fields(*, monitor: DriftMonitor, window: _Window, fit_k: int | None) 
                 f"Not tested: {n} embedded calls in the window, at least {MIN_WINDOW} needed."
             ),
         }
+    out_of_domain = _out_of_domain(model=model, sample=sample, alpha=baseline.false_alarm_rate)
     if size < n:
         rng = np.random.default_rng(int(window.end.timestamp()))
         rows = np.sort(rng.choice(n, size, replace=False))
@@ -516,6 +520,9 @@ def _check_fields(*, monitor: DriftMonitor, window: _Window, fit_k: int | None) 
     for entry in shares:
         if entry["moved"] == "grew":
             examples.extend(entry["example_call_ids"])
+    summary = result.summary
+    if out_of_domain["drifted"]:
+        summary += " " + out_of_domain["summary"]
     return {
         "status": CheckStatus.TESTED,
         "baseline": baseline,
@@ -525,8 +532,9 @@ def _check_fields(*, monitor: DriftMonitor, window: _Window, fit_k: int | None) 
         "score": result.score,
         "p_value": result.p_value,
         "threshold": result.threshold,
-        "summary": result.summary,
+        "summary": summary,
         "results": {name: r.to_dict() for name, r in result.results.items()},
+        "out_of_domain": out_of_domain,
         "intent_shares": shares,
         "new_intents": new_intents,
         "example_call_ids": list(dict.fromkeys(examples))[:50],
@@ -547,6 +555,42 @@ def _recent_failed_baseline(*, project_id: int, provider_key: str) -> Baseline |
         .order_by("-created_at")
         .first()
     )
+
+
+def _out_of_domain(
+    *, model: DetectorBaseline, sample: VectorSample, alpha: float
+) -> dict[str, Any]:
+    """k-NN distance of every window call (up to ``OOD_MAX``) to the baseline reference."""
+    from scipy import stats as scipy_stats
+
+    rows = np.arange(len(sample))
+    if len(rows) > OOD_MAX:
+        rows = np.sort(np.random.default_rng(0).choice(len(rows), OOD_MAX, replace=False))
+    result = ood_scores(
+        model.reference,
+        sample.vectors[rows],
+        threshold=model.ood_threshold,
+        k=model.ood_neighbours,
+    )
+    n, flagged = len(rows), int(result.flagged.sum())
+    # One-sided binomial test against the rate the threshold was calibrated for.
+    p_value = float(scipy_stats.binom.sf(flagged - 1, n, OOD_EXPECTED_SHARE)) if n else 1.0
+    worst = np.argsort(-result.scores)[: min(flagged, EXAMPLES)]
+    share = flagged / n if n else 0.0
+    return {
+        "n": n,
+        "flagged": flagged,
+        "share": share,
+        "expected_share": OOD_EXPECTED_SHARE,
+        "p_value": p_value,
+        "drifted": bool(n and p_value <= alpha),
+        "threshold": result.threshold,
+        "summary": (
+            f"{100 * share:.1f}% of calls ({flagged}) are unlike any baseline call "
+            f"(expected {100 * OOD_EXPECTED_SHARE:.0f}%)."
+        ),
+        "example_call_ids": [str(sample.call_ids[int(rows[i])]) for i in worst],
+    }
 
 
 def _baseline_state_save(*, baseline: Baseline, model: DetectorBaseline) -> None:

@@ -122,6 +122,10 @@ def test_check_names_a_new_intent_with_examples(
     group = check.new_intents[0]
     assert set(group["example_call_ids"]) <= {str(i) for i in current["refund"]}
     assert any(w in group["label"] for w in ("refund", "invoice", "charge", "payment", "money"))
+    # The refund calls are also unlike any single baseline call.
+    assert check.out_of_domain["drifted"]
+    assert check.out_of_domain["flagged"] >= 20
+    assert set(check.out_of_domain["example_call_ids"]) <= {str(i) for i in current["refund"]}
     groups = selectors.new_intent_groups(project=project)
     assert groups[0]["examples"][0][1].split()[0] in {
         "refund",
@@ -145,6 +149,7 @@ def test_same_mix_is_not_drift(project: Project, now: Any, history: dict[str, An
     check = services.drift_check_run(project=project, window_end=now)
     assert check.status == CheckStatus.TESTED
     assert not check.drifted, check.summary
+    assert not check.out_of_domain["drifted"], check.out_of_domain
 
 
 @pytest.mark.django_db
