@@ -68,6 +68,18 @@ def render(check: DriftCheck) -> str:
             if isinstance(threshold, int | float)
             else f"  {name:13s} score {result['score']:.4g} p {result['p_value']:.4g}"
         )
+    ood = check.out_of_domain
+    if ood:
+        lines.append(
+            f"  out-of-domain {'FIRED' if ood['drifted'] else 'ok   '} "
+            f"{ood['flagged']} of {ood['n']} calls ({100 * ood['share']:.1f}%, expected "
+            f"{100 * ood['expected_share']:.0f}%, p {ood['p_value']:.3g})"
+        )
+    stream = check.stream
+    if stream.get("events"):
+        lines.append(
+            f"  streaming     {'ALARM' if stream['alarm'] else 'ok   '} {stream['summary']}"
+        )
     moved = [s for s in check.intent_shares if s["moved"]]
     if moved:
         lines.append("intent shares that moved:")
