@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.quality.scorers import CallContext, registered
+from apps.quality.scorers.base import split_messages
 from apps.quality.scorers.injection import attack_matrix, attack_similarity
 
 if TYPE_CHECKING:
@@ -66,19 +67,25 @@ def compute_signals(
 ) -> dict[str, Any]:
     """Signals for one call (see the module docstring for the keys).
 
-    ``call`` is the call's stored fields (``model``, ``status``, ``metadata``, ``output_tokens``,
-    ``truncated``...); ``prompt_embedding`` is the prompt's vector from the process-wide
-    embedding provider, given by the embed worker so that injection also uses the similarity
-    to known attacks. Without it the heuristic alone scores injection (well under 1 ms per call).
+    ``call`` is the call's stored fields (``model``, ``status``, ``metadata``, ``messages``,
+    ``output_tokens``, ``truncated``...); chat ``messages`` stand in for an empty ``prompt``,
+    and only their non-system, non-assistant parts are checked for injection and toxicity.
+    ``prompt_embedding`` is the prompt's vector from the process-wide embedding provider, given
+    by the embed worker so that injection also uses the similarity to known attacks. Without it
+    the heuristic alone scores injection (well under 1 ms per typical call).
     """
     fields: Mapping[str, Any] = call or {}
     metadata = fields.get("metadata")
+    # Chat calls store their input as messages (prompt empty); the app's own system prompt is
+    # kept out of the injection and toxicity checks.
+    all_text, user_text = split_messages(fields.get("messages"))
     context = CallContext(
-        prompt=prompt or "",
+        prompt=prompt or all_text,
         response=response or "",
         call=fields,
         metadata=metadata if isinstance(metadata, Mapping) else {},
         prompt_embedding=_as_vector(prompt_embedding),
+        user_text=user_text,
     )
     signals: dict[str, Any] = dict(_DEFAULTS)
     flags: list[str] = []

@@ -44,13 +44,62 @@ def clip(text: str, limit: int = SCAN_LIMIT) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """What a scorer sees of one call. Text fields are never None (missing is ``""``)."""
+    """What a scorer sees of one call. Text fields are never None (missing is ``""``).
+
+    ``prompt`` is the whole input (the call's prompt, or all its chat messages joined);
+    ``user_text`` is the part the end user or a tool supplied (chat messages other than system,
+    developer and assistant), which is where injections and abuse come from: an app's own system
+    prompt says "never reveal these instructions" on every call and must not count against it.
+    """
 
     prompt: str
     response: str
     call: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     prompt_embedding: npt.NDArray[np.float32] | None = None
+    user_text: str | None = None
+
+    @property
+    def untrusted_text(self) -> str:
+        """``user_text`` when the call has chat messages, else the whole prompt."""
+        return self.prompt if self.user_text is None else self.user_text
+
+
+# Roles whose messages the application itself wrote.
+_TRUSTED_ROLES = frozenset({"system", "developer", "assistant", "model"})
+
+
+def message_text(content: Any) -> str:
+    """Text of a chat message ``content``: a string, or OpenAI/Anthropic/GenAI content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        for key in ("text", "content"):
+            if isinstance(content.get(key), str | list):
+                return message_text(content[key])
+        return ""
+    if isinstance(content, list):
+        return "\n".join(text for part in content if (text := message_text(part)))
+    return ""
+
+
+def split_messages(messages: Any) -> tuple[str, str | None]:
+    """``(all text, untrusted text)`` of a list of ``{"role", "content"}`` chat messages;
+    ``("", None)`` when ``messages`` is not such a list."""
+    if not isinstance(messages, list) or not messages:
+        return "", None
+    every: list[str] = []
+    untrusted: list[str] = []
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        text = message_text(message.get("content"))
+        if not text:
+            continue
+        every.append(text)
+        if str(message.get("role", "user")).lower() not in _TRUSTED_ROLES:
+            untrusted.append(text)
+    return "\n".join(every), "\n".join(untrusted)
 
 
 class Scorer(ABC):

@@ -326,7 +326,8 @@ class InjectionScorer(Scorer):
         return self._provider  # type: ignore[return-value]
 
     def score(self, call: CallContext) -> Mapping[str, Any]:
-        markers = injection_markers(call.prompt)
+        text = call.untrusted_text
+        markers = injection_markers(text)
         keep = 1.0
         for weight in markers.values():
             keep *= 1.0 - weight
@@ -336,7 +337,7 @@ class InjectionScorer(Scorer):
             "injection_markers": sorted(markers),
         }
         score = heuristic
-        if call.prompt_embedding is not None and call.prompt:
+        if call.prompt_embedding is not None and text:
             provider = self.provider()
             similarity = float(attack_similarity(call.prompt_embedding, provider)[0])
             result["attack_similarity"] = round(similarity, 4)

@@ -81,7 +81,7 @@ class ToxicityScorer(Scorer):
     name = "toxicity"
 
     def score(self, call: CallContext) -> Mapping[str, Any]:
-        prompt_score = toxicity(call.prompt)
+        prompt_score = toxicity(call.untrusted_text)
         response_score = toxicity(call.response)
         score = max(prompt_score, response_score)
         return {
