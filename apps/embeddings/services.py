@@ -14,13 +14,16 @@ import inspect
 import logging
 import unicodedata
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from django.db import transaction
+from django.utils import timezone
 
 from apps.embeddings.models import CallEmbedding, EmbeddingKind
 from apps.embeddings.providers import EmbeddingProvider, get_provider
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 # in English) keeps a 100 KB prompt from costing a tokenizer pass over all of it.
 CHARS_PER_TOKEN = 4
 INJECTION_TASK = "apps.embeddings.tasks.score_injection"
+EMBED_TASK = "apps.embeddings.tasks.embed_calls"
+EMBED_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -195,13 +200,7 @@ def call_embeddings_create(
 
 
 def _enqueue_injection(project_id: int, call_ids: list[str]) -> None:
-    from celery import current_app
-
-    from apps.queues import EMBED
-
-    current_app.send_task(
-        INJECTION_TASK, args=[project_id, call_ids], queue=EMBED, expires=6 * 3600
-    )
+    _send(INJECTION_TASK, [project_id, call_ids])
 
 
 def injection_scoring_available() -> bool:
@@ -252,3 +251,47 @@ def call_injection_update(*, project_id: int, call_ids: Sequence[str | uuid.UUID
             signals=signals,
         )
     return updated
+
+
+def embeddings_sweep_pending(
+    *,
+    older_than: timedelta = timedelta(minutes=10),
+    horizon: timedelta = timedelta(days=1),
+    limit: int = 5000,
+) -> int:
+    """Re-send calls whose embed message was lost (a broker restart, a purged queue).
+
+    Runs only while the embed queue is empty: then a processed call still PENDING after
+    ``older_than`` has no message waiting. The start_time ``horizon`` keeps the scan on the
+    recent end of the calls table (BRIN). Re-sending is harmless: the task skips DONE calls.
+    """
+    from apps.embeddings.budget import embed_backlog
+
+    if embed_backlog() > 0:
+        return 0
+    now = timezone.now()
+    rows = Call.objects.filter(
+        embed_status=EmbedStatus.PENDING,
+        processed_at__lt=now - older_than,
+        start_time__gte=now - horizon,
+    ).values_list("project_id", "id")[:limit]
+    by_project: dict[int, list[str]] = defaultdict(list)
+    for project_id, call_id in rows:
+        by_project[project_id].append(str(call_id))
+    sent = 0
+    for project_id, ids in by_project.items():
+        for start in range(0, len(ids), EMBED_CHUNK):
+            chunk = ids[start : start + EMBED_CHUNK]
+            _send(EMBED_TASK, [project_id, chunk])
+            sent += len(chunk)
+    if sent:
+        logger.warning("embed sweep: re-sent %d calls whose messages were lost", sent)
+    return sent
+
+
+def _send(task: str, args: list[Any]) -> None:
+    from celery import current_app
+
+    from apps.queues import EMBED
+
+    current_app.send_task(task, args=args, queue=EMBED, expires=6 * 3600)

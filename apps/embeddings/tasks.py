@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from apps.embeddings import services
+from apps.queues import EMBED, register_periodic
 
 # Only transient failures are retried: a lost database connection. A bad input or a model
 # error would fail the same way again.
@@ -28,3 +31,18 @@ def embed_calls(project_id: int, call_ids: list[str]) -> int:
 )
 def score_injection(project_id: int, call_ids: list[str]) -> int:
     return services.call_injection_update(project_id=project_id, call_ids=call_ids)
+
+
+@shared_task(ignore_result=True)
+def sweep_pending_embeddings() -> int:
+    return services.embeddings_sweep_pending()
+
+
+register_periodic(
+    "embeddings-sweep-pending",
+    {
+        "task": "apps.embeddings.tasks.sweep_pending_embeddings",
+        "schedule": timedelta(minutes=5),
+        "options": {"queue": EMBED, "expires": 300},
+    },
+)

@@ -182,3 +182,32 @@ def test_injection_score_uses_the_prompt_vector(
     assert seen[0].shape[-1] == provider.dimension
     assert call.signals["attack_similarity"] == 0.97
     assert call.injection is not None
+
+
+@pytest.mark.django_db
+def test_sweeper_resends_calls_whose_embed_message_was_lost(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.embeddings import budget, services
+
+    now = timezone.now()
+    lost = make_calls(project, WEATHER, start_time=now - timedelta(hours=1))
+    Call.objects.filter(project=project).update(processed_at=now - timedelta(minutes=30))
+    fresh = make_calls(project, ["just processed"], start_time=now)
+    Call.objects.filter(project=project, id=fresh[0].id).update(processed_at=now)
+    sent: list[list[Any]] = []
+    monkeypatch.setattr(services, "_send", lambda task, args: sent.append([task, *args]))
+
+    monkeypatch.setattr(budget, "embed_backlog", lambda: 3)
+    assert services.embeddings_sweep_pending() == 0  # messages are still queued: wait
+
+    monkeypatch.setattr(budget, "embed_backlog", lambda: 0)
+    assert services.embeddings_sweep_pending() == len(lost)
+    [(task, project_id, ids)] = sent
+    assert task == "apps.embeddings.tasks.embed_calls"
+    assert project_id == project.id
+    assert set(ids) == {str(c.id) for c in lost}
