@@ -56,6 +56,7 @@ NAME_CARRY_SIMILARITY = 0.9
 STREAM_FEED_LIMIT = 10_000
 STUCK_AFTER = timedelta(minutes=30)
 REFIT_RETRY_AFTER = timedelta(hours=6)
+KEEP_TRAILING_STATES = 7
 EXAMPLES = 5
 # detectors.Baseline.fit calibrates the k-NN threshold for this share of in-domain calls.
 OOD_EXPECTED_SHARE = 0.01
@@ -300,6 +301,7 @@ def baseline_active(*, project_id: int) -> Baseline | None:
     """The newest ready pinned baseline, else the newest ready trailing one."""
     return (
         Baseline.objects.filter(project_id=project_id, status=BaselineStatus.READY)
+        .exclude(state=None)
         .order_by("-pinned", "-fitted_at")
         .first()
     )
@@ -733,4 +735,31 @@ def baseline_refit_trailing(*, project_id: int) -> Baseline | None:
     baseline = baseline_request(
         project=monitor.project, start=end - timedelta(days=DEFAULT_BASELINE_DAYS), end=end
     )
-    return baseline_fit_run(baseline=baseline)
+    baseline = baseline_fit_run(baseline=baseline)
+    baselines_prune(project_id=project_id)
+    return baseline
+
+
+def baselines_prune(*, project_id: int, keep: int = KEEP_TRAILING_STATES) -> int:
+    """Drop the state (MBs each) of old trailing baselines and delete old failed fits.
+
+    Rows stay, with their clusters, so past checks keep their intent names; only the 2-D map
+    of a check that old can no longer be drawn. Pinned baselines are never touched.
+    """
+    keep_ids = list(
+        Baseline.objects.filter(project_id=project_id, status=BaselineStatus.READY, pinned=False)
+        .order_by("-fitted_at")
+        .values_list("pk", flat=True)[:keep]
+    )
+    cleared = (
+        Baseline.objects.filter(project_id=project_id, status=BaselineStatus.READY, pinned=False)
+        .exclude(pk__in=keep_ids)
+        .exclude(state=None)
+        .update(state=None)
+    )
+    Baseline.objects.filter(
+        project_id=project_id,
+        status=BaselineStatus.FAILED,
+        created_at__lt=timezone.now() - timedelta(days=7),
+    ).delete()
+    return cleared

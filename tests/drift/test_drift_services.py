@@ -349,3 +349,27 @@ def test_drift_check_command(project: Project, now: Any, history: dict[str, Any]
     assert "verdict: DRIFT" in text
     assert "grew" in text
     assert CallEmbedding.objects.filter(project=project).count() == 310
+
+
+@pytest.mark.django_db
+def test_daily_refit_moves_the_trailing_baseline_and_prunes_old_states(
+    project: Project, now: Any, history: dict[str, Any]
+) -> None:
+    old = [fit(project, now) for _ in range(2)]
+    pinned = fit(project, now, pin=True)
+    services.drift_monitor_ensure(project=project)
+    Baseline.objects.filter(pk__in=[b.pk for b in old]).update(
+        fitted_at=timezone.now() - timedelta(days=2)
+    )
+    # A pinned baseline is kept: nothing is due.
+    assert services.baselines_refit_due() == []
+    services.baseline_pin(baseline=pinned, pinned=False)
+    Baseline.objects.filter(pk=pinned.pk).update(fitted_at=timezone.now() - timedelta(days=2))
+    assert services.baselines_refit_due() == [project.id]
+
+    fresh = services.baseline_refit_trailing(project_id=project.id)
+    assert fresh is not None
+    assert fresh.status == BaselineStatus.READY
+    assert services.baselines_prune(project_id=project.id, keep=2) == 2
+    assert services.baseline_active(project_id=project.id) == fresh
+    assert Baseline.objects.filter(project=project, state=None).count() == 2
