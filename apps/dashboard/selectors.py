@@ -9,10 +9,10 @@ later (same arguments, same row types), so views and charts never change.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
@@ -645,3 +645,31 @@ def call_signal_badges(call: Call) -> list[Badge]:
     for kind in call.pii or []:
         badges.append(Badge(f"PII: {kind}", "warn"))
     return badges
+
+
+# --- Neighbours --------------------------------------------------------------------------------
+
+H = TypeVar("H", bound="_HitLike")
+
+
+class _HitLike(Protocol):
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def response(self) -> str: ...
+    @property
+    def start_time(self) -> datetime: ...
+
+
+def dedupe_hits(hits: Sequence[H]) -> list[H]:
+    """Nearest-neighbour hits minus repeats of one exchange: a chain span and its LLM child
+    carry the same text at the same moment. The first (closest) of each is kept."""
+    seen: set[tuple[str, str, datetime]] = set()
+    out = []
+    for hit in hits:
+        key = (hit.prompt, hit.response, hit.start_time.replace(second=0, microsecond=0))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(hit)
+    return out

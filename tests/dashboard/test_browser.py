@@ -135,8 +135,51 @@ def _traffic(project: Any) -> Any:
     return last
 
 
+def _alerts(project: Any, user: Any) -> None:
+    """A rule with a firing and a resolved incident, for the alerts page."""
+    from django.utils import timezone
+
+    from apps.alerts.models import AlertRule, Incident
+
+    rule = AlertRule.objects.create(
+        project=project,
+        name="p95 latency",
+        metric="latency_p95",
+        operator=">",
+        threshold=1500.0,
+        critical_threshold=3000.0,
+        window_s=900,
+    )
+    now = timezone.now()
+    Incident.objects.create(
+        project=project,
+        rule=rule,
+        state="firing",
+        severity="warning",
+        value=1840.0,
+        threshold=1500.0,
+        sample_count=212,
+        started_at=now - timedelta(minutes=12),
+        fired_at=now - timedelta(minutes=10),
+        summary="p95 latency 1,840 ms > 1,500 ms over 15 min (212 calls), release v2",
+    )
+    Incident.objects.create(
+        project=project,
+        rule=rule,
+        state="resolved",
+        severity="critical",
+        value=3400.0,
+        threshold=3000.0,
+        sample_count=180,
+        started_at=now - timedelta(hours=20),
+        resolved_at=now - timedelta(hours=19),
+        resolved_by=user,
+        summary="p95 latency 3,400 ms > 3,000 ms over 15 min (180 calls)",
+    )
+
+
 def test_pages_render_charts_and_escape_untrusted_text(
-    session: Session, alice: Any, project: Any
+    session: Session, alice: Any, project: Any, request: Any
 ) -> None:
     session.goto("/login/")
     session.shot("login")
@@ -170,7 +213,8 @@ def test_pages_render_charts_and_escape_untrusted_text(
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "same-origin"
     # Every chart drew, with plotly traces holding data (not an empty frame).
-    session.page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5")
+    # A locator wait: wait_for_function would eval() a string, which the CSP rightly blocks.
+    session.page.locator(".js-plotly-plot").nth(4).wait_for()
     counts = session.page.evaluate(
         """() => [...document.querySelectorAll('.js-plotly-plot')].map(el =>
              (el.data || []).reduce((n, t) => n + (t.y || []).filter(v => v).length, 0))"""
@@ -194,7 +238,16 @@ def test_pages_render_charts_and_escape_untrusted_text(
     assert session.dialogs == []
     session.shot("call-detail")
 
-    for name in ("drift", "alerts", "settings"):
+    request.getfixturevalue("drift_state")  # stored checks, after the empty state was seen
+    session.goto("/drift/")
+    # A locator wait: wait_for_function would eval() a string, which the CSP rightly blocks.
+    # 3 detector charts (combined, mean shift, new-intent share) and the intent shares.
+    session.page.locator(".js-plotly-plot").nth(3).wait_for()
+    assert session.page.locator("text=poem / sea").is_visible()
+    session.shot("drift")
+
+    _alerts(project, alice)
+    for name in ("alerts", "settings"):
         assert session.goto(f"/{name}/").status == 200
         session.shot(name)
     session.page.set_viewport_size({"width": 420, "height": 860})

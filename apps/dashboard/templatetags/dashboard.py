@@ -27,7 +27,9 @@ def fmt(value: Any, kind: str = "int") -> str:
         return "\u2013"  # an en dash: "no value"
     number = float(value)
     if kind == "usd":
-        return f"${number:,.2f}" if abs(number) >= 1 else f"${number:,.4f}"
+        if abs(number) >= 1:
+            return f"${number:,.2f}"
+        return f"${number:.4f}" if abs(number) >= 0.001 or number == 0 else f"${number:.6f}"
     if kind == "ms":
         return f"{number / 1000:,.2f} s" if number >= 10_000 else f"{number:,.0f} ms"
     if kind == "pct":

@@ -15,6 +15,7 @@ from apps.dashboard.selectors import (
     RANGES,
     call_facets,
     call_signal_badges,
+    dedupe_hits,
     project_has_calls,
     time_window,
     trace_tree,
@@ -56,7 +57,7 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         except ApplicationError as exc:
             flash_error(request, exc)
             hits = []
-        context.update(mode="semantic", hits=hits)
+        context.update(mode="semantic", hits=dedupe_hits(hits))
         return render(request, "dashboard/calls.html", context)
     filters = CallFilters(
         start=window.start if window else None,
@@ -91,7 +92,7 @@ def call_detail(request: HttpRequest, access: ProjectAccess, call_id: str) -> Ht
     similar: list[Any] = []
     similar_note = ""
     try:
-        similar = call_similar(project=project, call_id=call.id, k=8)
+        similar = dedupe_hits(call_similar(project=project, call_id=call.id, k=12))[:8]
     except ApplicationError as exc:
         similar_note = (
             "This call has no embedding yet (the embed worker may be behind, or the call was "

@@ -1,0 +1,86 @@
+"""Dashboard fixtures: stored drift state (a baseline with intents and a run of checks)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from apps.drift.models import Baseline, DriftCheck, DriftMonitor, IntentCluster
+from tests.dashboard.factories import make_call
+
+
+@pytest.fixture
+def drift_state(project: Any) -> tuple[Baseline, IntentCluster, IntentCluster]:
+    """A ready baseline with two intents and eight tested 6-hourly checks; the last four drift
+    (a new intent appears and music questions grow)."""
+    now = timezone.now()
+    baseline = Baseline.objects.create(
+        project=project,
+        provider_key="test",
+        status="ready",
+        fitted_at=now,
+        sample_size=500,
+        start=now - timedelta(days=7),
+        end=now - timedelta(days=3),
+    )
+    weather = IntentCluster.objects.create(
+        baseline=baseline,
+        project=project,
+        index=0,
+        centroid=[0.0] * 384,
+        size=300,
+        share=0.6,
+        label="weather / forecast",
+    )
+    music = IntentCluster.objects.create(
+        baseline=baseline,
+        project=project,
+        index=1,
+        centroid=[0.0] * 384,
+        size=200,
+        share=0.4,
+        label="<b>music</b>",
+    )
+    monitor = DriftMonitor.objects.create(project=project)
+    example = make_call(project, prompt="<script>alert(1)</script> find the poem about the sea")
+    for i in range(8):
+        drifted = i >= 4
+        music_share = 0.4 + 0.05 * max(0, i - 3)
+        DriftCheck.objects.create(
+            monitor=monitor,
+            project=project,
+            baseline=baseline,
+            status="tested",
+            window_start=now - timedelta(hours=24 + 6 * (7 - i)),
+            window_end=now - timedelta(hours=6 * (7 - i)),
+            n=400,
+            tested_n=400,
+            drifted=drifted,
+            score=3.0 if drifted else 0.2 + 0.1 * i,
+            p_value=0.001 if drifted else 0.4,
+            threshold=0.01,
+            summary="Drift detected in 400 calls" if drifted else "No drift in 400 calls",
+            results={
+                "mean_shift": {"score": 1.0 + 0.5 * i, "threshold": 2.5, "drifted": i >= 3},
+                "new_intent_share": {"score": 0.02 * i, "threshold": 0.08, "drifted": i >= 4},
+            },
+            intent_shares=[
+                {"cluster_id": weather.pk, "window_share": 1 - music_share, "baseline_share": 0.6},
+                {"cluster_id": music.pk, "window_share": music_share, "baseline_share": 0.4},
+            ],
+            new_intents=[
+                {
+                    "size": 40,
+                    "share": 0.1,
+                    "label": "poem / sea",
+                    "example_call_ids": [str(example.id)],
+                    "nearest_cluster_name": "music",
+                }
+            ]
+            if drifted
+            else [],
+        )
+    return baseline, weather, music
