@@ -161,3 +161,83 @@ def is_negative_feedback(*, score: float | None, label: str) -> bool:
 
 
 NEGATIVE_SCORE_BELOW = 0.5
+
+
+# --- Rollups -------------------------------------------------------------------------------------
+# Dashboards and metric alerts read these, never a scan of raw calls. A rollup row is a pure
+# function of the raw rows of its bucket (recomputed, never incremented), so replays, late calls
+# and late feedback cannot double-count: see apps/traces/rollups.py.
+
+
+class RollupGrain(models.IntegerChoices):
+    MINUTE = 60
+    HOUR = 3600
+
+
+class CallRollup(models.Model):
+    """Aggregates of one project's calls per time bucket x model x release x environment.
+
+    Feedback counts belong to the bucket of the call they are about (not the time they arrived),
+    so every column can be filtered by the call's model/release/environment without a join.
+    Latency is a log-bucketed histogram (DDSketch-style index ``ceil(log_gamma(ms))``) kept
+    sparse: ``latency_bins[i]`` holds ``latency_counts[i]`` calls.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    grain = models.IntegerField(choices=RollupGrain.choices)
+    bucket = models.DateTimeField()
+    model = models.CharField(max_length=255, blank=True, default="")
+    release = models.CharField(max_length=128, blank=True, default="")
+    environment = models.CharField(max_length=64, blank=True, default="")
+    calls = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    flagged = models.IntegerField(default=0)
+    refusal = models.IntegerField(default=0)
+    injection = models.IntegerField(default=0)
+    toxicity = models.IntegerField(default=0)
+    pii = models.IntegerField(default=0)
+    feedback_count = models.IntegerField(default=0)
+    feedback_negative = models.IntegerField(default=0)
+    end_user_scored = models.IntegerField(default=0)
+    end_user_score_sum = models.FloatField(default=0.0)
+    reviewer_scored = models.IntegerField(default=0)
+    reviewer_score_sum = models.FloatField(default=0.0)
+    latency_bins = ArrayField(models.IntegerField(), default=list, blank=True)
+    latency_counts = ArrayField(models.IntegerField(), default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            # Also the read index: (project, grain, bucket range).
+            models.UniqueConstraint(
+                fields=["project", "grain", "bucket", "model", "release", "environment"],
+                name="callrollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.grain}:{self.bucket.isoformat()}"
+
+
+class RollupDirty(models.Model):
+    """A minute of a project whose rollups must be recomputed (calls processed or feedback
+    arrived since the last flush). ``version`` grows on every mark, so a flush only clears the
+    marks it has seen."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    minute = models.DateTimeField()
+    version = models.BigIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "minute"], name="rollupdirty_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.minute.isoformat()}"

@@ -1,0 +1,61 @@
+"""Rollup tasks: ids in, a service called; every one is safe to run twice (a flush recomputes
+buckets from raw rows under a per-project lock).
+
+Beat: ``rollups-flush`` every 10 s (fans out one flush per project with dirty minutes, so
+projects flush in parallel on the ingest workers) and ``rollups-prune`` daily.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+
+from apps.queues import DEFAULT, INGEST, register_periodic
+from apps.traces import rollups
+
+FLUSH_EVERY = timedelta(seconds=10)
+
+
+@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
+def rollups_mark_calls(project_id: int, call_ids: list[str]) -> int:
+    return rollups.rollup_add_calls(project_id=project_id, call_ids=call_ids)
+
+
+@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
+def rollups_flush_project(project_id: int) -> int:
+    return rollups.rollup_flush(project_id=project_id)
+
+
+@shared_task(queue=INGEST)
+def rollups_flush() -> int:
+    """Fan out: one flush per project with dirty minutes (expires before the next beat)."""
+    due = rollups.rollup_projects_due()
+    for project_id in due:
+        rollups_flush_project.apply_async(
+            args=(project_id,), queue=INGEST, expires=FLUSH_EVERY.total_seconds()
+        )
+    return len(due)
+
+
+@shared_task(queue=DEFAULT)
+def rollups_prune() -> int:
+    return rollups.rollup_prune_minutes()
+
+
+register_periodic(
+    "rollups-flush",
+    {
+        "task": "apps.traces.tasks.rollups_flush",
+        "schedule": FLUSH_EVERY,
+        "options": {"queue": INGEST, "expires": FLUSH_EVERY.total_seconds()},
+    },
+)
+register_periodic(
+    "rollups-prune",
+    {
+        "task": "apps.traces.tasks.rollups_prune",
+        "schedule": timedelta(days=1),
+        "options": {"queue": DEFAULT, "expires": 3600},
+    },
+)
