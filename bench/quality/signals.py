@@ -258,22 +258,23 @@ def main() -> None:
     print(f"  injection threshold {THRESHOLD}, toxicity threshold {TOXICITY_THRESHOLD}; precision")
     print("  depends on the positive share (here a few % of the set), production has far fewer.")
 
-    # Speed: a typical call (short prompt, a few sentences of answer) without an embedding.
+    # Speed: a typical call (short prompt, a few sentences of answer) without an embedding. CPU
+    # time, not wall time: the machine is shared and wall time measures the neighbours.
     calls = [(text, "Sure, here is what I found for you. " * 4) for text in snips[:2000]]
     for prompt, response in calls[:50]:
         compute_signals(prompt=prompt, response=response)
-    start = time.perf_counter()
+    start = time.process_time()
     for prompt, response in calls:
         compute_signals(prompt=prompt, response=response)
-    typical = (time.perf_counter() - start) / len(calls) * 1e6
+    typical = (time.process_time() - start) / len(calls) * 1e6
     long_calls = [(text, "Sure. " * 100) for text in jailbreaks[:100]]
-    start = time.perf_counter()
+    start = time.process_time()
     for prompt, response in long_calls:
         compute_signals(prompt=prompt, response=response)
-    long = (time.perf_counter() - start) / len(long_calls) * 1e6
+    long = (time.process_time() - start) / len(long_calls) * 1e6
     mean_len = np.mean([len(t) for t in jailbreaks[:100]])
     print(
-        f"\ncompute_signals without embedding: {typical:.0f} us/call (SNIPS prompt + 150-char "
+        f"\ncompute_signals without embedding (CPU time, this process): {typical:.0f} us/call (SNIPS prompt + 150-char "
         f"answer), {long:.0f} us/call (jailbreak prompts, mean {mean_len:.0f} chars)"
     )
 

@@ -139,15 +139,26 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "decode_payload": ("base64", "rot", "hex", "binary", "morse", "leet", "caesar"),
     "admin_claim": ("i am", "sudo", "admin"),
 }  # fmt: skip
-_COMPILED = [
+_CASE_SENSITIVE = frozenset({"dan", "response_tags"})
+# Strongest rules first, so that the early stop in injection_markers skips the weak ones. The
+# other rules run lower-cased on the lower-cased text: sre's IGNORECASE matching costs about
+# twice as much per character. (No pattern uses an upper-case escape such as \S or \W.)
+_COMPILED = sorted(
     (
-        name,
-        weight,
-        re.compile(pattern, re.IGNORECASE if name not in {"dan", "response_tags"} else 0),
-        _TRIGGERS[name],
-    )
-    for name, weight, pattern in _RULES
-]
+        (
+            name,
+            weight,
+            re.compile(pattern if name in _CASE_SENSITIVE else pattern.lower()),
+            _TRIGGERS[name],
+            name in _CASE_SENSITIVE,
+        )
+        for name, weight, pattern in _RULES
+    ),
+    key=lambda rule: -rule[1],
+)
+# Once the noisy-OR score reaches 1 - _SATURATED, more markers cannot change a decision; a
+# 2,000-character DAN prompt then costs a few rules instead of all of them.
+_SATURATED = 0.005
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{48,}={0,2}")
 # Zero-width characters, bidi controls and Unicode tag characters hide instructions from humans.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\U000e0000-\U000e007f]")
@@ -167,15 +178,25 @@ def _decodes_to_text(candidate: str) -> bool:
 
 
 def injection_markers(prompt: str) -> dict[str, float]:
-    """Heuristic markers found in ``prompt`` with their weights."""
+    """Heuristic markers found in ``prompt`` with their weights.
+
+    Stops looking once the markers found put the score above 0.995, so on a blatant attack the
+    list is the strongest markers rather than all of them.
+    """
     if not prompt:
         return {}
     text = clip(prompt)
     lowered = text.lower()
     found: dict[str, float] = {}
-    for name, weight, pattern, triggers in _COMPILED:
-        if any(trigger in lowered for trigger in triggers) and pattern.search(text):
+    keep = 1.0
+    for name, weight, pattern, triggers, case_sensitive in _COMPILED:
+        if not any(trigger in lowered for trigger in triggers):
+            continue
+        if pattern.search(text if case_sensitive else lowered):
             found[name] = weight
+            keep *= 1.0 - weight
+            if keep <= _SATURATED:
+                return found
     if len(_INVISIBLE.findall(text)) >= 3:
         found["invisible_chars"] = _SMUGGLING_WEIGHT
     # Long base64 runs that decode to text are hidden instructions; images/binary blobs are not.
