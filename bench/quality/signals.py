@@ -274,8 +274,8 @@ def main() -> None:
     long = (time.process_time() - start) / len(long_calls) * 1e6
     mean_len = np.mean([len(t) for t in jailbreaks[:100]])
     print(
-        f"\ncompute_signals without embedding (CPU time, this process): {typical:.0f} us/call (SNIPS prompt + 150-char "
-        f"answer), {long:.0f} us/call (jailbreak prompts, mean {mean_len:.0f} chars)"
+        f"\ncompute_signals without embedding, CPU time: {typical:.0f} us/call (SNIPS prompt + "
+        f"150-char answer), {long:.0f} us/call (jailbreak prompts, mean {mean_len:.0f} chars)"
     )
 
 
