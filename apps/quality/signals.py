@@ -71,7 +71,10 @@ def compute_signals(
     ``output_tokens``, ``truncated``...); chat ``messages`` stand in for an empty ``prompt``,
     and only their non-system, non-assistant parts are checked for injection and toxicity.
     ``prompt_embedding`` is the prompt's vector from the process-wide embedding provider, given
-    by the embed worker so that injection also uses the similarity to known attacks. Without it
+    by the embed worker so that injection also uses the similarity to known attacks. It must be
+    the vector of the user's text (a plain prompt, or the user/tool messages), not of a rendered
+    conversation with the app's system prompt: long role-setting system prompts sit close to
+    jailbreaks in embedding space and the combination was calibrated on user text. Without it
     the heuristic alone scores injection (well under 1 ms per typical call).
     """
     fields: Mapping[str, Any] = call or {}

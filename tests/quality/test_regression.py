@@ -236,3 +236,17 @@ def test_benjamini_hochberg_and_newcombe() -> None:
     assert q.tolist() == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.2])
     low, high = newcombe_interval(56, 70, 48, 80)  # Newcombe (1998), example (a)
     assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_direction_neutral_metric_is_changed_not_regressed() -> None:
+    rng = np.random.default_rng(8)
+    baseline = MetricSample({"response_chars": np.exp(rng.normal(6.0, 0.4, 1500))})
+    current = MetricSample({"response_chars": np.exp(rng.normal(6.4, 0.4, 1500))})  # +49%
+    windows = compare_windows(baseline, current)[0]
+    assert windows.verdict == "changed"
+    assert windows.significant
+    assert not windows.regressed
+    releases = compare_releases(baseline, current)[0]
+    assert releases.verdict == "changed"
+    assert releases.effect is not None
+    assert releases.effect > 1.3

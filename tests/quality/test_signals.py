@@ -398,3 +398,13 @@ def test_injection_in_a_user_or_tool_message_is_found() -> None:
     ]
     signals = compute_signals(prompt=None, response="", call={"messages": messages})
     assert signals["injection"] >= 0.5
+
+
+def test_warm_up_builds_the_matrix_once(fake_provider: _HashProvider) -> None:
+    from apps.quality.signals import warm_up
+
+    count = warm_up(fake_provider)  # type: ignore[arg-type]
+    assert count == len(injection_module.reference_attacks())
+    calls = fake_provider.calls
+    assert warm_up(fake_provider) == count  # type: ignore[arg-type]
+    assert fake_provider.calls == calls
