@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -374,6 +374,23 @@ def drift_monitor_check(*, monitor_id: int) -> DriftCheck | None:
     monitor = DriftMonitor.objects.select_related("project").get(pk=monitor_id)
     try:
         return drift_check_run(monitor=monitor)
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries
+    except Exception as exc:
+        # A bug or bad data would fail the same way on retry: record it where users look.
+        logger.exception("drift check of monitor %s failed", monitor_id)
+        end = _aligned(timezone.now(), monitor.interval_minutes)
+        check, _ = DriftCheck.objects.get_or_create(
+            monitor=monitor,
+            window_end=end,
+            defaults={
+                "project_id": monitor.project_id,
+                "window_start": end - timedelta(hours=monitor.window_hours),
+                "status": CheckStatus.FAILED,
+                "summary": f"Check failed: {type(exc).__name__}: {str(exc)[:500]}",
+            },
+        )
+        return check
     finally:
         drift_monitor_release(monitor=monitor)
 

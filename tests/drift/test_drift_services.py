@@ -373,3 +373,21 @@ def test_daily_refit_moves_the_trailing_baseline_and_prunes_old_states(
     assert services.baselines_prune(project_id=project.id, keep=2) == 2
     assert services.baseline_active(project_id=project.id) == fresh
     assert Baseline.objects.filter(project=project, state=None).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_failing_check_is_stored_as_failed(
+    project: Project, now: Any, history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor = services.drift_monitor_ensure(project=project)
+
+    def broken(**_: Any) -> Any:
+        raise ValueError("window must be (n, 384)")
+
+    monkeypatch.setattr(services, "_check_fields", broken)
+    check = services.drift_monitor_check(monitor_id=monitor.pk)
+    assert check is not None
+    assert check.status == CheckStatus.FAILED
+    assert "window must be" in check.summary
+    monitor.refresh_from_db()
+    assert monitor.running_since is None
