@@ -82,6 +82,13 @@ BACKOFF_MAX_S = 15 * 60.0
 RETRY_AFTER_MAX_S = 3600.0
 MAX_MUTE = timedelta(days=30)
 STUCK_EVALUATION = timedelta(minutes=10)
+# Drift checks run hourly and regression tests bootstrap: no need to look every minute.
+DEFAULT_CHECK_INTERVAL_S: dict[str, int] = {
+    RuleKind.EMBEDDING_DRIFT: 300,
+    RuleKind.INTENT_SHIFT: 300,
+    RuleKind.NEW_INTENT: 300,
+    RuleKind.REGRESSION: 900,
+}
 # Incoming webhooks live on these hosts (commercial and GovSlack).
 SLACK_WEBHOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
@@ -368,6 +375,8 @@ def rule_create(*, project: Project, user: User = None, **data: Any) -> AlertRul
     rule = AlertRule(project=project, created_by_id=_user_id(user))
     _apply_rule_fields(rule, data)
     _validate_rule(rule)
+    if "check_interval" not in data:
+        rule.check_interval_s = DEFAULT_CHECK_INTERVAL_S.get(rule.kind, rule.check_interval_s)
     channels = _channels_for(project, data.get("channels") or [])
     rule.next_check_at = timezone.now()
     rule.save()

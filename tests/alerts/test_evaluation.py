@@ -364,3 +364,11 @@ def test_rule_validation_names_the_field(project, fields, field):
         services.rule_create(project=project, name="x", kind="metric", **fields)
     assert info.value.field == field
     assert not AlertRule.objects.exists()
+
+
+def test_detector_rules_are_checked_less_often(project):
+    drift = services.rule_create(project=project, name="d", kind="embedding_drift")
+    regression = services.rule_create(project=project, name="r", kind="regression")
+    metric = _rule(project, metric="error_rate", threshold=0.1, check_interval="30s")
+    assert (drift.check_interval_s, regression.check_interval_s) == (300, 900)
+    assert metric.check_interval_s == 30
