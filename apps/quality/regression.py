@@ -696,11 +696,13 @@ def _median_comparison(
     boot = _rescale(boot, math.log(effect), fraction)
     low, high = np.exp(np.quantile(boot, [settings.alpha / 2, 1 - settings.alpha / 2]))
     all_current = np.concatenate([s.current for s in strata])
-    baseline_value = float(np.exp((weights * np.log(base_medians + eps)).sum()) - eps)
+    # Shown values: per-intent medians averaged over the current mix (plain medians unstratified).
+    baseline_value = float((weights * base_medians).sum())
+    current_value = float((weights * cur_medians).sum())
+    if not common["stratified"]:
+        current_value = float(np.median(all_current))
     return RegressionResult(
-        **common, test=test, baseline_value=baseline_value,
-        current_value=float(np.median(all_current)) if not common["stratified"] else
-        float(np.exp((weights * np.log(cur_medians + eps)).sum()) - eps),
+        **common, test=test, baseline_value=baseline_value, current_value=current_value,
         effect=effect, ci_low=float(low), ci_high=float(high), p_value=p_value, q_value=None,
         score=0.0, regressed=False, improved=False, significant=False, verdict="no change",
         summary="", example_ids=_continuous_examples(spec, current, strata, settings.max_examples),
@@ -872,6 +874,7 @@ def _summary(result: RegressionResult, settings: _Settings) -> str:
     moved = "rose" if _direction(result) * (1 if result.worse != "lower" else -1) > 0 else "fell"
     if result.effect is not None and _magnitude(result) == 0:
         moved = "stayed"
+    change_text = f"at {cur}{unit}" if moved == "stayed" else f"from {base}{unit} to {cur}{unit}"
     what = {
         "regressed": "regression",
         "worse": "worse",
@@ -893,7 +896,7 @@ def _summary(result: RegressionResult, settings: _Settings) -> str:
     ):
         small = " below the minimum effect"
     return (
-        f"{title} {moved} from {base}{unit} to {cur}{unit} ({effect}); {result.test} "
+        f"{title} {moved} {change_text} ({effect}); {result.test} "
         f"p={_fmt_p(result.p_value)}, q={_fmt_p(result.q_value)}: {what}{small}{strat}."
     )
 
