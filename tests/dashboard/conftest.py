@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
+from apps.drift.detectors import Baseline as DetectorBaseline
 from apps.drift.models import Baseline, DriftCheck, DriftMonitor, IntentCluster
+from apps.drift.services import state_encode
+from apps.embeddings.models import CallEmbedding
 from tests.dashboard.factories import make_call
 
 
@@ -17,7 +21,27 @@ def drift_state(project: Any) -> tuple[Baseline, IntentCluster, IntentCluster]:
     """A ready baseline with two intents and eight tested 6-hourly checks; the last four drift
     (a new intent appears and music questions grow)."""
     now = timezone.now()
+    # A real detector state (two intents of random 384-d vectors) so the map can be drawn.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 384))
+    vectors = np.concatenate(
+        [
+            centres[0] + 0.3 * rng.normal(size=(120, 384)),
+            centres[1] + 0.3 * rng.normal(size=(80, 384)),
+        ]
+    ).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model = DetectorBaseline.fit(
+        vectors,
+        texts=["q"] * len(vectors),
+        k=2,
+        n_calibration=100,
+        max_reference=200,
+        key="test",
+        seed=1,
+    )
     baseline = Baseline.objects.create(
+        state=state_encode({"detector": model.to_state(), "stream": None}),
         project=project,
         provider_key="test",
         status="ready",
@@ -46,6 +70,18 @@ def drift_state(project: Any) -> tuple[Baseline, IntentCluster, IntentCluster]:
     )
     monitor = DriftMonitor.objects.create(project=project)
     example = make_call(project, prompt="<script>alert(1)</script> find the poem about the sea")
+    # Vectors in the latest window (the map's filled points), one of them the example call.
+    for i, vector in enumerate(vectors[:30]):
+        call = example if i == 0 else make_call(project, prompt=f"question {i}")
+        CallEmbedding.objects.create(
+            project=project,
+            call_id=call.id,
+            start_time=call.start_time,
+            kind="prompt",
+            vector=vector.tolist(),
+            text_hash=f"{i:064d}",
+            provider_key="test",
+        )
     for i in range(8):
         drifted = i >= 4
         music_share = 0.4 + 0.05 * max(0, i - 3)

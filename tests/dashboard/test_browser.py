@@ -241,8 +241,8 @@ def test_pages_render_charts_and_escape_untrusted_text(
     request.getfixturevalue("drift_state")  # stored checks, after the empty state was seen
     session.goto("/drift/")
     # A locator wait: wait_for_function would eval() a string, which the CSP rightly blocks.
-    # 3 detector charts (combined, mean shift, new-intent share) and the intent shares.
-    session.page.locator(".js-plotly-plot").nth(3).wait_for()
+    # 3 detector charts (combined, mean shift, new-intent share), intent shares, the map.
+    session.page.locator(".js-plotly-plot").nth(4).wait_for()
     assert session.page.locator("text=poem / sea").is_visible()
     session.shot("drift")
 

@@ -21,6 +21,8 @@ def test_drift_page_renders_checks_and_escapes_names(alice, drift_state) -> None
     assert 'id="chart-detector-combined"' in body
     assert 'id="chart-detector-mean_shift"' in body
     assert 'id="chart-shares"' in body
+    assert 'id="chart-map"' in body
+    assert "weather / forecast" in body  # the baseline's intents, renamable
     assert "poem / sea" in body
     assert "find the poem about the sea" in body
     assert "<script>alert(1)</script>" not in body

@@ -95,3 +95,15 @@ def call_preview(call: Any) -> str:
                 if isinstance(content, list):
                     return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return str(getattr(call, "name", "") or "(no prompt)")
+
+
+@register.filter
+def seconds(value: int | None) -> str:
+    """A duration in seconds as people say it: "15 min", "2 h", "1 d"."""
+    if value is None:
+        return "\u2013"
+    total = int(value)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if total >= size and total % size == 0:
+            return f"{total // size} {unit}"
+    return f"{total} s"

@@ -3,6 +3,7 @@ renaming intents and pinning baselines."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +30,8 @@ from apps.drift.selectors import (
 )
 from apps.embeddings.selectors import call_prompt_texts
 
+logger = logging.getLogger(__name__)
+
 DRIFT_RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
@@ -52,7 +55,11 @@ def drift(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     }
     if latest is None and baseline is None:
         return render(request, "dashboard/drift.html", {**context, "available": False})
-    projection = drift_projection(project=project, check=latest)
+    try:
+        projection = drift_projection(project=project, check=latest)
+    except ValueError:  # a baseline whose stored state cannot be read: no map, the rest works
+        logger.exception("drift map unavailable", extra={"project_id": project.pk})
+        projection = {"points": []}
     ids = [p["call_id"] for p in projection.get("points", []) if p.get("call_id")]
     texts = dict(zip(ids, call_prompt_texts(project_id=project.pk, call_ids=ids), strict=True))
     context.update(
