@@ -174,6 +174,15 @@ class RollupGrain(models.IntegerChoices):
     HOUR = 3600
 
 
+class RollupLevel(models.IntegerChoices):
+    """How far the dimensions are rolled up: a read without filters merges one row per bucket
+    instead of one per model x release x environment (the latency merge is the read's cost)."""
+
+    FULL = 0  # model x release x environment
+    MODEL = 1  # per model; release and environment are ""
+    PROJECT = 2  # the whole project; all three are ""
+
+
 class CallRollup(models.Model):
     """Aggregates of one project's calls per time bucket x model x release x environment.
 
@@ -187,6 +196,7 @@ class CallRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
     grain = models.IntegerField(choices=RollupGrain.choices)
     bucket = models.DateTimeField()
+    level = models.SmallIntegerField(choices=RollupLevel.choices, default=RollupLevel.FULL)
     model = models.CharField(max_length=255, blank=True, default="")
     release = models.CharField(max_length=128, blank=True, default="")
     environment = models.CharField(max_length=64, blank=True, default="")
@@ -215,7 +225,7 @@ class CallRollup(models.Model):
         constraints = [
             # Also the read index: (project, grain, bucket range).
             models.UniqueConstraint(
-                fields=["project", "grain", "bucket", "model", "release", "environment"],
+                fields=["project", "grain", "bucket", "level", "model", "release", "environment"],
                 name="callrollup_key",
             )
         ]

@@ -30,7 +30,7 @@ from apps.dashboard.selectors import (
     PeriodTotals,
     TimeWindow,
 )
-from apps.traces.models import CallRollup, RollupGrain
+from apps.traces.models import CallRollup, RollupGrain, RollupLevel
 from apps.traces.rollups import EPOCH, histogram_quantiles
 
 ROLLUP = CallRollup._meta.db_table
@@ -83,7 +83,13 @@ def _range_where(start: datetime, end: datetime) -> tuple[str, list[Any]]:
 
 
 def _filters_where(filters: OverviewFilters) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    """The filters, and the most rolled-up level that can answer them."""
+    if not (filters.release or filters.environment):
+        level = RollupLevel.MODEL if filters.model else RollupLevel.PROJECT
+    else:
+        level = RollupLevel.FULL
+    clauses: list[str] = ["level = %s"]
+    params: list[Any] = [level]
     for column, value in (
         ("model", filters.model),
         ("release", filters.release),

@@ -84,7 +84,13 @@ _SUM_COLUMNS = (
     "reviewer_scored",
     "reviewer_score_sum",
 )
-_KEY = "bucket, model, release, environment"
+_KEY = "bucket, level, model, release, environment"
+# Every bucket is stored at three levels (RollupLevel): full dimensions, per model, project.
+_GROUPING_SETS = "GROUPING SETS ((model, release, environment), (model), ())"
+_ROLLED_UP = """bucket,
+    CASE GROUPING(model, release, environment) WHEN 7 THEN 2 WHEN 3 THEN 1 ELSE 0 END AS level,
+    coalesce(model, '') AS model, coalesce(release, '') AS release,
+    coalesce(environment, '') AS environment"""
 _INSERT_COLUMNS = f"project_id, grain, {_KEY}, {', '.join(_SUM_COLUMNS)}, latency_bins, " + (
     "latency_counts"
 )
@@ -209,7 +215,7 @@ def _recompute_from_calls(project_id: int, grain: int, buckets: Sequence[datetim
             WHERE f.project_id = %(project)s AND f.call_id IN (SELECT id FROM c)
             GROUP BY 1
         ), agg AS (
-            SELECT {_KEY},
+            SELECT {_ROLLED_UP},
                 count(*) AS calls,
                 count(*) FILTER (WHERE status = 'error') AS errors,
                 count(*) FILTER (WHERE processed_at IS NOT NULL) AS processed,
@@ -230,20 +236,21 @@ def _recompute_from_calls(project_id: int, grain: int, buckets: Sequence[datetim
                 coalesce(sum(f.rv_n), 0) AS reviewer_scored,
                 coalesce(sum(f.rv_sum), 0) AS reviewer_score_sum
             FROM c LEFT JOIN f ON f.call_id = c.id
-            GROUP BY {_KEY}
+            GROUP BY bucket, {_GROUPING_SETS}
         ), h AS (
             SELECT {_KEY}, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS counts
             FROM (
-                SELECT {_KEY},
-                    ceil(ln(greatest(latency_ms, %(min_ms)s)) / %(ln_gamma)s)::int AS bin,
-                    count(*)::int AS n
-                FROM c WHERE latency_ms >= 0 GROUP BY {_KEY}, 5
+                SELECT {_ROLLED_UP}, bin, count(*)::int AS n
+                FROM (
+                    SELECT *, ceil(ln(greatest(latency_ms, %(min_ms)s)) / %(ln_gamma)s)::int AS bin
+                    FROM c WHERE latency_ms >= 0
+                ) b GROUP BY bucket, bin, {_GROUPING_SETS}
             ) x GROUP BY {_KEY}
         )
         INSERT INTO {ROLLUP} ({_INSERT_COLUMNS})
         SELECT %(project)s, %(grain)s, {_KEY}, {sums},
             coalesce(h.bins, '{{}}'), coalesce(h.counts, '{{}}')
-        FROM agg LEFT JOIN h USING (bucket, model, release, environment)
+        FROM agg LEFT JOIN h USING (bucket, level, model, release, environment)
     """  # noqa: S608 - identifiers are ours; values are parameters
     _execute(
         sql,
@@ -279,21 +286,22 @@ def _recompute_from_rollups(
               AND r.bucket >= %(lo)s AND r.bucket < %(hi)s
               AND date_bin(%(interval)s, r.bucket, %(epoch)s) = ANY(%(buckets)s)
         ), agg AS (
-            SELECT coarse AS bucket, model, release, environment, {sums}
-            FROM src GROUP BY 1, 2, 3, 4
+            SELECT coarse AS bucket, level, model, release, environment, {sums}
+            FROM src GROUP BY 1, 2, 3, 4, 5
         ), h AS (
-            SELECT bucket, model, release, environment, array_agg(bin ORDER BY bin) AS bins,
+            SELECT bucket, level, model, release, environment, array_agg(bin ORDER BY bin) AS bins,
                 array_agg(n ORDER BY bin) AS counts
             FROM (
-                SELECT coarse AS bucket, model, release, environment, u.bin, sum(u.n)::int AS n
+                SELECT coarse AS bucket, level, model, release, environment, u.bin,
+                    sum(u.n)::int AS n
                 FROM src, unnest(src.latency_bins, src.latency_counts) AS u(bin, n)
-                GROUP BY 1, 2, 3, 4, 5
-            ) x GROUP BY 1, 2, 3, 4
+                GROUP BY 1, 2, 3, 4, 5, 6
+            ) x GROUP BY 1, 2, 3, 4, 5
         )
         INSERT INTO {ROLLUP} ({_INSERT_COLUMNS})
         SELECT %(project)s, %(grain)s, {_KEY}, {", ".join(_SUM_COLUMNS)},
             coalesce(h.bins, '{{}}'), coalesce(h.counts, '{{}}')
-        FROM agg LEFT JOIN h USING (bucket, model, release, environment)
+        FROM agg LEFT JOIN h USING (bucket, level, model, release, environment)
     """  # noqa: S608 - identifiers are ours; values are parameters
     _execute(
         sql,

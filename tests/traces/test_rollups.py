@@ -17,7 +17,14 @@ from apps.dashboard.selectors import (
     overview_totals,
     time_window,
 )
-from apps.traces.models import Call, CallRollup, Feedback, RollupDirty, RollupGrain
+from apps.traces.models import (
+    Call,
+    CallRollup,
+    Feedback,
+    RollupDirty,
+    RollupGrain,
+    RollupLevel,
+)
 from apps.traces.rollup_selectors import (
     rollup_call_series,
     rollup_feedback_series,
@@ -69,10 +76,11 @@ def rollup_snapshot(project: Project) -> list[tuple[Any, ...]]:
     return [
         tuple(round(v, 9) if isinstance(v, float) else v for v in row)
         for row in CallRollup.objects.filter(project=project)
-        .order_by("grain", "bucket", "model", "release", "environment")
+        .order_by("grain", "bucket", "level", "model", "release", "environment")
         .values_list(
             "grain",
             "bucket",
+            "level",
             "model",
             "release",
             "environment",
@@ -114,9 +122,15 @@ def test_counts_match_raw_and_replays_change_nothing(
     assert rollup_snapshot(project) == first
     assert not RollupDirty.objects.filter(project=project).exists()
 
-    minutes = CallRollup.objects.filter(project=project, grain=RollupGrain.MINUTE)
-    hours = CallRollup.objects.filter(project=project, grain=RollupGrain.HOUR)
+    full = CallRollup.objects.filter(project=project, level=RollupLevel.FULL)
+    minutes = full.filter(grain=RollupGrain.MINUTE)
+    hours = full.filter(grain=RollupGrain.HOUR)
     assert sum(r.calls for r in minutes) == sum(r.calls for r in hours) == 600
+    # Each level holds the same calls, rolled up further.
+    for level in RollupLevel:
+        rows = CallRollup.objects.filter(project=project, level=level, grain=RollupGrain.HOUR)
+        assert sum(r.calls for r in rows) == 600
+        assert sum(sum(r.latency_counts) for r in rows) == 600
     assert sum(r.errors for r in hours) == sum(1 for c in calls if c.status == "error")
     assert sum(r.cost_usd for r in hours) == pytest.approx(sum(c.cost_usd or 0 for c in calls))
     assert sum(r.total_tokens for r in hours) == sum(
@@ -163,7 +177,11 @@ def test_series_and_totals_match_the_raw_selectors(project: Project) -> None:
     add_and_flush(project, make_calls(project, 800, seed=4, hours=20))
     for key in ("24h", "7d"):
         window = time_window(key, now=NOW)
-        for filters in (OverviewFilters(), OverviewFilters(model=MODELS[0], environment="prod")):
+        for filters in (
+            OverviewFilters(),
+            OverviewFilters(model=MODELS[1]),
+            OverviewFilters(model=MODELS[0], environment="prod"),
+        ):
             raw = overview_call_series(project=project, window=window, filters=filters)
             rolled = rollup_call_series(project=project, window=window, filters=filters)
             assert [b.bucket for b in raw] == [b.bucket for b in rolled]
@@ -197,6 +215,7 @@ def test_late_feedback_lands_in_its_calls_bucket(project: Project) -> None:
     hour = CallRollup.objects.get(
         project=project,
         grain=RollupGrain.HOUR,
+        level=RollupLevel.FULL,
         bucket=target.start_time.replace(minute=0, second=0, microsecond=0),
         model=target.model,
         release=target.release,
