@@ -1,0 +1,208 @@
+"""Similar-call search at scale: pgvector HNSW, ``vector`` against ``halfvec``, p50/p95 and
+recall@10 against exact search.
+
+    python -m bench.search [--n 100000] [--queries 200] [--ef 40,100]
+
+The vectors: the 14,484 SNIPS utterances embedded once with the bundled MiniLM (cached under
+.driftline/cache/, shared with bench.drift), plus synthetic neighbours to reach ``--n``: each
+one a real vector plus Gaussian noise, renormalised (cosine ~0.85 to its parent). That keeps the
+real data's clusters, only denser; it is not N distinct real texts, and recall on truly diverse
+text may differ. Queries are held-out real utterances (not in the table). Ground truth is exact
+cosine in numpy over the same (float32 or float16-rounded) vectors.
+
+The vectors go into a bench-only table (``bench_vectors``) in the bench database, not into the
+app's ``embeddings_callembedding``; the index parameters are the app's (m 16, ef_construction 64,
+cosine ops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from bench.common import RESULTS, ROOT, percentile, print_table, setup_django
+
+CACHE = ROOT / ".driftline" / "cache"
+DIM = 384
+NOISE = 0.03  # per-dimension sigma: cosine ~0.85 between a neighbour and its parent
+
+
+def snips_vectors() -> npt.NDArray[np.float32]:
+    cached = sorted(CACHE.glob("snips-*all-MiniLM-L6-v2_384-14484-*.npy"))
+    if cached:
+        return np.asarray(np.load(cached[0]), dtype=np.float32)
+    from apps.embeddings.providers import get_provider
+    from apps.lib.datasets import load_snips
+
+    texts = [text for text, _ in load_snips()]
+    vectors = np.asarray(get_provider().embed(texts), dtype=np.float32)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(CACHE / f"snips-bench-search-all-MiniLM-L6-v2_384-{len(texts)}-local.npy", vectors)
+    return vectors
+
+
+def build_corpus(
+    real: npt.NDArray[np.float32], n: int, queries: int, seed: int = 7
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(real))
+    held_out, base = real[order[:queries]], real[order[queries:]]
+    extra = max(0, n - len(base))
+    parents = base[rng.integers(0, len(base), extra)]
+    noisy = parents + rng.normal(0, NOISE, size=parents.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    corpus = np.vstack([base, noisy])[:n].astype(np.float32)
+    return corpus, held_out
+
+
+def exact_topk(
+    corpus: npt.NDArray[Any], queries: npt.NDArray[np.float32], k: int
+) -> npt.NDArray[np.int64]:
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 50):
+        sims = queries[start : start + 50] @ corpus.astype(np.float32).T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        rows = np.arange(len(top))[:, None]
+        out[start : start + 50] = top[rows, np.argsort(-sims[rows, top], axis=1)]
+    return out
+
+
+def load_table(corpus: npt.NDArray[np.float32]) -> float:
+    from django.db import connection
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_vectors")
+        cursor.execute(
+            f"CREATE UNLOGGED TABLE bench_vectors (id bigint PRIMARY KEY, v vector({DIM}), "
+            f"h halfvec({DIM}))"
+        )
+        raw = cursor.connection
+        register_vector(raw)
+        t0 = time.perf_counter()
+        sql = "COPY bench_vectors (id, v, h) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(["int8", "vector", "halfvec"])
+            for i in tqdm(range(len(corpus)), desc="COPY vectors", unit="row", unit_scale=True):
+                copy.write_row((i, corpus[i], HalfVector(corpus[i])))
+        cursor.execute("ANALYZE bench_vectors")
+        return time.perf_counter() - t0
+
+
+def build_index(column: str, opclass: str) -> tuple[float, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '2GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 1")
+        t0 = time.perf_counter()
+        cursor.execute(
+            f"CREATE INDEX bench_vectors_{column}_hnsw ON bench_vectors USING hnsw "
+            f"({column} {opclass}) WITH (m = 16, ef_construction = 64)"
+        )
+        elapsed = time.perf_counter() - t0
+        cursor.execute(f"SELECT pg_relation_size('bench_vectors_{column}_hnsw')")
+        size = int(cursor.fetchone()[0])
+    return elapsed, size
+
+
+def run_queries(
+    column: str, cast: str, queries: npt.NDArray[np.float32], ef: int
+) -> tuple[list[float], list[list[int]]]:
+    from django.db import connection, transaction
+
+    latencies, hits = [], []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        sql = f"SELECT id FROM bench_vectors ORDER BY {column} <=> %s::{cast}({DIM}) LIMIT 10"  # noqa: S608
+        for q in queries[:5]:  # warm the index pages
+            cursor.execute(sql, [str(q.tolist())])
+        for q in tqdm(queries, desc=f"{column} ef={ef}", unit="q", leave=False):
+            literal = str(q.tolist())
+            t0 = time.perf_counter()
+            cursor.execute(sql, [literal])
+            rows = cursor.fetchall()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            hits.append([int(r[0]) for r in rows])
+    return latencies, hits
+
+
+def recall(hits: list[list[int]], truth: npt.NDArray[np.int64]) -> float:
+    return float(
+        np.mean([len(set(h) & set(t.tolist())) / 10 for h, t in zip(hits, truth, strict=True)])
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ef", default="40,100,200")
+    parser.add_argument("--types", default="halfvec,vector", help="halfvec, vector or both")
+    args = parser.parse_args()
+    efs = [int(x) for x in args.ef.split(",")]
+    setup_django()
+    from django.db import connection
+
+    real = snips_vectors()
+    corpus, queries = build_corpus(real, args.n, args.queries)
+    load_s = load_table(corpus)
+    results: dict[str, Any] = {"n": len(corpus), "real": len(real) - args.queries, "load_s": load_s}
+    rows: list[list[Any]] = []
+    truth_f32 = exact_topk(corpus, queries, 10)
+    truth_f16 = exact_topk(corpus.astype(np.float16), queries, 10)
+    types = args.types.split(",")
+    for column, cast, opclass, truth in (
+        ("h", "halfvec", "halfvec_cosine_ops", truth_f16),
+        ("v", "vector", "vector_cosine_ops", truth_f32),
+    ):
+        if cast not in types:
+            continue
+        build_s, size = build_index(column, opclass)
+        for ef in efs:
+            latencies, hits = run_queries(column, cast, queries, ef)
+            r = {
+                "build_s": build_s,
+                "index_mb": size / 2**20,
+                "p50_ms": percentile(latencies, 50),
+                "p95_ms": percentile(latencies, 95),
+                "recall_at_10": recall(hits, truth),
+                "recall_vs_float32_truth": recall(hits, truth_f32),
+            }
+            results[f"{cast}/ef{ef}"] = r
+            rows.append(
+                [
+                    cast,
+                    ef,
+                    f"{build_s:.0f}",
+                    r["index_mb"],
+                    r["p50_ms"],
+                    r["p95_ms"],
+                    f"{r['recall_at_10']:.3f}",
+                    f"{r['recall_vs_float32_truth']:.3f}",
+                ]
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX bench_vectors_{column}_hnsw")
+    print_table(
+        f"HNSW search, {len(corpus):,} x {DIM} ({len(real) - args.queries:,} real SNIPS + "
+        f"synthetic neighbours), {args.queries} held-out real queries",
+        ["type", "ef_search", "build s", "index MB", "p50 ms", "p95 ms", "recall@10", "vs f32"],
+        rows,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_vectors")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(RESULTS / f"search-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
