@@ -286,7 +286,7 @@ def detector_chart(
                     },
                 )
             )
-    return figure_json(_figure(traces, height=200))
+    return figure_json(_figure(traces, height=240))
 
 
 def intent_share_chart(
