@@ -182,6 +182,19 @@ def rollup_mark_range(*, project_id: int, start: datetime, end: datetime) -> int
         return int(cursor.rowcount)
 
 
+def rollup_reconcile_recent(*, window: timedelta = timedelta(minutes=15)) -> int:
+    """Safety net for a mark lost between the follow-up's commit and its mark (a worker killed
+    in between): re-mark every minute of the last ``window`` that has calls. Cheap (an index
+    range scan per project) and harmless (a recompute of a correct bucket changes nothing)."""
+    from apps.accounts.models import Project
+
+    end = timezone.now() + timedelta(minutes=1)
+    return sum(
+        rollup_mark_range(project_id=pid, start=end - window, end=end)
+        for pid in Project.objects.values_list("pk", flat=True)
+    )
+
+
 # --- Recompute ---------------------------------------------------------------------------------
 
 

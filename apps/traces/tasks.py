@@ -2,7 +2,8 @@
 buckets from raw rows under a per-project lock).
 
 Beat: ``rollups-flush`` every 10 s (fans out one flush per project with dirty minutes, so
-projects flush in parallel on the ingest workers) and ``rollups-prune`` daily.
+projects flush in parallel on the ingest workers), ``rollups-reconcile`` every 5 min (re-marks
+the last 15 minutes: a mark lost to a killed worker is recovered) and ``rollups-prune`` daily.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def rollups_flush() -> int:
     return len(due)
 
 
+@shared_task(queue=INGEST)
+def rollups_reconcile() -> int:
+    return rollups.rollup_reconcile_recent()
+
+
 @shared_task(queue=DEFAULT)
 def rollups_prune() -> int:
     return rollups.rollup_prune_minutes()
@@ -49,6 +55,14 @@ register_periodic(
         "task": "apps.traces.tasks.rollups_flush",
         "schedule": FLUSH_EVERY,
         "options": {"queue": INGEST, "expires": FLUSH_EVERY.total_seconds()},
+    },
+)
+register_periodic(
+    "rollups-reconcile",
+    {
+        "task": "apps.traces.tasks.rollups_reconcile",
+        "schedule": timedelta(minutes=5),
+        "options": {"queue": INGEST, "expires": 300},
     },
 )
 register_periodic(

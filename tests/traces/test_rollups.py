@@ -40,6 +40,7 @@ from apps.traces.rollups import (
     rollup_add_feedback,
     rollup_flush,
     rollup_rebuild,
+    rollup_reconcile_recent,
 )
 
 pytestmark = pytest.mark.django_db
@@ -250,3 +251,17 @@ def test_a_mark_made_during_a_flush_survives_it(project: Project) -> None:
     assert RollupDirty.objects.filter(project=project).exists()
     rollup_flush(project_id=project.pk)
     assert not RollupDirty.objects.filter(project=project).exists()
+
+
+def test_reconcile_recovers_a_lost_mark(project: Project) -> None:
+    from django.utils import timezone
+
+    now = timezone.now()
+    Call.objects.create(project=project, start_time=now - timedelta(minutes=2), latency_ms=5.0)
+    assert not CallRollup.objects.filter(project=project).exists()
+    assert rollup_reconcile_recent() >= 1
+    rollup_flush(project_id=project.pk)
+    hour = CallRollup.objects.get(
+        project=project, grain=RollupGrain.HOUR, level=RollupLevel.PROJECT
+    )
+    assert hour.calls == 1
