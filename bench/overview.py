@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--raw-repeat", type=int, default=0, help="raw runs (default --repeat)")
     parser.add_argument("--regen", action="store_true", help="drop and regenerate the calls")
     args = parser.parse_args()
     setup_django()
@@ -141,7 +142,7 @@ def main() -> None:
     ]
     for key, label, filters in tqdm(cases, desc="overview queries", unit="case"):
         window = raw.time_window(key)
-        raw_ms = timed(lambda w=window, f=filters: page(raw, w, f), args.repeat)
+        raw_ms = timed(lambda w=window, f=filters: page(raw, w, f), args.raw_repeat or args.repeat)
         roll_ms = timed(lambda w=window, f=filters: page(rolled, w, f), args.repeat)
         name = f"{key}/{label}"
         results[name] = {

@@ -17,6 +17,7 @@ Freshness: a rollup lags the raw table by the follow-up plus one flush (a few se
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -277,3 +278,63 @@ def rollup_overview_totals(
             project=project, start=window.previous_start, end=window.start, filters=filters
         ),
     )
+
+
+ROLLED_UP_FIELDS = ("model", "release", "environment")
+
+
+def rollup_groups(
+    *,
+    project_id: int,
+    start: datetime,
+    end: datetime,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    group_by: Sequence[str] = (),
+) -> dict[tuple[str, ...], PeriodTotals] | None:
+    """Window totals per group for metric alerts: ``{(model, ...): totals}`` keyed in
+    ``group_by`` order. ``None`` when the rollups cannot answer (a filter or group on a field
+    that is not rolled up: provider, end user, kind...): the caller reads raw calls then.
+    Minute-aligned windows are exact; others are widened to whole minutes."""
+    filters = filters or {}
+    fields = set(filters) | set(group_by)
+    if not fields <= set(ROLLED_UP_FIELDS):
+        return None
+    if fields <= {"model"}:
+        level = RollupLevel.MODEL if fields else RollupLevel.PROJECT
+    else:
+        level = RollupLevel.FULL
+    # Field names are checked against ROLLED_UP_FIELDS above; values are parameters.
+    clauses: list[str] = ["level = %s"]
+    params: list[Any] = [level]
+    for name, wanted in filters.items():
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        clauses.append(f"{name} = ANY(%s)")
+        params.append([str(v) for v in values])
+    rwhere, rparams = _range_where(start, end)
+    group_sql = f"ROW({', '.join(group_by)})::text" if group_by else "''"
+    sums, quantiles = _grouped(
+        project_id=project_id,
+        group_sql=group_sql,
+        group_params=[],
+        where_sql=f"{rwhere} AND {' AND '.join(clauses)}",
+        where_params=[*rparams, *params],
+    )
+    keys = _group_keys(project_id, group_by, rwhere, [*rparams, *params], clauses)
+    return {
+        keys.get(g, ()): _period_totals(row, quantiles.get(g), start) for g, row in sums.items()
+    }
+
+
+def _group_keys(
+    project_id: int, group_by: Sequence[str], rwhere: str, params: list[Any], clauses: list[str]
+) -> dict[str, tuple[str, ...]]:
+    """The ROW(...)::text label of each group mapped back to its column values."""
+    if not group_by:
+        return {"": ()}
+    columns = ", ".join(group_by)
+    rows = _fetch(
+        f"SELECT DISTINCT ROW({columns})::text, {columns} FROM {ROLLUP} "  # noqa: S608
+        f"WHERE project_id = %s AND {rwhere} AND {' AND '.join(clauses)}",
+        [project_id, *params],
+    )
+    return {row[0]: tuple(str(v) for v in row[1:]) for row in rows}

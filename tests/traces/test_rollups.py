@@ -28,6 +28,7 @@ from apps.traces.models import (
 from apps.traces.rollup_selectors import (
     rollup_call_series,
     rollup_feedback_series,
+    rollup_groups,
     rollup_overview_totals,
     rollup_totals,
 )
@@ -265,3 +266,31 @@ def test_reconcile_recovers_a_lost_mark(project: Project) -> None:
         project=project, grain=RollupGrain.HOUR, level=RollupLevel.PROJECT
     )
     assert hour.calls == 1
+
+
+def test_groups_for_alert_rules(project: Project) -> None:
+    calls = make_calls(project, 300, seed=8, hours=1)
+    add_and_flush(project, calls)
+    start, end = NOW - timedelta(minutes=47), NOW
+    groups = rollup_groups(
+        project_id=project.pk,
+        start=start,
+        end=end,
+        filters={"environment": "prod"},
+        group_by=["model"],
+    )
+    assert groups is not None
+    for model in MODELS:
+        expected = [
+            c
+            for c in calls
+            if c.model == model and c.environment == "prod" and start <= c.start_time < end
+        ]
+        got = groups[(model,)].calls
+        assert got.calls == len(expected)
+        assert got.errors == sum(1 for c in expected if c.status == "error")
+    whole = rollup_groups(project_id=project.pk, start=start, end=end)
+    assert whole is not None
+    assert whole[()].calls.calls == sum(1 for c in calls if start <= c.start_time < end)
+    # Not rolled up: the caller must read raw calls.
+    assert rollup_groups(project_id=project.pk, start=start, end=end, group_by=["provider"]) is None
