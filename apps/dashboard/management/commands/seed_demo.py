@@ -204,13 +204,11 @@ class Command(BaseCommand):
                 time.sleep(1.0)
 
     def _ingest_key(self, project: Project) -> str:
-        key_file = (
-            KEY_FILE
-            if project.slug == "demo"
-            else KEY_FILE.with_name(f"{KEY_FILE.name}-{project.slug}")
-        )
-        if key_file.exists():
-            raw = key_file.read_text().strip()
+        """The demo project's key is kept in ``.driftline/run/demo-ingest-key`` (0600) so
+        re-runs reuse it; other projects get a fresh key that is not written anywhere."""
+        persist = project.slug == "demo"
+        if persist and KEY_FILE.exists():
+            raw = KEY_FILE.read_text().strip()
             api_key = api_key_authenticate(raw=raw)
             if (
                 api_key is not None
@@ -219,9 +217,10 @@ class Command(BaseCommand):
             ):
                 return raw
         raw = api_key_create(project=project, name="demo-seed", scopes=["ingest"]).raw
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(raw + "\n")
-        key_file.chmod(0o600)
+        if persist:
+            KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+            KEY_FILE.write_text(raw + "\n")
+            KEY_FILE.chmod(0o600)
         return raw
 
     # --- the plan --------------------------------------------------------------------------------
