@@ -4,11 +4,12 @@ recall@10 against exact search.
     python -m bench.search [--n 100000] [--queries 200] [--ef 40,100]
 
 The vectors: the 14,484 SNIPS utterances embedded once with the bundled MiniLM (cached under
-.driftline/cache/, shared with bench.drift), plus synthetic neighbours to reach ``--n``: each
-one a real vector plus Gaussian noise, renormalised (cosine ~0.85 to its parent). That keeps the
-real data's clusters, only denser; it is not N distinct real texts, and recall on truly diverse
-text may differ. Queries are held-out real utterances (not in the table). Ground truth is exact
-cosine in numpy over the same (float32 or float16-rounded) vectors.
+.driftline/cache/, shared with bench.drift), plus synthetic neighbours to reach ``--n``
+(``--synth blend``: mixes of a real vector and a near real neighbour; ``--synth noise``: real
+vector + isotropic noise, a stress test; see ``build_corpus``). It is not N distinct real
+texts, and recall on truly diverse text may differ. Queries are held-out real utterances (not
+in the table). Ground truth is exact cosine in numpy over the same (float32 or float16-rounded)
+vectors.
 
 The vectors go into a bench-only table (``bench_vectors``) in the bench database, not into the
 app's ``embeddings_callembedding``; the index parameters are the app's (m 16, ef_construction 64,
@@ -49,16 +50,35 @@ def snips_vectors() -> npt.NDArray[np.float32]:
 
 
 def build_corpus(
-    real: npt.NDArray[np.float32], n: int, queries: int, seed: int = 7
+    real: npt.NDArray[np.float32], n: int, queries: int, synth: str, seed: int = 7
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Held-out real queries, and a corpus of the other real vectors plus synthetic ones.
+
+    ``blend`` (default): a synthetic vector is a mix of a real vector and one of its 20 nearest
+    real neighbours (weight 0.5-0.95, a little noise): new points on the real data's own
+    low-dimensional manifold, like paraphrases. ``noise``: a real vector plus isotropic Gaussian
+    noise (cosine ~0.85): full-rank noise in 384 dimensions, the worst case for a graph index
+    (hundreds of near-equidistant points around every real one), kept as a stress test.
+    """
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(real))
     held_out, base = real[order[:queries]], real[order[queries:]]
     extra = max(0, n - len(base))
-    parents = base[rng.integers(0, len(base), extra)]
-    noisy = parents + rng.normal(0, NOISE, size=parents.shape).astype(np.float32)
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-    corpus = np.vstack([base, noisy])[:n].astype(np.float32)
+    parent_idx = rng.integers(0, len(base), extra)
+    parents = base[parent_idx]
+    if synth == "noise":
+        mixed = parents + rng.normal(0, NOISE, size=parents.shape).astype(np.float32)
+    else:
+        neighbours = np.empty((len(base), 20), dtype=np.int64)
+        for start in range(0, len(base), 2000):
+            sims = base[start : start + 2000] @ base.T
+            neighbours[start : start + 2000] = np.argpartition(-sims, 21, axis=1)[:, 1:21]
+        partner = base[neighbours[parent_idx, rng.integers(0, 20, extra)]]
+        weight = rng.uniform(0.5, 0.95, size=(extra, 1)).astype(np.float32)
+        mixed = weight * parents + (1 - weight) * partner
+        mixed += rng.normal(0, 0.005, size=mixed.shape).astype(np.float32)
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    corpus = np.vstack([base, mixed])[:n].astype(np.float32)
     return corpus, held_out
 
 
@@ -97,7 +117,7 @@ def load_table(corpus: npt.NDArray[np.float32]) -> float:
         return time.perf_counter() - t0
 
 
-def build_index(column: str, opclass: str) -> tuple[float, int]:
+def build_index(column: str, opclass: str, m: int, efc: int) -> tuple[float, int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -106,7 +126,7 @@ def build_index(column: str, opclass: str) -> tuple[float, int]:
         t0 = time.perf_counter()
         cursor.execute(
             f"CREATE INDEX bench_vectors_{column}_hnsw ON bench_vectors USING hnsw "
-            f"({column} {opclass}) WITH (m = 16, ef_construction = 64)"
+            f"({column} {opclass}) WITH (m = {int(m)}, ef_construction = {int(efc)})"
         )
         elapsed = time.perf_counter() - t0
         cursor.execute(f"SELECT pg_relation_size('bench_vectors_{column}_hnsw')")
@@ -145,17 +165,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef", default="40,100,200")
+    parser.add_argument("--ef", default="40,100,200,400")
+    parser.add_argument("--m", type=int, default=16, help="HNSW m (the app uses 16)")
+    parser.add_argument("--efc", type=int, default=64, help="ef_construction (the app: 64)")
+    parser.add_argument("--synth", choices=["blend", "noise"], default="blend")
     parser.add_argument("--types", default="halfvec,vector", help="halfvec, vector or both")
     args = parser.parse_args()
-    efs = [int(x) for x in args.ef.split(",")]
+    # pgvector caps hnsw.ef_search at 1000.
+    efs = sorted({min(1000, int(x)) for x in args.ef.split(",")})
     setup_django()
     from django.db import connection
 
     real = snips_vectors()
-    corpus, queries = build_corpus(real, args.n, args.queries)
+    corpus, queries = build_corpus(real, args.n, args.queries, args.synth)
     load_s = load_table(corpus)
-    results: dict[str, Any] = {"n": len(corpus), "real": len(real) - args.queries, "load_s": load_s}
+    results: dict[str, Any] = {
+        "n": len(corpus),
+        "real": len(real) - args.queries,
+        "synthetic": args.synth,
+        "m": args.m,
+        "ef_construction": args.efc,
+        "load_s": load_s,
+    }
     rows: list[list[Any]] = []
     truth_f32 = exact_topk(corpus, queries, 10)
     truth_f16 = exact_topk(corpus.astype(np.float16), queries, 10)
@@ -166,7 +197,7 @@ def main() -> None:
     ):
         if cast not in types:
             continue
-        build_s, size = build_index(column, opclass)
+        build_s, size = build_index(column, opclass, args.m, args.efc)
         for ef in efs:
             latencies, hits = run_queries(column, cast, queries, ef)
             r = {
@@ -194,14 +225,17 @@ def main() -> None:
             cursor.execute(f"DROP INDEX bench_vectors_{column}_hnsw")
     print_table(
         f"HNSW search, {len(corpus):,} x {DIM} ({len(real) - args.queries:,} real SNIPS + "
-        f"synthetic neighbours), {args.queries} held-out real queries",
+        f"synthetic '{args.synth}' neighbours), {args.queries} held-out real queries, "
+        f"m {args.m}, ef_construction {args.efc}",
         ["type", "ef_search", "build s", "index MB", "p50 ms", "p95 ms", "recall@10", "vs f32"],
         rows,
     )
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_vectors")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    Path(RESULTS / f"search-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
+    Path(
+        RESULTS / f"search-{len(corpus)}{'' if args.synth == 'blend' else '-noise'}.json"
+    ).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
