@@ -294,3 +294,24 @@ def test_groups_for_alert_rules(project: Project) -> None:
     assert whole[()].calls.calls == sum(1 for c in calls if start <= c.start_time < end)
     # Not rolled up: the caller must read raw calls.
     assert rollup_groups(project_id=project.pk, start=start, end=end, group_by=["provider"]) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_flushes_through_a_real_worker(
+    project: Project, celery_worker_process: object
+) -> None:
+    from apps.traces.tasks import rollups_flush
+    from tests.conftest import wait_for
+
+    calls = make_calls(project, 30, seed=9, hours=0.2)
+    rollup_add_calls(project_id=project.pk, call_ids=[c.id for c in calls])
+    rollups_flush.delay()  # fans out rollups_flush_project on the ingest queue
+
+    def flushed() -> bool:
+        rows = CallRollup.objects.filter(
+            project=project, grain=RollupGrain.HOUR, level=RollupLevel.PROJECT
+        )
+        return sum(r.calls for r in rows) == 30
+
+    assert wait_for(flushed, timeout=60)
+    assert wait_for(lambda: not RollupDirty.objects.filter(project=project).exists())
