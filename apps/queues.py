@@ -24,6 +24,7 @@ ALL_QUEUES = (DEFAULT, INGEST, EMBED, DRIFT, ALERTS)
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "apps.ingest.tasks.*": {"queue": INGEST},
     "apps.quality.tasks.*": {"queue": INGEST},
+    "apps.traces.tasks.*": {"queue": INGEST},
     "apps.embeddings.tasks.*": {"queue": EMBED},
     "apps.drift.tasks.*": {"queue": DRIFT},
     "apps.alerts.tasks.*": {"queue": ALERTS},

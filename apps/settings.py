@@ -236,6 +236,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelKindEnum": "apps.alerts.models.ChannelKind",
+        "AlertRuleKindEnum": "apps.alerts.models.RuleKind",
+    },
 }
 
 # --- Logging: one JSON object a line in production, readable lines in development ----------

@@ -126,6 +126,8 @@ def celery_worker_process(
         "DATABASE_URL": _test_database_url(),
         "DRIFTLINE_ENV": "test",
         "DATABASE_TEST_NAME": settings.DATABASES["default"]["NAME"],
+        # The tests' fake Slack listens on 127.0.0.1.
+        "DRIFTLINE_WEBHOOK_ALLOW_PRIVATE": "1",
     }
     log_path = ROOT / ".driftline" / "test" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

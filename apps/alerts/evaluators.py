@@ -39,7 +39,9 @@ from django.db.models import (
 
 from apps.alerts.durations import format_duration
 from apps.alerts.models import AlertRule, Metric, Operator, RuleKind, Severity
+from apps.dashboard.selectors import CallBucket, PeriodTotals
 from apps.traces.models import NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
+from apps.traces.rollup_selectors import rollup_groups
 
 # Rule fields people may group by / filter on, and the Call column each maps to.
 GROUP_BY_FIELDS: dict[str, str] = {
@@ -247,9 +249,69 @@ def rule_calls(rule: AlertRule, start: datetime, end: datetime) -> QuerySet[Call
     return qs
 
 
+# Windows at least this long are read from rollups: they lag raw calls by a flush (seconds),
+# which is noise at this length, and a raw read of hours or days of calls is what does not
+# scale. Shorter windows read raw calls: an index range over minutes is cheap and fresh.
+ROLLUP_MIN_WINDOW = timedelta(hours=1)
+ROLLUP_METRICS = frozenset(
+    {
+        Metric.COST,
+        Metric.TOKENS,
+        Metric.CALLS,
+        Metric.ERROR_RATE,
+        Metric.SAFETY_FLAG_RATE,
+        Metric.LATENCY_P95,
+    }
+)
+
+
+def _rollup_row(metric: str, totals: PeriodTotals) -> dict[str, Any]:
+    calls = totals.calls
+    if metric == Metric.COST:
+        return {"n": calls.calls, "total": calls.cost_usd}
+    if metric == Metric.TOKENS:
+        return {"n": calls.calls, "total": calls.total_tokens}
+    if metric == Metric.ERROR_RATE:
+        return {"n": calls.calls, "hits": calls.errors}
+    if metric == Metric.SAFETY_FLAG_RATE:
+        return {"n": calls.calls, "hits": calls.flagged}
+    if metric == Metric.LATENCY_P95:
+        return {"n": calls.calls, "p95": calls.p95_ms}
+    return {"n": calls.calls}
+
+
+def _grouped_from_rollups(
+    rule: AlertRule, metric: str, start: datetime, end: datetime, group_fields: list[str]
+) -> dict[str, tuple[dict[str, str], dict[str, Any]]] | None:
+    """``_grouped`` from the rollup tables; None when they cannot answer (the metric, a filter
+    or a group on a field that is not rolled up)."""
+    if metric not in ROLLUP_METRICS:
+        return None
+    groups = rollup_groups(
+        project_id=rule.project_id,
+        start=start,
+        end=end,
+        filters=rule.filters or {},
+        group_by=group_fields,
+    )
+    if groups is None:
+        return None
+    out: dict[str, tuple[dict[str, str], dict[str, Any]]] = {}
+    for values, totals in groups.items():
+        group = dict(zip(group_fields, values, strict=True))
+        out[group_key(group)] = (group, _rollup_row(metric, totals))
+    if not group_fields and "" not in out:
+        out[""] = ({}, _rollup_row(metric, PeriodTotals(calls=CallBucket(bucket=start))))
+    return out
+
+
 def _grouped(
     rule: AlertRule, metric: str, start: datetime, end: datetime, group_fields: list[str]
 ) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
+    if end - start >= ROLLUP_MIN_WINDOW:
+        rolled = _grouped_from_rollups(rule, metric, start, end, group_fields)
+        if rolled is not None:
+            return rolled
     qs = rule_calls(rule, start, end)
     aggregates = _aggregates(metric)
     if not group_fields:

@@ -284,7 +284,8 @@ def drift_projection(
             limit=per_side,
             seed=seed,
         )
-        current_ids, current = sample.call_ids, sample.vectors
+        if sample.call_ids:  # an empty window comes back as a shapeless array
+            current_ids, current = sample.call_ids, sample.vectors
     both = np.concatenate([reference, current]).astype(np.float64)
     mean = both.mean(axis=0)
     _, _, vt = np.linalg.svd(both - mean, full_matrices=False)

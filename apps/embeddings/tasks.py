@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import timedelta
+from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
+from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
 from apps.embeddings import services
@@ -17,6 +21,30 @@ from apps.queues import EMBED, register_periodic
 # Only transient failures are retried: a lost database connection. A bad input or a model
 # error would fail the same way again.
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
+
+logger = logging.getLogger(__name__)
+
+
+def _warm_up() -> None:
+    from apps.embeddings.providers import get_provider
+    from apps.quality.signals import warm_up
+
+    try:
+        attacks = warm_up(get_provider())
+    except Exception:  # a warm-up failure must not kill the worker: the first task retries
+        logger.exception("embed worker warm-up failed")
+        return
+    logger.info("embed worker warm: model loaded, %d known attacks embedded", attacks)
+
+
+@worker_process_init.connect
+def _warm_up_embed_worker(**_: Any) -> None:
+    """An embed worker loads the model and the known-attack matrix when it starts, not on the
+    first ingested call (tens of seconds the first time). In a thread: a pool process must
+    answer its parent within seconds of starting."""
+    consuming = current_app.amqp.queues.consume_from or {}
+    if EMBED in consuming:
+        threading.Thread(target=_warm_up, name="embed-warm-up", daemon=True).start()
 
 
 @shared_task(

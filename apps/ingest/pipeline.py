@@ -12,12 +12,13 @@ import uuid
 from typing import Any
 
 from celery import current_app
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.embeddings.budget import embedding_decide
 from apps.queues import EMBED
 from apps.traces.models import Call, EmbedStatus, Feedback
+from apps.traces.rollups import rollup_add_calls, rollup_add_feedback
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,11 @@ def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
                 int(embed),
             )
         )
-    updated = _apply(project_id, rows)
+    # The update and the rollup mark commit together: a processed call's minute is always
+    # marked for a recompute (the reconcile job covers only a worker killed before commit).
+    with transaction.atomic():
+        updated = _apply(project_id, rows)
+        rollup_add_calls(project_id=project_id, call_ids=updated)
     to_embed = [r[0] for r in rows if r[0] in updated and r[-1] == EmbedStatus.PENDING]
     embed_enqueue(project_id=project_id, call_ids=to_embed)
     return len(updated)
@@ -135,7 +140,9 @@ def embed_enqueue(*, project_id: int, call_ids: list[uuid.UUID]) -> None:
 
 
 def run_feedback_follow_up(*, project_id: int, call_ids: list[str]) -> int:
-    """A call that gets feedback is always embedded, even when the budget had skipped it."""
+    """A call that gets feedback is always embedded, even when the budget had skipped it; its
+    minute's feedback counts are recomputed by the next rollup flush."""
+    rollup_add_feedback(project_id=project_id, call_ids=call_ids)
     ids = list(
         Call.objects.filter(
             project_id=project_id, id__in=call_ids, embed_status=EmbedStatus.SKIPPED

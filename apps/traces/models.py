@@ -103,6 +103,12 @@ class Call(models.Model):
                 name="call_unprocessed",
                 condition=Q(processed_at__isnull=True),
             ),
+            # The embed backlog (health, lag, the sweeper): small, so the index stays small.
+            models.Index(
+                fields=["received_at"],
+                name="call_embed_pending",
+                condition=Q(embed_status=EmbedStatus.PENDING),
+            ),
             GinIndex(fields=["tags"], name="call_tags_gin"),
         ]
 

@@ -18,17 +18,17 @@ from apps.traces import rollups
 FLUSH_EVERY = timedelta(seconds=10)
 
 
-@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
 def rollups_mark_calls(project_id: int, call_ids: list[str]) -> int:
     return rollups.rollup_add_calls(project_id=project_id, call_ids=call_ids)
 
 
-@shared_task(queue=INGEST, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
 def rollups_flush_project(project_id: int) -> int:
     return rollups.rollup_flush(project_id=project_id)
 
 
-@shared_task(queue=INGEST)
+@shared_task
 def rollups_flush() -> int:
     """Fan out: one flush per project with dirty minutes (expires before the next beat)."""
     due = rollups.rollup_projects_due()
@@ -39,12 +39,12 @@ def rollups_flush() -> int:
     return len(due)
 
 
-@shared_task(queue=INGEST)
+@shared_task
 def rollups_reconcile() -> int:
     return rollups.rollup_reconcile_recent()
 
 
-@shared_task(queue=DEFAULT)
+@shared_task
 def rollups_prune() -> int:
     return rollups.rollup_prune_minutes()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,14 +12,8 @@ from django.utils import timezone
 from apps.alerts import services
 from apps.alerts.models import Channel
 from apps.traces.models import Call, Feedback
+from apps.traces.rollups import rollup_add_calls, rollup_flush
 from tests.alerts.fakes import FakeServer, fake_server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _worker_may_post_to_local_servers() -> None:
-    """The live worker (tests/conftest.py) posts to our local fake Slack on 127.0.0.1: it is
-    started with this environment when the alerts tests are the first to need it."""
-    os.environ.setdefault("DRIFTLINE_WEBHOOK_ALLOW_PRIVATE", "1")
 
 
 @pytest.fixture
@@ -73,13 +66,21 @@ def add_calls(
             )
         )
     Call.objects.bulk_create(calls)
+    _roll_up(project, calls)
     return calls
+
+
+def _roll_up(project, calls) -> None:
+    """What the follow-up and the next flush do in production: long windows read rollups."""
+    rollup_add_calls(project_id=project.pk, call_ids=[c.id for c in calls])
+    rollup_flush(project_id=project.pk, wait=True)
 
 
 def add_feedback(project, calls, *, score: float) -> None:
     Feedback.objects.bulk_create(
         [Feedback(project=project, call_id=c.id, score=score) for c in calls]
     )
+    _roll_up(project, calls)
 
 
 @pytest.fixture

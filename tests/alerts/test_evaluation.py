@@ -18,6 +18,7 @@ from apps.alerts.models import (
     Notification,
 )
 from apps.core.errors import ApplicationError
+from apps.traces.models import Call
 from tests.alerts.conftest import add_calls, add_feedback
 
 pytestmark = pytest.mark.django_db
@@ -372,3 +373,36 @@ def test_detector_rules_are_checked_less_often(project):
     metric = _rule(project, metric="error_rate", threshold=0.1, check_interval="30s")
     assert (drift.check_interval_s, regression.check_interval_s) == (300, 900)
     assert metric.check_interval_s == 30
+
+
+@pytest.mark.parametrize("metric", sorted(evaluators.ROLLUP_METRICS))
+def test_long_windows_read_rollups_and_agree_with_raw_calls(project, now, metric, monkeypatch):
+    rule = _rule(project, metric=metric, threshold=1e12, window="6h", group_by=["model"])
+    at = now.replace(second=0, microsecond=0)  # minute-aligned: the rollup window is exact
+    for hours, model in enumerate(("gpt-4o-mini", "gpt-4o", "gpt-4o-mini")):
+        add_calls(
+            project,
+            count=40,
+            errors=hours * 5,
+            at=at - timedelta(hours=hours),
+            spread_s=3000,
+            model=model,
+            latency_ms=150.0 * (hours + 1),
+            flagged=hours == 1,
+        )
+    start = at - timedelta(hours=6)
+    rolled = evaluators._grouped(rule, metric, start, at, ["model"])
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluators, "ROLLUP_MIN_WINDOW", timedelta(days=365))
+        raw = evaluators._grouped(rule, metric, start, at, ["model"])
+    assert rolled.keys() == raw.keys() == {'{"model":"gpt-4o"}', '{"model":"gpt-4o-mini"}'}
+    for key, (group, row) in rolled.items():
+        assert group == raw[key][0]
+        expected = evaluators._value(metric, raw[key][1])
+        # Latency percentiles come from log histograms (a few % relative error).
+        assert evaluators._value(metric, row) == pytest.approx(expected, rel=0.03), key
+    # A change behind the rollups' back (no mark, no flush) is not seen: the read was rollups.
+    Call.objects.filter(project=project).update(
+        cost_usd=9.0, total_tokens=1, status="ok", flagged=False, latency_ms=1.0
+    )
+    assert evaluators._grouped(rule, metric, start, at, ["model"]) == rolled

@@ -10,6 +10,13 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.traces.models import Call, Feedback
+from apps.traces.rollups import rollup_add_calls, rollup_flush
+
+
+def _roll_up(project: Project, call_id: uuid.UUID) -> None:
+    """What the follow-up and the next flush do in production: the overview reads rollups."""
+    rollup_add_calls(project_id=project.pk, call_ids=[call_id])
+    rollup_flush(project_id=project.pk, wait=True)
 
 
 def make_call(project: Project, *, ago: timedelta = timedelta(minutes=5), **fields: Any) -> Call:
@@ -30,10 +37,14 @@ def make_call(project: Project, *, ago: timedelta = timedelta(minutes=5), **fiel
         "trace_id": uuid.uuid4().hex,
     }
     defaults.update(fields)
-    return Call.objects.create(project=project, start_time=start, **defaults)
+    call = Call.objects.create(project=project, start_time=start, **defaults)
+    _roll_up(project, call.id)
+    return call
 
 
 def make_feedback(project: Project, call: Call, **fields: Any) -> Feedback:
     defaults: dict[str, Any] = {"score": 1.0, "source": "end_user"}
     defaults.update(fields)
-    return Feedback.objects.create(project=project, call_id=call.id, **defaults)
+    feedback = Feedback.objects.create(project=project, call_id=call.id, **defaults)
+    _roll_up(project, call.id)
+    return feedback

@@ -23,8 +23,10 @@ from apps.traces.models import Call, EmbedStatus
 from tests.conftest import wait_for
 
 INTENTS = ("GetWeather", "BookRestaurant", "PlayMusic", "RateBook")
-BASELINE_PER_INTENT = 45  # 180 calls, 25% each
-CURRENT = {"GetWeather": 60, "BookRestaurant": 20, "PlayMusic": 20, "RateBook": 20}  # 50% weather
+# 300 reference calls, 25% each: windows up to half the reference (150) are tested whole, so
+# the check does not depend on which subsample a random draw picks.
+BASELINE_PER_INTENT = 75
+CURRENT = {"GetWeather": 90, "BookRestaurant": 20, "PlayMusic": 20, "RateBook": 20}  # 60% weather
 
 
 def _events(
@@ -61,7 +63,7 @@ def test_ingested_traffic_is_embedded_and_the_grown_intent_is_named(
     for text, intent in load_snips():
         by_intent[intent].append(text)
     rng = random.Random(7)
-    pools = {intent: rng.sample(by_intent[intent], 110) for intent in INTENTS}
+    pools = {intent: rng.sample(by_intent[intent], 170) for intent in INTENTS}
     reference = [(pools[i][j], i) for i in INTENTS for j in range(BASELINE_PER_INTENT)]
     current = [
         (pools[i][BASELINE_PER_INTENT + j], i) for i, count in CURRENT.items() for j in range(count)
@@ -93,6 +95,7 @@ def test_ingested_traffic_is_embedded_and_the_grown_intent_is_named(
     check = DriftCheck.objects.get(project=project)
     assert check.status == CheckStatus.TESTED, report
     assert check.n == len(current)
+    assert check.tested_n == len(current), report
     assert check.drifted, report
     grew = [s for s in check.intent_shares if s["moved"] == "grew"]
     assert grew, report

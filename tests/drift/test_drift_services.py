@@ -19,8 +19,6 @@ from apps.drift.models import Baseline, BaselineStatus, CheckStatus, DriftCheck,
 from apps.embeddings.models import CallEmbedding
 from tests.drift.factories import seed_calls
 
-pytestmark = pytest.mark.urls("tests.embeddings.urls")
-
 BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
 
 

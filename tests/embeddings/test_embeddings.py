@@ -17,7 +17,7 @@ from apps.embeddings.services import call_embeddings_create, call_injection_upda
 from apps.traces.models import Call, EmbedStatus
 from tests.embeddings.conftest import MUSIC, RESTAURANT, WEATHER, make_calls
 
-pytestmark = [pytest.mark.slow, pytest.mark.urls("tests.embeddings.urls")]
+pytestmark = pytest.mark.slow
 
 
 def embed(project: Project, calls: list[Call], provider: EmbeddingProvider) -> Any:

@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.ingest.services import ingest_events
 from apps.ingest.tasks import sweep_unprocessed_calls
-from apps.traces.models import Call
+from apps.traces.models import Call, RollupDirty
+from apps.traces.rollup_selectors import rollup_totals
+from apps.traces.rollups import rollup_flush
 from tests.conftest import wait_for
 
 
@@ -48,6 +51,17 @@ def test_worker_processes_stored_calls(project: Project, celery_worker_process: 
     assert call.cost_usd is not None
     assert call.cost_usd > 0
     assert call.signals["refusal"] is False
+    # The follow-up marked the calls' minute for the rollups in the same commit; a flush makes
+    # the overview's numbers (the cost computed by the follow-up included).
+    assert RollupDirty.objects.filter(project=project).exists()
+    rollup_flush(project_id=project.pk, wait=True)
+    totals = rollup_totals(
+        project=project,
+        start=timezone.now() - timedelta(hours=1),
+        end=timezone.now() + timedelta(minutes=1),
+    )
+    assert totals.calls.calls == 5
+    assert totals.calls.cost_usd == pytest.approx(5 * call.cost_usd)
 
 
 @pytest.mark.worker
