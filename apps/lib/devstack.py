@@ -208,7 +208,6 @@ def run() -> int:
         host = os.environ.get("DRIFTLINE_HOST", "127.0.0.1")
         port = os.environ.get("DRIFTLINE_PORT", "8000")
         celery = [sys.executable, "-m", "celery", "-A", "apps"]
-        queues = "default,ingest,embed,drift,alerts"
         commands = {
             "web": [
                 sys.executable,
@@ -217,7 +216,32 @@ def run() -> int:
                 "--noreload",
                 f"{host}:{port}",
             ],
-            "worker": [*celery, "worker", "-Q", queues, "--concurrency", "2", "-l", "INFO"],
+            # Two workers, as in production: ingest follow-up, alerts and rollup flushes never
+            # wait behind an embedding batch (seconds each on 2 cores).
+            "worker": [
+                *celery,
+                "worker",
+                "-n",
+                "main@%h",
+                "-Q",
+                "default,ingest,drift,alerts",
+                "--concurrency",
+                "2",
+                "-l",
+                "INFO",
+            ],
+            "embed-worker": [
+                *celery,
+                "worker",
+                "-n",
+                "embed@%h",
+                "-Q",
+                "embed",
+                "--concurrency",
+                "1",
+                "-l",
+                "INFO",
+            ],
             "beat": [
                 *celery,
                 "beat",
@@ -269,13 +293,17 @@ def run() -> int:
             _log("stopping web, worker and beat")
             for process in processes.values():
                 if process.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGTERM)
-            for process in processes.values():
+                    # The leader only: a Celery worker then shuts down warm (it lets its pool
+                    # finish the task at hand; a SIGTERM to the whole group would kill the pool
+                    # mid-task and lose it).
+                    process.terminate()
+            for name, process in processes.items():
                 try:
-                    process.wait(timeout=20)
+                    process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+                    _log(f"{name} did not stop in 30 s; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
     _log("stopped")
     return 0
 
