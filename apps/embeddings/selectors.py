@@ -27,8 +27,9 @@ from apps.accounts.models import Project
 from apps.core.errors import ApplicationError, NotFound
 from apps.embeddings.models import CallEmbedding, EmbeddingKind
 from apps.embeddings.providers import EmbeddingProvider, get_provider
-from apps.embeddings.services import CHARS_PER_TOKEN, last_user_message, text_normalise
+from apps.embeddings.services import CHARS_PER_TOKEN, text_normalise
 from apps.traces.models import Call, EmbedStatus
+from apps.traces.text import last_user_message
 
 EF_SEARCH = 100  # recall@10 ~0.999 at 100k rows (REFERENCE.md); ~1 ms a query
 MAX_K = 100

@@ -28,6 +28,7 @@ from django.utils import timezone
 from apps.embeddings.models import CallEmbedding, EmbeddingKind
 from apps.embeddings.providers import EmbeddingProvider, get_provider
 from apps.traces.models import Call, EmbedStatus
+from apps.traces.text import last_user_message
 
 logger = logging.getLogger(__name__)
 
@@ -55,24 +56,6 @@ def text_normalise(text: str, *, max_chars: int) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def last_user_message(messages: Any) -> str:
-    """The last user turn of an OpenAI/Anthropic-style message list (text parts joined)."""
-    if not isinstance(messages, list):
-        return ""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(
-                    str(part.get("text", ""))
-                    for part in content
-                    if isinstance(part, dict) and part.get("type") in ("text", "input_text")
-                )
-    return ""
 
 
 def call_texts(*, call: Call, max_chars: int) -> dict[str, str]:

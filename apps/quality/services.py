@@ -9,6 +9,7 @@ from apps.quality.models import PriceOverride as PriceOverrideRow
 from apps.quality.pricing import PriceOverride, compute_cost
 from apps.quality.signals import compute_signals
 from apps.traces.models import Call
+from apps.traces.text import last_user_message
 
 
 def price_overrides_for_project(*, project_id: int) -> list[PriceOverride]:
@@ -40,7 +41,7 @@ def call_cost(*, call: Call, overrides: Sequence[PriceOverride]) -> float | None
 
 
 def call_signals(*, call: Call) -> dict[str, Any]:
-    prompt = call.prompt or _last_user_message(call.messages)
+    prompt = call.prompt or last_user_message(call.messages)
     return compute_signals(
         prompt=prompt,
         response=call.response,
@@ -52,20 +53,3 @@ def call_signals(*, call: Call) -> dict[str, Any]:
             "messages": call.messages,
         },
     )
-
-
-def _last_user_message(messages: Any) -> str:
-    if not isinstance(messages, list):
-        return ""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):  # OpenAI/Anthropic content parts
-                return " ".join(
-                    str(p.get("text", ""))
-                    for p in content
-                    if isinstance(p, dict) and p.get("type") == "text"
-                )
-    return ""
