@@ -54,6 +54,15 @@ def generate(project_id: int, total: int) -> float:
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS g
         ) AS r
     """
+    from django.utils import timezone
+
+    from apps.traces.partitions import month_add, month_start, partition_create
+
+    # Partitions for the whole span (30 days back reach into last month).
+    first = month_start(timezone.now() - timedelta(days=SPAN_DAYS))
+    while first <= timezone.now():
+        partition_create(first)
+        first = month_add(first, 1)
     t0 = time.perf_counter()
     with tqdm(total=total, desc="generate calls", unit="row", unit_scale=True) as bar:
         for lo in range(0, total, CHUNK):

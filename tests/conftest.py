@@ -11,16 +11,30 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Organization, Project, Role
 from apps.accounts.services import api_key_create, membership_set
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@receiver(connection_created)
+def _lose_deadlocks_to_the_worker(connection: Any, **_: Any) -> None:
+    """The live Celery worker may still be finishing an earlier test's follow-up (an update of
+    calls and a rollup mark in one transaction) while the next transactional test's flush
+    TRUNCATEs every table, in an order of its own. PostgreSQL then aborts whichever waited
+    ``deadlock_timeout`` first; with a longer one here, that is the worker's task (which
+    retries), not the flush that would error the test."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET deadlock_timeout = '10s'")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,9 +3,9 @@ queue the follow-up after commit.
 
 Nothing is half-written: each event is validated on its own (invalid ones are reported, valid
 ones kept), and the rows of a batch go in through one ``INSERT ... SELECT FROM unnest(...)``
-per table inside one transaction. Dedupe is the primary key (project_id, id) with
-``ON CONFLICT DO NOTHING``: a re-sent or concurrently retried event is stored once and never
-overwrites the first copy.
+per table inside one transaction. Dedupe is the unique (project_id, id) of ``traces_call_id``
+(the calls table itself is partitioned by time): a re-sent or concurrently retried event is
+stored once and never overwrites the first copy.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
@@ -286,13 +286,16 @@ def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
 
 
 _STAGE = "ingest_call_stage"
+# A unique violation means another transaction stored one of these ids in the meantime; each
+# retry sees more of them, so a handful of attempts is plenty.
+DEDUPE_ATTEMPTS = 5
 
 
 def _insert_calls(project: Project, calls: list[_ValidCall]) -> set[uuid.UUID]:
     """COPY the batch into a per-connection staging table, then one INSERT ... SELECT.
 
     COPY goes through psycopg's C row writer (several times cheaper than adapting one array per
-    column), and the staging table keeps ``ON CONFLICT DO NOTHING RETURNING`` for the dedupe.
+    column), and one INSERT ... SELECT from it skips the ids already stored.
     ``ON COMMIT DELETE ROWS``: nothing staged outlives the transaction.
     """
     if not calls:
@@ -314,13 +317,25 @@ def _insert_calls(project: Project, calls: list[_ValidCall]) -> set[uuid.UUID]:
             for call in calls:
                 copy.write_row(_call_row(project.pk, call))
         # Identifiers are constants of this module; every value is a bound parameter or COPY data.
-        cursor.execute(
+        # The calls table is partitioned by time, so the dedupe is not an ON CONFLICT on its
+        # key: ids already in traces_call_id are skipped, and the insert trigger on calls makes
+        # a concurrent insert of the same id fail (unique violation); that statement is then
+        # run again, and finds the id stored by the other transaction.
+        sql = (
             f"INSERT INTO traces_call (project_id, received_at, processed_at, embed_status, "  # noqa: S608
             f"flagged, pii, signals, {', '.join(columns)}) "
             f"SELECT %s, now(), NULL, 0, false, '{{}}', '{{}}'::jsonb, {selected} FROM {_STAGE} s "
-            f"ON CONFLICT (project_id, id) DO NOTHING RETURNING id",
-            [project.pk],
+            "WHERE NOT EXISTS (SELECT 1 FROM traces_call_id c "
+            "WHERE c.project_id = %s AND c.id = s.id) RETURNING id"
         )
+        for attempt in range(DEDUPE_ATTEMPTS):
+            try:
+                with transaction.atomic():  # a savepoint: the stage survives a retry
+                    cursor.execute(sql, [project.pk, project.pk])
+                break
+            except IntegrityError:
+                if attempt == DEDUPE_ATTEMPTS - 1:
+                    raise
         inserted = {row[0] for row in cursor.fetchall()}
         # The transaction may go on (feedback insert): empty the stage now, not only at commit.
         cursor.execute(f"DELETE FROM {_STAGE}")  # noqa: S608 - a constant identifier

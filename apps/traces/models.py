@@ -1,11 +1,16 @@
 """LLM calls (spans) and feedback: the two tables everything else reads.
 
-``Call`` is built for tens of millions of rows: the primary key is (project_id, id), so the
-client's id is unique per project (a re-sent event is stored once, and one tenant cannot probe
-another's ids), rows are only ever appended and then updated once by the follow-up worker, time
-is indexed by BRIN (cheap, the table is append-ordered) and by (project, start_time) for the
-dashboards. Nothing references a call by foreign key: feedback, vectors and signals join on
-(project_id, call id), so late feedback needs no fix-up.
+``Call`` is built for tens of millions of rows. The table is partitioned by month of
+``start_time`` (``apps/traces/partitions.py`` creates partitions ahead and drops expired ones),
+so retention drops whole partitions and recent reads touch one or two. PostgreSQL wants the
+partition key in every unique index, so the table's own primary key is (project_id, id,
+start_time); the client's id stays unique per project whatever its timestamp through
+``CallId``, a small unpartitioned table that a statement trigger fills on every insert into
+calls (a re-sent event is stored once, and one tenant cannot probe another's ids). To Django the
+key is (project_id, id), which is what the database guarantees. Rows are appended, then updated
+once by the follow-up worker; (project, start_time) serves the dashboards. Nothing references a
+call by foreign key: feedback, vectors and signals join on (project_id, call id), so late
+feedback needs no fix-up.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class EmbedStatus(models.IntegerChoices):
 
 
 class Call(models.Model):
+    # The database's primary key is (project_id, id, start_time) (see the module docstring);
+    # (project_id, id) is unique through CallId.
     pk = models.CompositePrimaryKey("project_id", "id")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
     id = models.UUIDField(default=uuid.uuid4)
@@ -111,6 +118,25 @@ class Call(models.Model):
             ),
             GinIndex(fields=["tags"], name="call_tags_gin"),
         ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class CallId(models.Model):
+    """Every stored call's (project, id) and start time: the dedupe key of the partitioned
+    calls table, and where to find a call's partition from its id. Filled only by the
+    ``traces_call_ids`` trigger on inserts into calls; rows go when their call is dropped by
+    retention. Narrow (about 60 bytes a row), so its index stays in memory."""
+
+    pk = models.CompositePrimaryKey("project_id", "id")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    id = models.UUIDField()
+    start_time = models.DateTimeField()
+
+    class Meta:
+        db_table = "traces_call_id"
+        indexes = [models.Index(fields=["project", "start_time"], name="call_id_project_time")]
 
     def __str__(self) -> str:
         return str(self.id)

@@ -1,7 +1,8 @@
 """Rollup tasks: ids in, a service called; every one is safe to run twice (a flush recomputes
 buckets from raw rows under a per-project lock).
 
-Beat: ``rollups-flush`` every 10 s (fans out one flush per project with dirty minutes, so
+Beat: ``calls-partitions-ensure`` hourly and ``calls-retention`` daily (apps/traces/partitions.py);
+``rollups-flush`` every 10 s (fans out one flush per project with dirty minutes, so
 projects flush in parallel on the ingest workers), ``rollups-reconcile`` every 5 min (re-marks
 the last 15 minutes: a mark lost to a killed worker is recovered) and ``rollups-prune`` daily.
 """
@@ -13,7 +14,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from apps.queues import DEFAULT, INGEST, register_periodic
-from apps.traces import rollups
+from apps.traces import partitions, rollups
 
 FLUSH_EVERY = timedelta(seconds=10)
 
@@ -49,6 +50,33 @@ def rollups_prune() -> int:
     return rollups.rollup_prune_minutes()
 
 
+@shared_task
+def calls_partitions_ensure() -> list[str]:
+    return partitions.partitions_ensure()
+
+
+@shared_task
+def calls_retention() -> dict[str, object]:
+    outcome = partitions.calls_retention_apply()
+    return {"dropped": outcome.dropped, "calls_deleted": outcome.calls_deleted}
+
+
+register_periodic(
+    "calls-partitions-ensure",
+    {
+        "task": "apps.traces.tasks.calls_partitions_ensure",
+        "schedule": timedelta(hours=1),
+        "options": {"queue": DEFAULT, "expires": 3600},
+    },
+)
+register_periodic(
+    "calls-retention",
+    {
+        "task": "apps.traces.tasks.calls_retention",
+        "schedule": timedelta(days=1),
+        "options": {"queue": DEFAULT, "expires": 3600},
+    },
+)
 register_periodic(
     "rollups-flush",
     {
