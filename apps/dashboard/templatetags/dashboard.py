@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 
 from apps.dashboard.selectors import Kpi
+from apps.traces.text import last_user_message
 
 register = template.Library()
 
@@ -85,15 +86,9 @@ def call_preview(call: Any) -> str:
     """What a call was asked: the prompt, else the last user message, else its name."""
     if getattr(call, "prompt", ""):
         return str(call.prompt)
-    messages = getattr(call, "messages", None)
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return content
-                if isinstance(content, list):
-                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    asked = last_user_message(getattr(call, "messages", None))
+    if asked:
+        return asked
     return str(getattr(call, "name", "") or "(no prompt)")
 
 
