@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -31,7 +32,6 @@ from apps.embeddings.services import CHARS_PER_TOKEN, text_normalise
 from apps.traces.models import Call, EmbedStatus
 from apps.traces.text import last_user_message
 
-EF_SEARCH = 100  # recall@10 ~0.999 at 100k rows (REFERENCE.md); ~1 ms a query
 MAX_K = 100
 SNIPPET_CHARS = 300
 
@@ -88,7 +88,8 @@ def _knn(
     qs = qs.annotate(distance=CosineDistance("vector", query)).order_by("distance")
     with transaction.atomic(), connection.cursor() as cursor:
         # SET LOCAL: scoped to this transaction, so a pooled connection is left as it was.
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(EF_SEARCH, k))}")
+        ef_search = max(int(settings.DRIFTLINE_SEARCH_EF_SEARCH), k)
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = list(qs.values_list("call_id", "distance")[:k])
     rows.sort(key=lambda row: row[1])
