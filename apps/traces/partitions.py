@@ -3,9 +3,8 @@
 * :func:`partitions_ensure` (beat, hourly, and after every ``migrate``) creates the partitions
   of last month, this month and the next ``AHEAD`` months. Creating one takes a short
   ``ACCESS EXCLUSIVE`` lock on the parent, so it is done weeks before the month starts, never
-  on the ingest path. Rows that landed in the
-  ``DEFAULT`` partition for the new month's range (a client clock far ahead) are moved in first,
-  or PostgreSQL would refuse the new partition.
+  on the ingest path. Rows that landed in the ``DEFAULT`` partition for the new month's range
+  (a client clock far ahead) are moved in first, or PostgreSQL would refuse the new partition.
 * :func:`calls_retention_apply` (beat, daily) drops every partition that ends before the
   longest retention of any project (``DETACH`` then ``DROP``: no row-by-row delete, no bloat),
   then trims projects with a shorter retention by a batched ``DELETE`` that only touches the
