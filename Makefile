@@ -1,4 +1,5 @@
-# Driftline: `make run` starts everything, `make test` runs the whole suite.
+# Driftline: `make run` starts everything (production server), `make dev` the same with
+# auto-reload, `make test` runs the whole suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install lint bench browser-deps clean stop
+.PHONY: run dev test install lint bench browser-deps clean stop
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,21 +26,24 @@ browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 
 run: $(STAMP)
-	$(PY) -m apps.lib.devstack run
+	$(PY) -m devtools.devstack run
+
+dev: $(STAMP)
+	$(PY) -m devtools.devstack dev
 
 test: $(STAMP) browser-deps
-	$(PY) -m apps.lib.devstack test $(PYTEST_ARGS)
+	$(PY) -m devtools.devstack test $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy apps sdk/driftline
+	$(VENV)/bin/mypy apps sdk/driftline devtools
 
 bench: $(STAMP)
 	$(PY) -m bench
 
 stop:
-	$(PY) -m apps.lib.devstack stop
+	$(PY) -m devtools.devstack stop
 
 clean: stop
 	rm -rf .driftline/test

@@ -7,7 +7,9 @@ DEBUG off, SECRET_KEY required, secure cookies.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,10 +110,42 @@ TEMPLATES = [
     },
 ]
 
+# --- Stack discovery: `make run`'s state file -----------------------------------------------
+# `make run` writes the URLs of the services it started to .driftline/run/services.json; any
+# process of the checkout without DATABASE_URL / CELERY_BROKER_URL (a `manage.py` command in a
+# second terminal) uses them. The environment always wins. Tests never read it.
+DRIFTLINE_STATE_DIR = Path(env("DRIFTLINE_STATE_DIR") or BASE_DIR / ".driftline" / "run")
+
+
+def _stack_state() -> dict[str, str]:
+    if TESTING:
+        return {}
+    try:
+        return dict(json.loads((DRIFTLINE_STATE_DIR / "services.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+DRIFTLINE_STACK = _stack_state()
+if (
+    not env("DATABASE_URL")
+    and DRIFTLINE_STACK.get("postgres_dir")
+    and Path(sys.argv[0]).name == "manage.py"
+):
+    # After `make run` stopped: its embedded PostgreSQL runs for this command, then stops.
+    try:
+        from devtools.devstack import ensure_postgres_for_cli
+    except ImportError:  # an installed server without the checkout's dev tooling
+        pass
+    else:
+        ensure_postgres_for_cli(Path(DRIFTLINE_STACK["postgres_dir"]))
+
 # --- Database -------------------------------------------------------------------------------
-# DATABASE_URL points at any PostgreSQL >= 15 with pgvector; `make run` and `make test` export
-# the URL of the embedded server they start.
-DATABASE_URL = env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/driftline")
+# DATABASE_URL points at any PostgreSQL >= 15 with pgvector; `make test` exports the URL of the
+# embedded server it starts, `make run` also records it in its state file (above).
+DATABASE_URL = env("DATABASE_URL") or DRIFTLINE_STACK.get(
+    "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/driftline"
+)
 
 
 def _database_from_url(url: str) -> dict[str, object]:
@@ -152,14 +186,21 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".driftline" / "staticfiles"
+# `make run` collects into .driftline/run/static at start; whitenoise serves the compressed
+# copies (gzip/brotli); no manifest, so template paths stay as written.
+STATIC_ROOT = Path(env("DRIFTLINE_STATIC_ROOT") or BASE_DIR / ".driftline" / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
+# `make run` serves production settings over http:// on loopback and turns these off.
+SESSION_COOKIE_SECURE = envbool("DRIFTLINE_SECURE_COOKIES", PRODUCTION)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -184,7 +225,9 @@ INGEST_RATE_LIMIT_BURST = envint("INGEST_RATE_LIMIT_BURST", 50_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or DRIFTLINE_STACK.get(
+    "CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"
+)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
@@ -197,8 +240,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than any task may run, so a slow task is not delivered twice.
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 2 * 3600),
+    # --- Broker outages (issue 13): notice a dead or restarted Redis and reconnect.
+    "health_check_interval": envint("CELERY_REDIS_HEALTH_CHECK_S", 10),
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
 }
+# Workers (and beat) wait for the broker for ever, at start and after losing it: a Redis
+# restart is an outage to ride out, not a reason to exit.
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# On a lost connection the messages of running tasks go back to the queue (acks_late) and are
+# redelivered; cancelling those tasks means they run once more after reconnection, instead of
+# finishing and failing to ack on a dead channel. Tasks are idempotent (the follow-up claims).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Embeddings -------------------------------------------------------------------------------

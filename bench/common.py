@@ -19,7 +19,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def setup_django(stack: str = "bench") -> dict[str, str]:
     """Start (or reuse) the bench stack's PostgreSQL and Redis, migrate, and set Django up."""
-    from apps.lib.devstack import services
+    from devtools.devstack import services
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

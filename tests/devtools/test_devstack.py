@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from apps.lib.devstack import start_redis, stop_redis
+from devtools.devstack import start_redis, stop_redis
 
 
 def test_redis_restarts_after_a_crash_with_a_stale_pid_file(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_redis_restarts_after_a_crash_with_a_stale_pid_file(tmp_path: Path) -> N
 def _in_new_process(code: str) -> str:
     """Run devstack code as `make run` does after a crash: in a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-c", f"from pathlib import Path; from apps.lib import devstack; {code}"],
+        [sys.executable, "-c", f"from pathlib import Path; from devtools import devstack; {code}"],
         check=False,
         capture_output=True,
         text=True,

@@ -1,0 +1,1 @@
+"""Tooling for working on Driftline from a checkout (never imported by the server)."""
