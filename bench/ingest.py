@@ -1,26 +1,44 @@
-"""Ingest API throughput against a raw COPY of the same rows into the same table.
+"""Ingest API throughput through the `make run` server against a raw COPY of the same rows.
 
-    python -m bench.ingest [--events 20000] [--clients 4] [--batch 100] [--workers 2]
+    python -m bench.ingest [--events 20000] [--clients 4] [--batch 100] [--workers N]
+                           [--also-sync]
 
-Both run on this machine against the same embedded PostgreSQL; the API goes through gunicorn,
-key auth, body limits, msgspec validation, the bulk insert and the follow-up enqueue. The ratio
-API/COPY is the figure to watch (target >= 0.25).
+All on this machine against the same embedded PostgreSQL, side by side in one run:
+
+- the ingest API through the web server exactly as ``make run`` starts it
+  (``devtools.devstack.gunicorn_command``: gthread workers sized to the machine, production
+  settings, DEBUG off): key auth, body limits, msgspec validation, the COPY + insert into the
+  partitioned ``traces_call`` and the follow-up enqueue;
+- ``--also-sync``: the server the earlier closing notes measured (2 sync workers);
+- a raw COPY of the same rows into a plain table (``bench_plain_call``: primary key + time
+  index, not partitioned, no trigger): the baseline of issue 17, target ratio >= 0.25;
+- for reference, a raw COPY into ``traces_call`` itself (the baseline of the earlier notes).
+
+Events/s per core divides by the machine's cores (the server, PostgreSQL and the clients share
+them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tqdm import tqdm
 
-from bench.common import RESULTS, gunicorn, percentile, print_table, setup_django
+from bench.common import RESULTS, ROOT, free_port, percentile, print_table, setup_django
 
 PROMPTS = [
     "How do I reset my password?",
@@ -98,8 +116,22 @@ def run_api(
     return time.perf_counter() - t0, latencies, accepted
 
 
-def run_copy(project_id: int, events: list[dict[str, Any]]) -> float:
-    """COPY the same rows (fresh ids) into traces_call: the database's own ceiling."""
+PLAIN = "bench_plain_call"
+
+
+def make_plain_table() -> None:
+    """traces_call's columns in a plain table: primary key + time index, not partitioned."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {PLAIN}")
+        cursor.execute(f"CREATE TABLE {PLAIN} (LIKE traces_call INCLUDING DEFAULTS)")
+        cursor.execute(f"ALTER TABLE {PLAIN} ADD PRIMARY KEY (id)")
+        cursor.execute(f"CREATE INDEX ON {PLAIN} (project_id, start_time)")
+
+
+def run_copy(project_id: int, events: list[dict[str, Any]], table: str) -> float:
+    """COPY the same rows (fresh ids) into ``table``: the database's own ceiling."""
     from django.db import connection
 
     columns = (
@@ -112,8 +144,8 @@ def run_copy(project_id: int, events: list[dict[str, Any]]) -> float:
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         raw = cursor.connection
-        with raw.cursor() as cur, cur.copy(f"COPY traces_call ({columns}) FROM STDIN") as copy:
-            for event in tqdm(events, desc="COPY rows", unit="row", mininterval=0.5):
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for event in tqdm(events, desc=f"COPY {table}", unit="row", mininterval=0.5):
                 b = event["body"]
                 copy.write_row(
                     (
@@ -153,12 +185,54 @@ def run_copy(project_id: int, events: list[dict[str, Any]]) -> float:
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def serve(command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Run ``command`` (a gunicorn bound to ``port`` in ``env``) until the block ends."""
+    port = env["BENCH_PORT"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", int(port))) == 0:
+                break
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not start")
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def measure(
+    name: str, command: list[str], env: dict[str, str], key: str, bodies: list[bytes], clients: int
+) -> dict[str, Any]:
+    with serve(command, env) as url:
+        # Warm every worker's connections and imports before timing.
+        run_api(url, key, bodies[:8], clients)
+        seconds, latencies, accepted = run_api(url, key, bodies[8:], clients)
+    events = sum(len(json.loads(b)["batch"]) for b in bodies[8:])
+    if accepted != events:
+        raise RuntimeError(f"{name}: accepted {accepted} of {events}")
+    return {
+        "name": name,
+        "events": events,
+        "events_per_s": events / seconds,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+    }
+
+
 def main() -> None:
+    from devtools.devstack import gunicorn_command, web_workers
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="default: as make run sizes it")
+    parser.add_argument("--also-sync", action="store_true", help="also 2 sync workers (old)")
     args = parser.parse_args()
 
     env = setup_django()
@@ -175,44 +249,79 @@ def main() -> None:
         json.dumps({"batch": events[i : i + args.batch]}).encode()
         for i in range(0, len(events), args.batch)
     ]
+    workers = args.workers or web_workers()
+    port = str(free_port())
+    # What make run exports (devtools.devstack.production_env), minus the rate limit.
     server_env = {
         **env,
+        "BENCH_PORT": port,
+        "DRIFTLINE_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DRIFTLINE_SECURE_COOKIES": "0",
         "INGEST_RATE_LIMIT_EVENTS_PER_S": "0",
-        "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
     }
-    with gunicorn(workers=args.workers, env=server_env) as url:
-        # Warm the workers' connections and imports before timing.
-        run_api(url, key, bodies[:4], 2)
-        api_s, latencies, accepted = run_api(url, key, bodies[4:], args.clients)
-    api_events = sum(len(json.loads(b)["batch"]) for b in bodies[4:])
-    copy_s = run_copy(project.pk, events)
-    api_rate, copy_rate = api_events / api_s, len(events) / copy_s
-    rows = [
+    runs = [
+        measure(
+            f"ingest API, make run server ({workers} gthread workers)",
+            gunicorn_command("127.0.0.1", port, workers=workers),
+            server_env,
+            key,
+            bodies,
+            args.clients,
+        )
+    ]
+    if args.also_sync:
+        old = [sys.executable, "-m", "gunicorn", "apps.wsgi", "--bind", f"127.0.0.1:{port}"]
+        old += ["--workers", "2", "--log-level", "warning"]
+        runs.append(
+            measure(
+                "ingest API, 2 sync workers (earlier notes)",
+                old,
+                {**server_env, "DRIFTLINE_ENV": "development", "DEBUG": "0"},
+                key,
+                bodies,
+                args.clients,
+            )
+        )
+    make_plain_table()
+    plain_rate = len(events) / run_copy(project.pk, events, PLAIN)
+    same_rate = len(events) / run_copy(project.pk, events, "traces_call")
+    cores = os.cpu_count() or 1
+    api_rate = runs[0]["events_per_s"]
+    rows: list[tuple[str, ...]] = [
         (
-            "ingest API (gunicorn)",
-            f"{api_rate:,.0f}",
-            f"{percentile(latencies, 50):.1f}",
-            f"{percentile(latencies, 99):.1f}",
-        ),
-        ("raw COPY, same rows", f"{copy_rate:,.0f}", "-", "-"),
-        ("ratio API / COPY", f"{api_rate / copy_rate:.2f}", "target >= 0.25", ""),
+            r["name"],
+            f"{r['events_per_s']:,.0f}",
+            f"{r['events_per_s'] / cores:,.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+        )
+        for r in runs
+    ]
+    rows += [
+        ("raw COPY, plain indexed table", f"{plain_rate:,.0f}", f"{plain_rate / cores:,.0f}"),
+        ("raw COPY, traces_call (partitioned)", f"{same_rate:,.0f}", f"{same_rate / cores:,.0f}"),
+        ("ratio make run / COPY plain", f"{api_rate / plain_rate:.2f}", "target >= 0.25"),
+        ("ratio make run / COPY traces_call", f"{api_rate / same_rate:.2f}", "(earlier notes)"),
     ]
     print_table(
-        f"Ingest: {api_events:,} events, batches of {args.batch}, {args.clients} clients, "
-        f"{args.workers} gunicorn workers (accepted {accepted:,})",
-        ["path", "events/s", "batch p50 ms", "batch p99 ms"],
-        rows,
+        f"Ingest: {runs[0]['events']:,} events, batches of {args.batch}, {args.clients} clients, "
+        f"{cores} cores",
+        ["path", "events/s", "per core", "batch p50 ms", "batch p99 ms"],
+        [(*row, *[""] * (5 - len(row))) for row in rows],
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(
         json.dumps(
             {
                 "api_events_per_s": api_rate,
-                "copy_rows_per_s": copy_rate,
-                "ratio": api_rate / copy_rate,
-                "batch_p50_ms": percentile(latencies, 50),
-                "batch_p99_ms": percentile(latencies, 99),
+                "api_events_per_s_per_core": api_rate / cores,
+                "copy_plain_rows_per_s": plain_rate,
+                "copy_traces_call_rows_per_s": same_rate,
+                "ratio": api_rate / plain_rate,
+                "ratio_traces_call": api_rate / same_rate,
+                "runs": runs,
             },
             indent=2,
         )

@@ -41,18 +41,21 @@ def test_a_killed_worker_is_restarted_and_the_rest_keeps_running(tmp_path: Path)
     supervisor.start()
     try:
         worker, web = supervisor.children["worker"], supervisor.children["web"]
-        assert worker.process is not None and web.process is not None
+        assert worker.process is not None
+        assert web.process is not None
         first_pid, web_pid = worker.process.pid, web.process.pid
         os.kill(first_pid, signal.SIGKILL)
         _poll_until(supervisor, lambda: worker.restarts == 1)
         assert worker.process.pid != first_pid
         assert worker.process.poll() is None
-        assert web.process.pid == web_pid and web.restarts == 0
+        assert web.process.pid == web_pid
+        assert web.restarts == 0
         status = json.loads((tmp_path / "processes.json").read_text())
         assert status["worker"] == {"pid": worker.process.pid, "restarts": 1, "command": SLEEPER}
     finally:
         supervisor.stop(timeout=5)
-    assert not _alive(worker.process.pid) and not _alive(web.process.pid)
+    assert not _alive(worker.process.pid)
+    assert not _alive(web.process.pid)
 
 
 def test_a_process_that_keeps_crashing_backs_off_exponentially_up_to_the_cap() -> None:
@@ -85,4 +88,5 @@ def test_a_one_shot_child_is_not_restarted() -> None:
     for _ in range(20):
         supervisor.poll()
         time.sleep(0.01)
-    assert seed.restarts == 0 and seed.restart_at is None
+    assert seed.restarts == 0
+    assert seed.restart_at is None
