@@ -75,7 +75,7 @@ def clean_env() -> dict[str, str]:
 
 def healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+        with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5) as response:
             return bool(response.status == 200)
     except OSError:
         return False

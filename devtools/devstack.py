@@ -307,6 +307,19 @@ def secret_key() -> str:
     return _private_file("secret-key", lambda: secrets.token_urlsafe(50))[0]
 
 
+def encryption_keys() -> str:
+    """A Fernet key of its own (kept like the secret key), then, for reading only, the key the
+    earlier ``make run`` derived from the development SECRET_KEY: webhook URLs stored before
+    stay readable; everything new is encrypted with the first key."""
+    import base64
+
+    from apps.core.crypto import derive_key
+
+    own = _private_file("encryption-key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+    legacy = derive_key("dev-only-insecure-key-never-use-in-production").decode("ascii")
+    return f"{own[0]},{legacy}"
+
+
 def admin_password() -> tuple[str, bool]:
     return _private_file("admin-password", lambda: secrets.token_urlsafe(12))
 
@@ -372,6 +385,8 @@ def production_env(host: str, port: int | str) -> dict[str, str]:
     }
     if not os.environ.get("SECRET_KEY"):
         env["SECRET_KEY"] = secret_key()
+    if not os.environ.get("DRIFTLINE_ENCRYPTION_KEY"):
+        env["DRIFTLINE_ENCRYPTION_KEY"] = encryption_keys()
     if "DRIFTLINE_SECURE_COOKIES" not in os.environ:
         # Secure cookies are never sent back over http://: login would loop.
         https = env["DRIFTLINE_BASE_URL"].startswith("https://")

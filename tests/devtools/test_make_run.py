@@ -99,7 +99,7 @@ def test_make_run_serves_production_and_the_cli_finds_it(tmp_path: Path) -> None
         assert stack.poll() is None, output()[-4000:]
         _wait(lambda: _get(f"{base}/login/")[0] == 200, 120, "the web server")
         # Database, broker and a worker heartbeat (beat sends one every 15 s).
-        _wait(lambda: _get(f"{base}/health")[0] == 200, 180, "a healthy stack")
+        _wait(lambda: _get(f"{base}/api/v1/health")[0] == 200, 180, "a healthy stack")
         # Production settings, gunicorn, the password shown once, the secret key kept private.
         assert "web (gunicorn, production settings)" in output()
         assert re.search(r"login: admin / \S+ +\(shown once", output())
