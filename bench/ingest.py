@@ -250,6 +250,8 @@ def main() -> None:
         for i in range(0, len(events), args.batch)
     ]
     workers = args.workers or web_workers()
+    # Other processes on the same cores move every figure here: say how busy the machine was.
+    load_before = os.getloadavg()[0]
     port = str(free_port())
     # What make run exports (devtools.devstack.production_env), minus the rate limit.
     server_env = {
@@ -307,7 +309,7 @@ def main() -> None:
     ]
     print_table(
         f"Ingest: {runs[0]['events']:,} events, batches of {args.batch}, {args.clients} clients, "
-        f"{cores} cores",
+        f"{cores} cores, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after",
         ["path", "events/s", "per core", "batch p50 ms", "batch p99 ms"],
         [(*row, *[""] * (5 - len(row))) for row in rows],
     )
@@ -321,6 +323,7 @@ def main() -> None:
                 "copy_traces_call_rows_per_s": same_rate,
                 "ratio": api_rate / plain_rate,
                 "ratio_traces_call": api_rate / same_rate,
+                "load_average_before": load_before,
                 "runs": runs,
             },
             indent=2,
