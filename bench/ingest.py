@@ -205,9 +205,25 @@ def serve(command: list[str], env: dict[str, str]) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+def fresh_bodies(events: list[dict[str, Any]], batch: int) -> list[bytes]:
+    """The same rows under new ids: a second server run must not see duplicates."""
+    renamed = [{**event, "id": str(uuid.uuid4())} for event in events]
+    return [
+        json.dumps({"batch": renamed[i : i + batch]}).encode()
+        for i in range(0, len(renamed), batch)
+    ]
+
+
 def measure(
-    name: str, command: list[str], env: dict[str, str], key: str, bodies: list[bytes], clients: int
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    key: str,
+    events: list[dict[str, Any]],
+    batch: int,
+    clients: int,
 ) -> dict[str, Any]:
+    bodies = fresh_bodies(events, batch)
     with serve(command, env) as url:
         # Warm every worker's connections and imports before timing.
         run_api(url, key, bodies[:8], clients)
@@ -245,10 +261,6 @@ def main() -> None:
     )
     key = api_key_create(project=project, name="bench", scopes=["ingest"]).raw
     events = [make_event(i) for i in range(args.events)]
-    bodies = [
-        json.dumps({"batch": events[i : i + args.batch]}).encode()
-        for i in range(0, len(events), args.batch)
-    ]
     workers = args.workers or web_workers()
     # Other processes on the same cores move every figure here: say how busy the machine was.
     load_before = os.getloadavg()[0]
@@ -262,6 +274,7 @@ def main() -> None:
         "DRIFTLINE_SECURE_COOKIES": "0",
         "INGEST_RATE_LIMIT_EVENTS_PER_S": "0",
         "LOG_LEVEL": "WARNING",
+        "DRIFTLINE_STATIC_ROOT": str(ROOT / "static"),
     }
     runs = [
         measure(
@@ -269,7 +282,8 @@ def main() -> None:
             gunicorn_command("127.0.0.1", port, workers=workers),
             server_env,
             key,
-            bodies,
+            events,
+            args.batch,
             args.clients,
         )
     ]
@@ -282,7 +296,8 @@ def main() -> None:
                 old,
                 {**server_env, "DRIFTLINE_ENV": "development", "DEBUG": "0"},
                 key,
-                bodies,
+                events,
+                args.batch,
                 args.clients,
             )
         )
