@@ -67,3 +67,23 @@ def test_postgres_restarts_after_a_crash_and_keeps_its_data(tmp_path: Path) -> N
             assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
     finally:
         _in_new_process(f"devstack.stop_postgres(Path({str(data)!r}))")
+
+
+def test_stop_after_a_restart_stops_the_new_postgres(tmp_path: Path) -> None:
+    """Issue 13: after PostgreSQL was restarted behind `make run`'s back, its shutdown used a
+    handle naming the old postmaster and left the new one running."""
+    from devtools.devstack import postgres_pid, start_postgres, stop_postgres
+
+    data = tmp_path / "pg"
+    start_postgres(data)  # this process now holds pgserver's handle of the first postmaster
+    first = postgres_pid(data)
+    assert first is not None
+    # Restarted by someone else (a fault test, an operator): a new postmaster.
+    _in_new_process(f"devstack.stop_postgres(Path({str(data)!r}))")
+    _in_new_process(f"print(devstack.start_postgres(Path({str(data)!r})))")
+    second = postgres_pid(data)
+    assert second is not None
+    assert second != first
+    stop_postgres(data)
+    assert postgres_pid(data) is None
+    assert not (data / "postmaster.pid").exists()
