@@ -328,13 +328,14 @@ def admin_password() -> tuple[str, bool]:
 
 
 def web_workers() -> int:
-    """gunicorn processes: ``DRIFTLINE_WEB_WORKERS``, else 2 per core + 1 (5 on 2 cores).
+    """gunicorn processes: ``DRIFTLINE_WEB_WORKERS``, else one per core + 1 (3 on 2 cores).
 
-    Measured with ``python -m bench.ingest`` on 2 cores shared with PostgreSQL: the request
-    path is CPU-bound Python, so more processes than cores only help while others wait on the
-    database; 5 gthread workers x 2 threads was the best of 2/3/5/8 (docs in the README)."""
+    Measured with ``python -m bench.ingest`` on this 2-core machine (shared, load average
+    17-24): 3 gthread workers x 2 threads took 1,213 events/s, 2 sync workers 1,005-1,106 and
+    5 gthread workers 772 (p99 8.6 s): the request path is CPU-bound Python sharing the cores
+    with PostgreSQL, so processes beyond cores + 1 only add switching."""
     value = os.environ.get("DRIFTLINE_WEB_WORKERS", "")
-    return int(value) if value else 2 * (os.cpu_count() or 1) + 1
+    return int(value) if value else (os.cpu_count() or 1) + 1
 
 
 def gunicorn_command(host: str, port: int | str, *, workers: int | None = None) -> list[str]:
