@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.core.apis import HealthApi
 from apps.ingest.apis import IngestApi
-from apps.ingest.otlp_api import OtlpTracesView
+from apps.ingest.otlp.api import OtlpTracesView
 from apps.traces.apis import CallDetailApi, CallListApi
 
 api_v1: list[URLPattern | URLResolver] = [
