@@ -40,9 +40,7 @@ def call_cost(*, call: Call, overrides: Sequence[PriceOverride]) -> float | None
     return None if breakdown is None else float(breakdown.total)
 
 
-def call_cost_decide(
-    *, call: Call, overrides: Sequence[PriceOverride]
-) -> tuple[float | None, str]:
+def call_cost_decide(*, call: Call, overrides: Sequence[PriceOverride]) -> tuple[float | None, str]:
     """(cost_usd, cost_source) of a stored call: the one rule for native and OTLP calls alike.
 
     A client's cost is kept when it is positive, or when the model has no price; otherwise the

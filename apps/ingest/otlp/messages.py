@@ -205,4 +205,3 @@ def text(value: Any) -> str:
             return ""
         return compact(value)
     return compact(value)
-

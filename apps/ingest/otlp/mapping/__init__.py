@@ -208,7 +208,7 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
     if kind in ("llm", "embedding"):
         tool_calls = _set_content(body, attrs, span, used)
     elif kind == "tool":
-        _set_tool(body, attrs, pick)
+        _set_tool(body, attrs)
     _set_status(body, attrs, span, used)
 
     release = as_str(json_scalar_or_value(pick(langfuse.RELEASE))) or context.release
@@ -292,12 +292,13 @@ def _set_content(
     """prompt/messages/response from the first convention that has any; returns the tool calls
     of the output."""
     inputs, outputs = genai.content_from_attributes(attrs)
-    for source in (
+    sources: tuple[Callable[[], tuple[Messages, Messages]], ...] = (
         lambda: genai.content_from_events(span),
         lambda: traceloop.content(attrs),
         lambda: openinference.content(attrs),
         lambda: _langfuse_content(attrs),
-    ):
+    )
+    for source in sources:
         if inputs or outputs:
             break
         inputs, outputs = source()
@@ -347,9 +348,10 @@ def _langfuse_content(attrs: Mapping[str, Any]) -> tuple[Messages, Messages]:
     return inputs, outputs
 
 
-def _set_tool(body: dict[str, Any], attrs: Mapping[str, Any], pick: Callable[..., Any]) -> None:
+def _set_tool(body: dict[str, Any], attrs: Mapping[str, Any]) -> None:
     """A tool span's arguments as its prompt and its result as its response."""
-    fields = genai.tool_fields(attrs, pick)
+    # Name and call id stay in metadata (filterable); arguments and result are content.
+    fields = genai.tool_fields(attrs, lambda *keys: first(attrs, *keys))
     arguments = fields.get("arguments")
     if arguments is None:
         arguments = first(
@@ -361,9 +363,7 @@ def _set_tool(body: dict[str, Any], attrs: Mapping[str, Any], pick: Callable[...
         )
     result = fields.get("result")
     if result is None:
-        result = first(
-            attrs, openinference.OUTPUT_VALUE, traceloop.ENTITY_OUTPUT, langfuse.OUTPUT
-        )
+        result = first(attrs, openinference.OUTPUT_VALUE, traceloop.ENTITY_OUTPUT, langfuse.OUTPUT)
     if arguments is not None:
         body["prompt"] = _tool_text(arguments)
     if result is not None:
@@ -371,11 +371,18 @@ def _set_tool(body: dict[str, Any], attrs: Mapping[str, Any], pick: Callable[...
 
 
 def _tool_text(value: Any) -> str:
-    value = json_scalar_or_value(value)
-    if isinstance(value, str):
-        return value
-    message = message_of(value, "tool") if isinstance(value, dict) and "content" in value else None
-    return message["content"] if message else compact(value)
+    """Arguments and results as sent; a JSON-quoted string (Langfuse) or a tool message
+    (``{"content": ...}``) as its text."""
+    if not isinstance(value, str):
+        return compact(value)
+    decoded = json_scalar_or_value(value)
+    if isinstance(decoded, str):
+        return decoded
+    if isinstance(decoded, dict) and "content" in decoded:
+        message = message_of(decoded, "tool")
+        if message:
+            return str(message["content"])
+    return value
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -447,7 +454,9 @@ def _metadata(
         if key in used and key != genai.REQUEST_MODEL:
             continue
         value = attrs[key]
-        candidates.append((key, json_scalar_or_value(value) if key.startswith("langfuse.") else value))
+        candidates.append(
+            (key, json_scalar_or_value(value) if key.startswith("langfuse.") else value)
+        )
     for key, value in candidates:
         if len(metadata) >= METADATA_MAX_KEYS:
             metadata[METADATA_TRUNCATED_KEY] = True

@@ -31,5 +31,7 @@ ENTITY_OUTPUT = "traceloop.entity.output"
 def content(attrs: Mapping[str, Any]) -> tuple[Messages, Messages]:
     return (
         indexed_messages(attrs, "gen_ai.prompt.", default_role="user", openinference=False),
-        indexed_messages(attrs, "gen_ai.completion.", default_role="assistant", openinference=False),
+        indexed_messages(
+            attrs, "gen_ai.completion.", default_role="assistant", openinference=False
+        ),
     )
