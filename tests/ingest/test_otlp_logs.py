@@ -424,7 +424,8 @@ def test_zero_client_cost_is_priced_and_non_llm_spans_are_not_counted(
     by_model = {c.model or c.name: c for c in Call.objects.filter(project=project)}
     chat_call = Call.objects.get(project=project, id=CALL_ID)
     assert chat_call.cost_source == "computed"
-    assert chat_call.cost_usd is not None and chat_call.cost_usd > 0
+    assert chat_call.cost_usd is not None
+    assert chat_call.cost_usd > 0
     own = by_model["my-own-model"]
     assert (own.cost_usd, own.cost_source) == (0.0, "client")  # no price: the client's stays
     paid_call = Call.objects.get(project=project, id=otlp.span_event_id(TRACE, b"\x02" * 8))
