@@ -146,17 +146,19 @@ def test_plain_sdk_with_genai_events_as_logs(
         {"role": "system", "content": "You are a support assistant."},
         {"role": "user", "content": "How do I reset my password?"},
     ]
-    with tracer.start_as_current_span("POST /ask", kind=SpanKind.SERVER):
-        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as span:
-            answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
-            span.set_attribute("gen_ai.operation.name", "chat")
-            span.set_attribute("gen_ai.provider.name", "openai")
-            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
-            span.set_attribute("gen_ai.response.model", answer.model)
-            assert answer.usage is not None
-            span.set_attribute("gen_ai.usage.input_tokens", answer.usage.prompt_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", answer.usage.completion_tokens)
-            context = set_span_in_context(span)
+    with (
+        tracer.start_as_current_span("POST /ask", kind=SpanKind.SERVER),
+        tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as span,
+    ):
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.provider.name", "openai")
+        span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+        span.set_attribute("gen_ai.response.model", answer.model)
+        assert answer.usage is not None
+        span.set_attribute("gen_ai.usage.input_tokens", answer.usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", answer.usage.completion_tokens)
+        context = set_span_in_context(span)
     # The span is exported (stored) first; its events follow on logs.
     assert Call.objects.filter(project=project, kind="llm").count() == 1
     for message in messages:
