@@ -443,3 +443,39 @@ def test_zero_client_cost_is_priced_and_non_llm_spans_are_not_counted(
         project=project, window=window, filters=OverviewFilters()
     )
     assert current.calls.calls == 3  # the HTTP span is trace context, not an LLM call
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweep_merges_stragglers_and_drops_expired_events(
+    client: Any, project: Any, ingest_key: str
+) -> None:
+    """A span and its events stored concurrently, neither seeing the other: the sweep merges."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.ingest.models import OtlpLogEvent
+    from apps.ingest.otlp.logs import map_logs_request
+    from apps.ingest.otlp.services import LOG_EVENT_RETENTION, otlp_log_events_sweep
+
+    spans = make_request(make_span(CHAT_SPAN))
+    assert post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key).status_code == 200
+    old = timezone.now() - timedelta(minutes=5)
+    for e in map_logs_request(conversation()).events:
+        OtlpLogEvent.objects.create(
+            project=project,
+            call_id=e.call_id,
+            event_key=e.event_key,
+            name=e.name,
+            time_unix_nano=e.time_unix_nano,
+            seq=e.seq,
+            payload=e.payload,
+            received_at=old,
+        )
+    assert the_call(project).messages is None
+    assert otlp_log_events_sweep() == 1
+    assert the_call(project).messages == EXPECTED_MESSAGES
+    assert otlp_log_events_sweep() == 0
+    OtlpLogEvent.objects.update(received_at=timezone.now() - LOG_EVENT_RETENTION * 2)
+    otlp_log_events_sweep()
+    assert not OtlpLogEvent.objects.exists()

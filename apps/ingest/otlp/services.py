@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -25,6 +26,13 @@ from apps.accounts.models import Project
 from apps.ingest.models import OtlpLogEvent
 from apps.ingest.otlp.logs import LogContentEvent, content_from_events
 from apps.traces.models import Call, CallId
+
+# Events are kept this long (a call's later events rebuild its content from all of them;
+# exporters send a call's spans and events within seconds), then dropped by the sweep.
+LOG_EVENT_RETENTION = timedelta(days=1)
+# Pending events older than this whose call is stored are merged by the sweep: it closes the
+# window where a span and its events are stored concurrently and neither sees the other.
+LOG_EVENT_SWEEP_GRACE = timedelta(minutes=1)
 
 # pg_advisory_xact_lock(class, key): one content merge per call at a time.
 _LOCK_CLASS = 0x4F544C47  # "OTLG"
@@ -161,3 +169,27 @@ def otlp_calls_merge(*, project: Project, call_ids: Sequence[uuid.UUID]) -> list
         ids = list(updated)
         transaction.on_commit(lambda: enqueue_follow_up(project_id=project_id, call_ids=ids))
     return updated
+
+
+def otlp_log_events_sweep(*, limit: int = 5000) -> int:
+    """Merge stragglers (pending events whose call is stored), drop expired events. Returns
+    the number of calls merged."""
+    now = timezone.now()
+    stale = (
+        OtlpLogEvent.objects.filter(
+            applied_at__isnull=True, received_at__lt=now - LOG_EVENT_SWEEP_GRACE
+        )
+        .values_list("project_id", "call_id")
+        .distinct()[:limit]
+    )
+    by_project: dict[int, set[uuid.UUID]] = {}
+    for project_id, call_id in stale:
+        by_project.setdefault(project_id, set()).add(call_id)
+    merged = 0
+    for project in Project.objects.filter(pk__in=list(by_project)):
+        with transaction.atomic():
+            merged += len(
+                otlp_calls_merge(project=project, call_ids=sorted(by_project[project.pk], key=str))
+            )
+    OtlpLogEvent.objects.filter(received_at__lt=now - LOG_EVENT_RETENTION).delete()
+    return merged
