@@ -142,9 +142,8 @@ class _OtlpView(APIView):
             status, code, message = 400, decode.RPC_INVALID_ARGUMENT, str(exc)
         elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             status, code, message = 401, decode.RPC_UNAUTHENTICATED, str(exc.detail)
-            headers["WWW-Authenticate"] = self.get_authenticators()[0].authenticate_header(
-                self.request
-            )
+            challenge = self.get_authenticators()[0].authenticate_header(self.request)
+            headers["WWW-Authenticate"] = challenge or ApiKeyAuthentication.keyword
         elif isinstance(exc, exceptions.PermissionDenied):
             status, code, message = 403, decode.RPC_PERMISSION_DENIED, str(exc.detail)
         elif isinstance(exc, TooManyRequests):
