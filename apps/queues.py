@@ -42,6 +42,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": timedelta(minutes=1),
         "options": {"queue": INGEST, "expires": 60},
     },
+    "ingest-sweep-otlp-log-events": {
+        "task": "apps.ingest.tasks.sweep_otlp_log_events",
+        "schedule": timedelta(minutes=5),
+        "options": {"queue": INGEST, "expires": 300},
+    },
 }
 
 

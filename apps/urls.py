@@ -1,4 +1,4 @@
-"""URL map. API under /api/v1/, OTLP at /v1/traces, the UI at the root."""
+"""URL map. API under /api/v1/, OTLP at /v1/traces and /v1/logs, the UI at the root."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.core.apis import HealthApi
 from apps.ingest.apis import IngestApi
-from apps.ingest.otlp_api import OtlpTracesView
+from apps.ingest.otlp.api import LangfuseOtlpTracesView, OtlpLogsView, OtlpTracesView
 from apps.traces.apis import CallDetailApi, CallListApi
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -25,6 +25,11 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # OTLP/HTTP's standard path, so OTEL_EXPORTER_OTLP_ENDPOINT=<driftline> works as is.
     path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
+    path("v1/logs", OtlpLogsView.as_view(), name="otlp-logs"),
+    # The Langfuse SDK's OTLP path and Basic auth: moving from Langfuse is a host and a key.
+    path(
+        "api/public/otel/v1/traces", LangfuseOtlpTracesView.as_view(), name="otlp-traces-langfuse"
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -46,6 +46,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if not raw:
             raise exceptions.AuthenticationFailed("Authorization: the Bearer key is empty")
+        return self.authenticate_key(raw)
+
+    def authenticate_key(self, raw: str) -> tuple[Any, ApiKey]:
+        """The principal of a raw key, whatever header carried it."""
         api_key = api_key_authenticate(raw=raw)
         if api_key is None:
             # Never echo the key: it may be a real secret of someone else's.

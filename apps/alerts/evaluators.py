@@ -40,7 +40,7 @@ from django.db.models import (
 from apps.alerts.durations import format_duration
 from apps.alerts.models import AlertRule, Metric, Operator, RuleKind, Severity
 from apps.dashboard.selectors import CallBucket, PeriodTotals
-from apps.traces.models import NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
+from apps.traces.models import LLM_KINDS, NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
 from apps.traces.rollup_selectors import rollup_groups
 
 # Rule fields people may group by / filter on, and the Call column each maps to.
@@ -238,6 +238,8 @@ def _value(metric: str, row: dict[str, Any]) -> float | None:
 def rule_calls(rule: AlertRule, start: datetime, end: datetime) -> QuerySet[Call]:
     """The rule's calls with ``start <= start_time < end``, filters applied."""
     qs = Call.objects.filter(project_id=rule.project_id, start_time__gte=start, start_time__lt=end)
+    if "kind" not in (rule.filters or {}):
+        qs = qs.filter(kind__in=LLM_KINDS)  # LLM calls, unless the rule names a kind
     for name, wanted in (rule.filters or {}).items():
         column = FILTER_FIELDS.get(name)
         if column is None:

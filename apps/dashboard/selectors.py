@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import Project
-from apps.traces.models import NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
+from apps.traces.models import LLM_KINDS, NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
 
 CALL_TABLE = Call._meta.db_table
 FEEDBACK_TABLE = Feedback._meta.db_table
@@ -91,8 +91,14 @@ def _call_where(
     *, project: Project, filters: OverviewFilters, start: datetime, end: datetime, alias: str = ""
 ) -> tuple[str, list[Any]]:
     a = f"{alias}." if alias else ""
-    clauses = [f"{a}project_id = %s", f"{a}start_time >= %s", f"{a}start_time < %s"]
-    params: list[Any] = [project.pk, start, end]
+    # LLM calls only (traces.models.LLM_KINDS): other spans are trace context, not metrics.
+    clauses = [
+        f"{a}project_id = %s",
+        f"{a}start_time >= %s",
+        f"{a}start_time < %s",
+        f"{a}kind = ANY(%s)",
+    ]
+    params: list[Any] = [project.pk, start, end, list(LLM_KINDS)]
     for column, value in (
         ("model", filters.model),
         ("release", filters.release),
@@ -367,7 +373,7 @@ def overview_totals(
 def overview_kpis(current: PeriodTotals, previous: PeriodTotals) -> list[Kpi]:
     c, p = current.calls, previous.calls
     return [
-        Kpi("calls", "Calls", c.calls, p.calls, "int", None),
+        Kpi("calls", "LLM calls", c.calls, p.calls, "int", None),
         Kpi("cost", "Cost", c.cost_usd, p.cost_usd, "usd", False),
         Kpi("tokens", "Tokens", c.total_tokens, p.total_tokens, "int", None),
         Kpi("p50", "Latency p50", c.p50_ms, p.p50_ms, "ms", False),
@@ -462,7 +468,7 @@ def trace_tree(calls: list[Call]) -> list[TraceNode]:
 
 REVIEW_MODES = ("recent", "negative", "signal", "intent", "random")
 # "span" is the SDK's default kind for @observe'd functions.
-REVIEW_KINDS = ("llm", "span")
+REVIEW_KINDS = LLM_KINDS
 REVIEW_SIGNALS = ("flagged", "error", "refusal", "injection", "toxicity", "pii")
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.embeddings.budget import embedding_decide
 from apps.queues import EMBED
-from apps.traces.models import Call, EmbedStatus, Feedback
+from apps.traces.models import Call, EmbedStatus, Feedback, is_llm
 from apps.traces.rollups import rollup_add_calls, rollup_add_feedback
 
 logger = logging.getLogger(__name__)
@@ -27,16 +27,11 @@ EMBED_CHUNK = 64
 
 
 def _score(call: Call, overrides: Any) -> dict[str, Any]:
-    """Cost (unless the app sent one) and the signals of one call."""
-    from apps.quality.services import call_cost, call_signals
+    """Cost (quality's rule: a positive client cost wins) and the signals of one call."""
+    from apps.quality.services import call_cost_decide, call_signals
 
-    out: dict[str, Any] = {"cost_usd": call.cost_usd, "cost_source": call.cost_source}
-    if call.cost_usd is None:
-        cost = call_cost(call=call, overrides=overrides)
-        if cost is not None:
-            out["cost_usd"], out["cost_source"] = cost, "computed"
-    out["signals"] = call_signals(call=call)
-    return out
+    cost, source = call_cost_decide(call=call, overrides=overrides)
+    return {"cost_usd": cost, "cost_source": source, "signals": call_signals(call=call)}
 
 
 def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
@@ -75,7 +70,8 @@ def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
     for call in calls:
         scored = _score(call, overrides)
         signals = scored["signals"]
-        has_text = bool(call.prompt or call.messages)
+        # Only LLM calls are embedded (drift, similar calls): other spans are trace context.
+        has_text = is_llm(call.kind) and bool(call.prompt or call.messages)
         embed = embedding_decide(
             project_id=project_id,
             has_text=has_text,

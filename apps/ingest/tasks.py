@@ -26,3 +26,10 @@ def process_feedback(project_id: int, call_ids: list[str]) -> int:
 @shared_task
 def sweep_unprocessed_calls() -> int:
     return services.unprocessed_calls_sweep()
+
+
+@shared_task
+def sweep_otlp_log_events() -> int:
+    from apps.ingest.otlp.services import otlp_log_events_sweep
+
+    return otlp_log_events_sweep()

@@ -40,6 +40,22 @@ def call_cost(*, call: Call, overrides: Sequence[PriceOverride]) -> float | None
     return None if breakdown is None else float(breakdown.total)
 
 
+def call_cost_decide(*, call: Call, overrides: Sequence[PriceOverride]) -> tuple[float | None, str]:
+    """(cost_usd, cost_source) of a stored call: the one rule for native and OTLP calls alike.
+
+    A client's cost is kept when it is positive, or when the model has no price; otherwise the
+    price table prices the tokens ("computed"). A zero from the client is no price: OpenLIT, for
+    one, sends ``gen_ai.usage.cost = 0`` when it could not fetch its own price list.
+    """
+    client = call.cost_usd
+    if client is not None and client > 0:
+        return client, call.cost_source or "client"
+    computed = call_cost(call=call, overrides=overrides)
+    if computed is not None:
+        return computed, "computed"
+    return client, call.cost_source if client is not None else ""
+
+
 def call_signals(*, call: Call) -> dict[str, Any]:
     prompt = call.prompt or last_user_message(call.messages)
     return compute_signals(

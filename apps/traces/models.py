@@ -41,6 +41,17 @@ class CallKind(models.TextChoices):
     AGENT = "agent"
 
 
+# The calls LLM metrics count (volume, cost, latency, errors, drift, embeddings, review, alerts):
+# model calls. Other kinds (HTTP/database/framework spans, chains, tools, agents) are stored for
+# the trace tree only. OTLP spans carrying gen_ai.* are mapped to kind llm (ingest.otlp.mapping).
+LLM_KINDS: tuple[str, ...] = (CallKind.LLM.value, CallKind.EMBEDDING.value)
+
+
+def is_llm(kind: str) -> bool:
+    """Whether a call of ``kind`` counts in LLM metrics (see ``LLM_KINDS``)."""
+    return kind in LLM_KINDS
+
+
 class EmbedStatus(models.IntegerChoices):
     PENDING = 0
     DONE = 1

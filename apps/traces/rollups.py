@@ -1,5 +1,8 @@
 """Rollup maintenance: per project, minute and hour, model x release x environment.
 
+Rollups count LLM calls only (``traces.models.LLM_KINDS``): the other spans of a trace are
+stored for the trace tree, never counted in call volume, cost, latency or error rate.
+
 Design (why it is exact and replay-safe):
 
 * A rollup row is **recomputed** from the raw rows of its bucket, never incremented. Applying
@@ -33,6 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.traces.models import (
+    LLM_KINDS,
     NEGATIVE_LABELS,
     NEGATIVE_SCORE_BELOW,
     Call,
@@ -216,6 +220,7 @@ def _recompute_from_calls(project_id: int, grain: int, buckets: Sequence[datetim
             FROM {CALL} c
             WHERE c.project_id = %(project)s AND c.start_time >= %(lo)s AND c.start_time < %(hi)s
               AND date_bin(%(interval)s, c.start_time, %(epoch)s) = ANY(%(buckets)s)
+              AND c.kind = ANY(%(llm_kinds)s)
         ), f AS (
             SELECT f.call_id, count(*) AS n,
                 count(*) FILTER (WHERE f.score < %(neg)s OR lower(btrim(f.label)) = ANY(%(labels)s))
@@ -275,6 +280,7 @@ def _recompute_from_calls(project_id: int, grain: int, buckets: Sequence[datetim
             "lo": lo,
             "hi": hi,
             "buckets": list(buckets),
+            "llm_kinds": list(LLM_KINDS),
             "neg": NEGATIVE_SCORE_BELOW,
             "labels": labels,
             "cut": SIGNAL_CUTOFF,

@@ -174,7 +174,7 @@ def test_new_genai_conventions_map_to_a_call() -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Capital of France?"},
     ]
-    assert "prompt" not in body
+    assert body["prompt"] == "Capital of France?"  # the last user message, as the SDK does
     assert body["response"] == "Paris."
     assert body["latency_ms"] == pytest.approx(1250.0)
     assert body["start_time"] == "2025-11-22T08:26:40+00:00"
@@ -443,7 +443,7 @@ def test_openinference_llm_span() -> None:
         {"role": "user", "content": "Ping?"},
     ]
     assert body["response"] == "Pong."
-    assert "prompt" not in body
+    assert body["prompt"] == "Ping?"
     assert body["cost_usd"] == pytest.approx(0.0012)
     assert (body["session_id"], body["user_id"]) == ("sess-9", "user-42")
     assert body["tags"] == ["service:support-bot", "beta", "eu"]
