@@ -242,6 +242,21 @@ def run() -> int:
                 "-l",
                 "INFO",
             ],
+            # Judge calls wait seconds on a provider: threads, not processes.
+            "evaluate-worker": [
+                *celery,
+                "worker",
+                "-n",
+                "evaluate@%h",
+                "-Q",
+                "evaluate",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-l",
+                "INFO",
+            ],
             "beat": [
                 *celery,
                 "beat",
