@@ -67,7 +67,11 @@ def openai_answer(
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,

@@ -18,7 +18,9 @@ from tests.evaluators.fakes import (
 NUMERIC = ScoreSpec("numeric")
 
 
-def _request(llm: FakeLLM, *, spec: ScoreSpec = NUMERIC, base: str = "/v1", **kw: object) -> JudgeRequest:
+def _request(
+    llm: FakeLLM, *, spec: ScoreSpec = NUMERIC, base: str = "/v1", **kw: object
+) -> JudgeRequest:
     values: dict[str, object] = {
         "base_url": llm.base_url + base,
         "api_key": "sk-secret",
@@ -34,7 +36,11 @@ def _request(llm: FakeLLM, *, spec: ScoreSpec = NUMERIC, base: str = "/v1", **kw
 
 
 def test_openai_structured_answer_and_request_shape(llm: FakeLLM) -> None:
-    llm.answer(openai_answer({"reason": "Clear steps.", "score": 0.9}, prompt_tokens=321, completion_tokens=17))
+    llm.answer(
+        openai_answer(
+            {"reason": "Clear steps.", "score": 0.9}, prompt_tokens=321, completion_tokens=17
+        )
+    )
     outcome = client_for("openai").judge(_request(llm))
     assert outcome.error is None
     assert outcome.verdict is not None and outcome.verdict.value == 0.9
@@ -53,11 +59,19 @@ def test_openai_structured_answer_and_request_shape(llm: FakeLLM) -> None:
 
 
 def test_anthropic_tool_use_answer(llm: FakeLLM) -> None:
-    llm.answer(anthropic_answer({"reason": "Insulting.", "pass": False}, input_tokens=99, output_tokens=12))
+    llm.answer(
+        anthropic_answer({"reason": "Insulting.", "pass": False}, input_tokens=99, output_tokens=12)
+    )
     spec = ScoreSpec("boolean")
-    outcome = client_for("anthropic").judge(_request(llm, spec=spec, base="", model="claude-3-5-haiku-latest"))
+    outcome = client_for("anthropic").judge(
+        _request(llm, spec=spec, base="", model="claude-3-5-haiku-latest")
+    )
     assert outcome.error is None and outcome.verdict is not None
-    assert (outcome.verdict.value, outcome.verdict.label, outcome.verdict.passed) == (0.0, "fail", False)
+    assert (outcome.verdict.value, outcome.verdict.label, outcome.verdict.passed) == (
+        0.0,
+        "fail",
+        False,
+    )
     assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (99, 12)
     sent = llm.requests[0]
     assert sent.path == "/v1/messages"
@@ -96,19 +110,28 @@ def test_anthropic_without_tool_block_is_malformed(llm: FakeLLM) -> None:
 
 def test_categorical_label_outside_the_list_is_malformed(llm: FakeLLM) -> None:
     spec = ScoreSpec("categorical", ("good", "bad"))
-    llm.answer(openai_answer({"reason": "meh", "label": "ugly"}), openai_answer({"reason": "fine", "label": "good"}))
+    llm.answer(
+        openai_answer({"reason": "meh", "label": "ugly"}),
+        openai_answer({"reason": "fine", "label": "good"}),
+    )
     first = client_for("openai").judge(_request(llm, spec=spec))
     assert first.error is not None and first.error.kind == "malformed"
     second = client_for("openai").judge(_request(llm, spec=spec))
     assert second.verdict is not None and second.verdict.label == "good"
-    assert llm.requests[0].json()["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == ["good", "bad"]
+    assert llm.requests[0].json()["response_format"]["json_schema"]["schema"]["properties"][
+        "label"
+    ]["enum"] == ["good", "bad"]
 
 
 def test_429_is_transient_with_retry_after(llm: FakeLLM) -> None:
     llm.answer(error_answer(429, "Rate limit reached", {"Retry-After": "7"}))
     outcome = client_for("openai").judge(_request(llm))
     assert outcome.error is not None
-    assert (outcome.error.kind, outcome.error.retry_after, outcome.error.http_status) == ("transient", 7.0, 429)
+    assert (outcome.error.kind, outcome.error.retry_after, outcome.error.http_status) == (
+        "transient",
+        7.0,
+        429,
+    )
     assert not outcome.error.pauses_evaluator
 
 
