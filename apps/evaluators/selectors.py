@@ -120,8 +120,8 @@ def evaluator_summaries(*, project: Project) -> list[EvaluatorSummary]:
         .annotate(
             n=Count("id"),
             mean=Avg("value"),
-            passed=Count("id", filter=Q(passed=True)),
-            judged=Count("id", filter=Q(passed__isnull=False)),
+            n_passed=Count("id", filter=Q(passed=True)),
+            n_judged=Count("id", filter=Q(passed__isnull=False)),
         )
     }
     jobs = {
@@ -137,14 +137,14 @@ def evaluator_summaries(*, project: Project) -> list[EvaluatorSummary]:
     for e in evaluators:
         s = stats.get(e.pk, {})
         j = jobs.get(e.pk, {})
-        judged = s.get("judged") or 0
+        judged = s.get("n_judged") or 0
         out.append(
             EvaluatorSummary(
                 evaluator=e,
                 spend_today_usd=float(spend.get(e.pk) or 0.0),
                 scored_24h=int(s.get("n") or 0),
                 mean_24h=s.get("mean"),
-                pass_rate_24h=(s["passed"] / judged) if judged else None,
+                pass_rate_24h=(s["n_passed"] / judged) if judged else None,
                 queued=int(j.get("queued") or 0),
                 errors_24h=int(j.get("errors") or 0),
             )
