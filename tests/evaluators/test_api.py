@@ -41,7 +41,8 @@ def _connection(client: APIClient, llm: FakeLLM, **kw: Any) -> dict[str, Any]:
 def test_connection_and_evaluator_crud(admin_key: str, llm: FakeLLM, allow_private: None) -> None:
     client = _client(admin_key)
     conn = _connection(client, llm)
-    assert "api_key" not in conn and conn["api_key_hint"] == "…1234"
+    assert "api_key" not in conn
+    assert conn["api_key_hint"] == "…1234"
     listed = client.get("/api/v1/llm-connections").json()["results"]
     assert "sk-very-secret" not in str(listed)
     created = client.post(
@@ -64,9 +65,11 @@ def test_connection_and_evaluator_crud(admin_key: str, llm: FakeLLM, allow_priva
         "active",
         1,
     )
-    assert "{{response}}" in ev["prompt_template"] and ev["instruction"]
+    assert "{{response}}" in ev["prompt_template"]
+    assert ev["instruction"]
     patched = client.patch(f"/api/v1/evaluators/{ev['id']}", {"model": "gpt-4o"}, format="json")
-    assert patched.status_code == 200 and patched.json()["version"] == 2
+    assert patched.status_code == 200
+    assert patched.json()["version"] == 2
     paused = client.patch(f"/api/v1/evaluators/{ev['id']}", {"status": "paused"}, format="json")
     assert (paused.json()["status"], paused.json()["paused_reason"]) == (
         "paused",
@@ -150,7 +153,8 @@ def test_bad_template_variable_and_categorical_labels(
         },
         format="json",
     )
-    assert bad.status_code == 400 and bad.json()["field"] == "prompt_template"
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "prompt_template"
     assert "{{answer}}" in bad.json()["error"]
     cat = client.post(
         "/api/v1/evaluators",
@@ -165,7 +169,8 @@ def test_bad_template_variable_and_categorical_labels(
         },
         format="json",
     )
-    assert cat.status_code == 400 and cat.json()["field"] == "labels"
+    assert cat.status_code == 400
+    assert cat.json()["field"] == "labels"
 
 
 def test_private_base_url_refused_by_default(admin_key: str, llm: FakeLLM) -> None:
@@ -180,7 +185,8 @@ def test_private_base_url_refused_by_default(admin_key: str, llm: FakeLLM) -> No
         },
         format="json",
     )
-    assert response.status_code == 400 and response.json()["field"] == "base_url"
+    assert response.status_code == 400
+    assert response.json()["field"] == "base_url"
     assert "DRIFTLINE_LLM_ALLOW_PRIVATE" in response.json()["error"]
 
 
@@ -231,7 +237,8 @@ def test_paused_evaluator_visible_and_scores_in_call_detail(
     llm.answer(error_answer(401, "invalid x-api-key"))
     services.evaluation_run(job_id=job_for[call2.id])
     ev = client.get(f"/api/v1/evaluators/{ev_id}").json()
-    assert ev["status"] == "paused" and "401" in ev["paused_reason"]
+    assert ev["status"] == "paused"
+    assert "401" in ev["paused_reason"]
     assert _client(read_key).get(f"/api/v1/calls/{call2.id}").json()["scores"] == []
 
 
@@ -255,11 +262,14 @@ def test_preview_and_backfill_api(
     rows = client.post(f"/api/v1/evaluators/{ev_id}/preview", {"limit": 2}, format="json").json()[
         "results"
     ]
-    assert len(rows) == 2 and rows[0]["value"] == 1.0 and rows[1]["error"].startswith("malformed")
+    assert len(rows) == 2
+    assert rows[0]["value"] == 1.0
+    assert rows[1]["error"].startswith("malformed")
     assert not Score.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
         queued = client.post(f"/api/v1/evaluators/{ev_id}/backfill", {}, format="json")
-    assert queued.status_code == 202 and queued.json() == {"queued": 4}
+    assert queued.status_code == 202
+    assert queued.json() == {"queued": 4}
     assert len(no_enqueue) == 4
     again = client.post(f"/api/v1/evaluators/{ev_id}/backfill", {}, format="json")
     assert again.json() == {"queued": 0}
@@ -297,6 +307,7 @@ def test_backfill_command_runs_inline_with_progress(
     )
     # $0.021 a call: the second reaches the $0.03 cap, the third is not sent.
     assert len(llm.requests) == 2
-    assert "2 done" in out.getvalue() and "daily budget reached" in err.getvalue()
+    assert "2 done" in out.getvalue()
+    assert "daily budget reached" in err.getvalue()
     assert "helpful" in err.getvalue()  # tqdm's bar (on stderr)
     assert Evaluator.objects.get(name="helpful").status == "paused"

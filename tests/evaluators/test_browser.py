@@ -70,10 +70,14 @@ def test_configure_an_evaluator_with_a_preview(
     preview = session.page.locator(".js-preview")
     assert preview.is_visible()
     text = preview.inner_text()
-    assert "Answers with the exact steps." in text and "Refuses a benign request." in text
-    assert "0.92" in text and "0.10" in text and XSS in text  # shown as text, not markup
+    assert "Answers with the exact steps." in text
+    assert "Refuses a benign request." in text
+    assert "0.92" in text
+    assert "0.10" in text
+    assert XSS in text
     assert session.page.evaluate("window.__xss") is None
-    assert not Evaluator.objects.exists() and not Score.objects.exists()  # nothing saved
+    assert not Evaluator.objects.exists()
+    assert not Score.objects.exists()
     # The preview sent the instruction as the system message.
     assert llm.requests[0].json()["messages"][0]["role"] == "system"
     session.shot("evaluator-preview")
@@ -91,6 +95,7 @@ def test_configure_an_evaluator_with_a_preview(
     services.evaluation_run(job_id=EvalJob.objects.get(call_id=call.id).pk)
     session.goto("/evaluators/")
     reason = session.page.locator(".js-paused-reason").first.inner_text()
-    assert "401" in reason and "Incorrect API key" in reason
+    assert "401" in reason
+    assert "Incorrect API key" in reason
     session.shot("evaluators-paused")
     assert session.problems == [], session.problems

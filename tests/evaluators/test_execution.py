@@ -42,9 +42,8 @@ def test_connection_key_encrypted_and_private_url_refused(
     settings.DRIFTLINE_LLM_ALLOW_PRIVATE = False
     with pytest.raises(ApplicationError) as refused:
         openai_connection(project, llm)
-    assert (
-        refused.value.field == "base_url" and "DRIFTLINE_LLM_ALLOW_PRIVATE" in refused.value.message
-    )
+    assert refused.value.field == "base_url"
+    assert "DRIFTLINE_LLM_ALLOW_PRIVATE" in refused.value.message
     settings.DRIFTLINE_LLM_ALLOW_PRIVATE = True
     conn = openai_connection(project, llm, api_key="sk-live-abcdefghijklmnop")
     stored = LLMConnection.objects.get(pk=conn.pk)
@@ -75,10 +74,12 @@ def test_score_recorded_with_cost_and_judge_call(
         1,
     )
     jc = score.judge_call
-    assert jc is not None and (jc.input_tokens, jc.output_tokens) == (1000, 100)
+    assert jc is not None
+    assert (jc.input_tokens, jc.output_tokens) == (1000, 100)
     # gpt-4o-mini: $0.15 / M input, $0.60 / M output.
     assert jc.cost_usd == pytest.approx(1000 * 0.15e-6 + 100 * 0.6e-6)
-    assert score.cost_usd == jc.cost_usd and '"score": 0.8' in jc.raw_answer
+    assert score.cost_usd == jc.cost_usd
+    assert '"score": 0.8' in jc.raw_answer
     # The user message carries the call; the instruction is the system message.
     body = llm.requests[0].json()
     assert "How do I reset my password?" in body["messages"][1]["content"]
@@ -136,7 +137,8 @@ def test_401_pauses_the_evaluator_and_drops_queued_jobs(
     llm.answer(error_answer(401, "Incorrect API key provided: sk-test"))
     assert services.evaluation_run(job_id=job_ids[0]).status == "error"
     ev.refresh_from_db()
-    assert ev.status == EvaluatorStatus.PAUSED and "401" in ev.paused_reason
+    assert ev.status == EvaluatorStatus.PAUSED
+    assert "401" in ev.paused_reason
     assert set(EvalJob.objects.filter(pk__in=job_ids[1:]).values_list("status", flat=True)) == {
         JobStatus.DROPPED
     }
@@ -166,12 +168,10 @@ def test_malformed_answer_is_an_error_not_a_score(
     assert services.evaluation_run(job_id=job_id).status == "error"
     assert not Score.objects.filter(evaluator=ev).exists()
     jc = JudgeCall.objects.get(evaluator=ev)
-    assert (
-        jc.status == "error"
-        and jc.error.startswith("malformed")
-        and jc.cost_usd
-        and jc.cost_usd > 0
-    )
+    assert jc.status == "error"
+    assert jc.error.startswith("malformed")
+    assert jc.cost_usd
+    assert jc.cost_usd > 0
     assert EvalJob.objects.get(pk=job_id).status == JobStatus.ERROR
     ev.refresh_from_db()
     assert ev.status == EvaluatorStatus.ACTIVE  # a bad answer does not pause
@@ -194,9 +194,11 @@ def test_spend_cap_pauses_until_next_utc_day_and_stops_sending(
     assert statuses[:3] == ["done", "done", "done"]
     assert len(llm.requests) == 3
     ev.refresh_from_db()
-    assert ev.status == EvaluatorStatus.PAUSED and "daily budget reached" in ev.paused_reason
+    assert ev.status == EvaluatorStatus.PAUSED
+    assert "daily budget reached" in ev.paused_reason
     midnight = (timezone.now() + timedelta(days=1)).date()
-    assert ev.paused_until is not None and ev.paused_until.date() == midnight
+    assert ev.paused_until is not None
+    assert ev.paused_until.date() == midnight
     assert ev.paused_until.hour == 0
     with pytest.raises(ApplicationError):
         services.evaluator_backfill(
@@ -216,7 +218,8 @@ def test_project_budget_also_caps(
     assert services.evaluation_run(job_id=job_ids[0]).status == "done"
     assert services.evaluation_run(job_id=job_ids[1]).status == "skipped"  # dropped at pause
     ev.refresh_from_db()
-    assert "project daily evaluator budget" in ev.paused_reason and len(llm.requests) == 1
+    assert "project daily evaluator budget" in ev.paused_reason
+    assert len(llm.requests) == 1
 
 
 def test_anthropic_judge_end_to_end(
@@ -240,7 +243,8 @@ def test_missing_variable_fails_the_job_without_asking(
     ev = judge(project, openai_connection(project, llm), name="ground", template="groundedness")
     [job_id] = _jobs(ev, [make_call(project)])
     outcome = services.evaluation_run(job_id=job_id)
-    assert outcome.status == "error" and "{{context}}" in outcome.message
+    assert outcome.status == "error"
+    assert "{{context}}" in outcome.message
     assert llm.requests == []
 
 
@@ -308,8 +312,10 @@ def test_language_mismatch_local_scorer(project: Any, no_enqueue: list[int]) -> 
         assert services.evaluation_run(job_id=job_id).status == "done"
     scores = {s.call_id: s for s in Score.objects.filter(evaluator=ev)}
     assert scores[same.id].passed is True
-    assert scores[mismatch.id].passed is False and "fr" in scores[mismatch.id].reason
-    assert scores[mismatch.id].judge_call is None and scores[mismatch.id].cost_usd == 0.0
+    assert scores[mismatch.id].passed is False
+    assert "fr" in scores[mismatch.id].reason
+    assert scores[mismatch.id].judge_call is None
+    assert scores[mismatch.id].cost_usd == 0.0
 
 
 def test_answer_relevance_embedding_scorer(project: Any, no_enqueue: list[int]) -> None:
@@ -329,7 +335,8 @@ def test_answer_relevance_embedding_scorer(project: Any, no_enqueue: list[int]) 
     for job_id in _jobs(ev, [on_topic, off_topic]):
         assert services.evaluation_run(job_id=job_id).status == "done"
     scores = {s.call_id: s.value for s in Score.objects.filter(evaluator=ev)}
-    assert scores[on_topic.id] is not None and scores[off_topic.id] is not None
+    assert scores[on_topic.id] is not None
+    assert scores[off_topic.id] is not None
     assert scores[on_topic.id] > 0.6 > 0.2 > scores[off_topic.id]
 
 
@@ -342,7 +349,8 @@ def test_preview_saves_nothing(project: Any, llm: FakeLLM, allow_private: None) 
     )
     llm.answer(*[openai_answer({"reason": f"r{i}", "score": 0.5}) for i in range(3)])
     rows = services.evaluator_preview(evaluator=ev, limit=5)
-    assert [r["reason"] for r in rows] == ["r0", "r1", "r2"] and all(
-        r["value"] == 0.5 for r in rows
-    )
-    assert ev.pk is None and not JudgeCall.objects.exists() and not Score.objects.exists()
+    assert [r["reason"] for r in rows] == ["r0", "r1", "r2"]
+    assert all(r["value"] == 0.5 for r in rows)
+    assert ev.pk is None
+    assert not JudgeCall.objects.exists()
+    assert not Score.objects.exists()
