@@ -19,6 +19,7 @@ from apps.evaluators.models import (
     JudgeCall,
     LLMConnection,
     Score,
+    job_key,
 )
 from apps.traces.models import Call
 from tests.evaluators.conftest import anthropic_connection, judge, make_call, openai_connection
@@ -94,6 +95,10 @@ def test_redelivered_job_never_calls_the_judge_twice(
     ev = judge(project, openai_connection(project, llm))
     call = make_call(project)
     [job_id] = _jobs(ev, [call])
+    # The key computed in SQL is the documented one.
+    assert EvalJob.objects.get(pk=job_id).key == job_key(
+        evaluator_id=ev.pk, version=ev.version, call_id=call.id
+    )
     llm.answer(openai_answer({"reason": "fine", "score": 1.0}))
     assert tasks.evaluate.apply(args=[job_id]).get() == "done"
     # The broker delivers the same message again (worker lost its ack), and a replayed

@@ -50,20 +50,24 @@ class OpenAIJudge(JudgeClient):
     def read(self, body: Any, spec: ScoreSpec) -> tuple[Any, Usage, str]:
         usage = _usage(body.get("usage") if isinstance(body, dict) else None)
         try:
-            message = body["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise JudgeError("no choices[0].message in the answer", kind="malformed") from exc
-        if isinstance(message, dict) and message.get("refusal"):
-            raise JudgeError(f"the judge refused: {message['refusal']}", kind="malformed")
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, str):
-            raise JudgeError("choices[0].message.content is not a string", kind="malformed")
-        # The usage is known even when the content turns out malformed.
-        try:
+            content = _content(body)
             return decode_json(content), usage, content
         except JudgeError as exc:
-            exc.usage = usage
+            exc.usage = usage  # a malformed answer is still paid for
             raise
+
+
+def _content(body: Any) -> str:
+    try:
+        message = body["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise JudgeError("no choices[0].message in the answer", kind="malformed") from exc
+    if isinstance(message, dict) and message.get("refusal"):
+        raise JudgeError(f"the judge refused: {message['refusal']}", kind="malformed")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):
+        raise JudgeError("choices[0].message.content is not a string", kind="malformed")
+    return content
 
 
 def _usage(raw: Any) -> Usage:
