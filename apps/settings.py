@@ -250,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "apps.alerts.models.ChannelKind",
         "AlertRuleKindEnum": "apps.alerts.models.RuleKind",
+        "EvaluatorKindEnum": "apps.evaluators.models.EvaluatorKind",
+        "EvaluatorStatusEnum": "apps.evaluators.models.EvaluatorStatus",
     },
 }
 
