@@ -6,6 +6,7 @@
 | embed    | the embedding model (CPU- or GPU-bound)             |
 | drift    | baseline fits and drift checks                      |
 | alerts   | rule evaluation and notification delivery           |
+| evaluate | evaluator selection and judge calls (LLM-as-judge)  |
 | default  | sweepers and housekeeping                           |
 """
 
@@ -18,8 +19,9 @@ INGEST = "ingest"
 EMBED = "embed"
 DRIFT = "drift"
 ALERTS = "alerts"
+EVALUATE = "evaluate"
 DEFAULT = "default"
-ALL_QUEUES = (DEFAULT, INGEST, EMBED, DRIFT, ALERTS)
+ALL_QUEUES = (DEFAULT, INGEST, EMBED, DRIFT, ALERTS, EVALUATE)
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "apps.ingest.tasks.*": {"queue": INGEST},
@@ -28,6 +30,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "apps.embeddings.tasks.*": {"queue": EMBED},
     "apps.drift.tasks.*": {"queue": DRIFT},
     "apps.alerts.tasks.*": {"queue": ALERTS},
+    "apps.evaluators.tasks.*": {"queue": EVALUATE},
     "apps.core.tasks.*": {"queue": DEFAULT},
 }
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.embeddings",
     "apps.drift",
     "apps.quality",
+    "apps.evaluators",
     "apps.alerts",
     "apps.dashboard",
 ]
@@ -273,6 +274,13 @@ DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR = envint("DRIFTLINE_EMBEDDING_BUDGET_PER_HOU
 # --- Alerts -----------------------------------------------------------------------------------
 DRIFTLINE_WEBHOOK_ALLOW_PRIVATE = envbool("DRIFTLINE_WEBHOOK_ALLOW_PRIVATE", False)
 DRIFTLINE_HTTP_TIMEOUT_S = envfloat("DRIFTLINE_HTTP_TIMEOUT_S", 10.0)
+# Evaluators: a judge on a private address (local vLLM/Ollama) needs an explicit yes.
+DRIFTLINE_LLM_ALLOW_PRIVATE = envbool("DRIFTLINE_LLM_ALLOW_PRIVATE", False)
+DRIFTLINE_JUDGE_TIMEOUT_S = envfloat("DRIFTLINE_JUDGE_TIMEOUT_S", 30.0)
+# Judge spend per project and UTC day, over all its evaluators (each may have a lower cap).
+DRIFTLINE_EVALUATOR_PROJECT_DAILY_BUDGET_USD = envfloat(
+    "DRIFTLINE_EVALUATOR_PROJECT_DAILY_BUDGET_USD", 10.0
+)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -298,6 +306,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "apps.alerts.models.ChannelKind",
         "AlertRuleKindEnum": "apps.alerts.models.RuleKind",
+        "EvaluatorKindEnum": "apps.evaluators.models.EvaluatorKind",
+        "EvaluatorStatusEnum": "apps.evaluators.models.EvaluatorStatus",
     },
 }
 

@@ -19,6 +19,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.embeddings.urls")),
     path("", include("apps.alerts.urls")),
     path("", include("apps.drift.urls")),
+    path("", include("apps.evaluators.urls")),
 ]
 
 urlpatterns = [

@@ -569,6 +569,21 @@ def stack_commands(host: str, port: str, *, reload: bool) -> dict[str, list[str]
             "-l",
             "INFO",
         ],
+        # Judge calls wait seconds on a provider: threads, not processes.
+        "evaluate-worker": [
+            *celery,
+            "worker",
+            "-n",
+            "evaluate@%h",
+            "-Q",
+            "evaluate",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "-l",
+            "INFO",
+        ],
         "beat": [
             *celery,
             "beat",

@@ -14,6 +14,7 @@ NAV = (
     ("drift", "Drift", "/drift/"),
     ("review", "Review", "/review/"),
     ("alerts", "Alerts", "/alerts/"),
+    ("evaluators", "Evaluators", "/evaluators/"),
     ("settings", "Settings", "/settings/"),
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.dashboard.views import alerts, auth, calls, drift, overview, review, settings
+from apps.dashboard.views import alerts, auth, calls, drift, evaluators, overview, review, settings
 
 app_name = "dashboard"
 
@@ -29,6 +29,20 @@ urlpatterns = [
         "alerts/incidents/<int:incident_id>/<str:action>/",
         alerts.incident_action,
         name="incident-action",
+    ),
+    path("evaluators/", evaluators.evaluators, name="evaluators"),
+    path("evaluators/new/", evaluators.evaluator_edit, name="evaluator-create"),
+    path("evaluators/<int:evaluator_id>/", evaluators.evaluator_edit, name="evaluator-edit"),
+    path(
+        "evaluators/<int:evaluator_id>/<str:action>/",
+        evaluators.evaluator_action,
+        name="evaluator-action",
+    ),
+    path("evaluators/connections/", evaluators.connection_new, name="llm-connection-create"),
+    path(
+        "evaluators/connections/<int:connection_id>/delete/",
+        evaluators.connection_remove,
+        name="llm-connection-delete",
     ),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/keys/", settings.key_create, name="key-create"),

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.embeddings.budget import embedding_decide
-from apps.queues import EMBED
+from apps.queues import EMBED, EVALUATE
 from apps.traces.models import Call, EmbedStatus, Feedback, is_llm
 from apps.traces.rollups import rollup_add_calls, rollup_add_feedback
 
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 EMBED_TASK = "apps.embeddings.tasks.embed_calls"
 EMBED_CHUNK = 64
+# Evaluators pick their jobs on their own queue (one message per batch, by name).
+EVALUATE_SELECT_TASK = "apps.evaluators.tasks.select_calls"
 
 
 def _score(call: Call, overrides: Any) -> dict[str, Any]:
@@ -98,6 +100,13 @@ def run_follow_up(*, project_id: int, call_ids: list[str]) -> int:
         rollup_add_calls(project_id=project_id, call_ids=updated)
     to_embed = [r[0] for r in rows if r[0] in updated and r[-1] == EmbedStatus.PENDING]
     embed_enqueue(project_id=project_id, call_ids=to_embed)
+    if updated:
+        current_app.send_task(
+            EVALUATE_SELECT_TASK,
+            args=[project_id, [str(i) for i in updated]],
+            queue=EVALUATE,
+            expires=6 * 3600,
+        )
     return len(updated)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -17,6 +21,14 @@ from apps.traces.selectors import (
     feedback_as_dict,
     feedback_for_call,
 )
+
+# Sections that apps above traces add to the call detail (evaluators' "scores") without
+# traces importing them: name -> fn(project, call_id) -> JSON-able value.
+_CALL_DETAIL_SECTIONS: dict[str, Callable[[Any, uuid.UUID], Any]] = {}
+
+
+def register_call_detail_section(name: str, fn: Callable[[Any, uuid.UUID], Any]) -> None:
+    _CALL_DETAIL_SECTIONS[name] = fn
 
 
 class CallListApi(APIView):
@@ -80,4 +92,6 @@ class CallDetailApi(APIView):
         data["feedback"] = [
             feedback_as_dict(f) for f in feedback_for_call(project=project, call_id=call.id)
         ]
+        for name, section in _CALL_DETAIL_SECTIONS.items():
+            data[name] = section(project, call.id)
         return Response(data)

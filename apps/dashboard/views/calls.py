@@ -22,6 +22,7 @@ from apps.dashboard.selectors import (
 )
 from apps.dashboard.views.common import flash_error, onboarding_context, query_without
 from apps.embeddings.selectors import call_similar, calls_search
+from apps.evaluators.selectors import scores_for_call
 from apps.traces.selectors import (
     CallFilters,
     call_get,
@@ -113,6 +114,7 @@ def call_detail(request: HttpRequest, access: ProjectAccess, call_id: str) -> Ht
         "feedback": list(
             feedback_for_call(project=project, call_id=call.id).select_related("author")
         ),
+        "scores": scores_for_call(project=project, call_id=call.id),
         "trace": trace_tree(trace_calls(project=project, trace_id=call.trace_id)),
         "similar": similar,
         "similar_note": similar_note,

@@ -1,0 +1,1 @@
+"""Judge clients per provider; see :mod:`apps.evaluators.judges.base` for the contract."""

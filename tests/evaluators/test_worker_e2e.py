@@ -1,0 +1,102 @@
+"""From ingest to a score with real Celery workers: the ingest follow-up hands the processed
+calls to the ``evaluate`` queue by name, a worker on that queue selects the evaluator's jobs and
+asks the (fake) judge; the score shows in the call detail and the judge call is not a call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from apps.evaluators import services
+from apps.evaluators.models import JudgeCall, Score
+from apps.traces.models import Call
+from tests.conftest import ROOT, _test_database_url, wait_for
+from tests.evaluators.conftest import openai_connection
+from tests.evaluators.fakes import FakeLLM, openai_answer
+from tests.ingest.test_ingest_api import call_event, post
+
+
+@pytest.fixture
+def evaluate_worker(django_db_setup: None) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker on the ingest and evaluate queues, on the test database."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DRIFTLINE_ENV": "test",
+        "DATABASE_TEST_NAME": settings.DATABASES["default"]["NAME"],
+        "DRIFTLINE_LLM_ALLOW_PRIVATE": "1",  # the fake judge listens on 127.0.0.1
+    }
+    log_path = ROOT / ".driftline" / "test" / "evaluate-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "apps",
+                "worker",
+                "-Q",
+                "ingest,evaluate",
+                "--pool",
+                "solo",
+                "-n",
+                "evaluate-test@%h",
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready" not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(log_path.read_text()[-3000:])
+            time.sleep(0.2)
+        yield process
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_ingest_to_score_through_the_evaluate_queue(
+    project: Any, ingest_key: str, read_key: str, llm: FakeLLM, allow_private: None,
+    evaluate_worker: Any,
+) -> None:  # fmt: skip
+    conn = openai_connection(project, llm)
+    services.evaluator_create(
+        project=project, name="helpful", template="helpfulness", connection=conn
+    )
+    llm.answer(*[openai_answer({"reason": f"ok {i}", "score": 0.5 + i / 10}) for i in range(3)])
+    events = [call_event(environment="prod") for _ in range(3)]
+    assert post(APIClient(), ingest_key, {"batch": events}).status_code in (200, 207)
+    assert wait_for(lambda: Score.objects.filter(project=project).count() == 3, timeout=90), (
+        ROOT / ".driftline" / "test" / "evaluate-worker.log"
+    ).read_text()[-3000:]
+    assert len(llm.requests) == 3
+    assert JudgeCall.objects.filter(project=project).count() == 3
+    assert Call.objects.filter(project=project).count() == 3  # judge calls are not calls
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key}")
+    detail = client.get(f"/api/v1/calls/{events[0]['id']}").json()
+    assert detail["scores"][0]["evaluator"] == "helpful"
+    assert detail["scores"][0]["reason"].startswith("ok ")
