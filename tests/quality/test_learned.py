@@ -7,6 +7,7 @@ a fake tool result); they were never part of any training set.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_calibration_is_monotone_and_half_at_the_operating_point(signal: str) ->
     threshold = probe.threshold(0.01)
     grid = np.linspace(threshold - 10, threshold + 10, 201)
     values = [probe.probability(float(z), 0.01) for z in grid]
-    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(values))
     assert probe.probability(threshold, 0.01) == pytest.approx(0.5)
     # A looser operating point has a lower threshold (more flags) and a higher expected FPR.
     assert probe.threshold(0.05) < threshold < probe.threshold(0.002)
@@ -179,9 +180,8 @@ ANSWERS = [
 
 @pytest.fixture(scope="module")
 def embed() -> object:
-    from bench.quality.corpus import normalise
-
     from apps.embeddings.providers import get_provider
+    from bench.quality.corpus import normalise
 
     provider = get_provider()
     assert provider.key == KEY
