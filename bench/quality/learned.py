@@ -233,6 +233,8 @@ class HeldOut:
     z_held: npt.NDArray[np.float64]
     z_benign: npt.NDArray[np.float64]
     fpr_by_benign_family: dict[str, float]
+    flag_held: npt.NDArray[np.bool_]  # the held-out family's flags at the operating point
+    flag_benign: npt.NDArray[np.bool_]  # benign test flags
 
 
 def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> list[HeldOut]:
@@ -260,6 +262,8 @@ def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> lis
                 auroc=float(auroc),
                 z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
                 z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+                flag_held=held_logits >= t,
+                flag_benign=test_logits >= t,
                 fpr_by_benign_family={
                     fam: float((test_logits[data.family[test] == fam] >= t).mean())
                     for fam in data.benign_families

@@ -58,6 +58,24 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
             f"   {float((h_pos >= FLAG_CUTOFF).mean()):11.3f}"
             f" {float((h_test >= FLAG_CUTOFF).mean()):8.4f}"
         )
+    if signal == "refusal":  # production: refusal = learned OR phrase heuristic
+        h_benign = h_test >= FLAG_CUTOFF
+        print("   learned OR heuristic (what the scorer flags):")
+        tp = fp_total = n_total = 0
+        for r in rows:
+            held = (data.heuristic[data.family == r.family] >= FLAG_CUTOFF) | r.flag_held
+            benign = h_benign | r.flag_benign
+            tp += int(held.sum())
+            n_total += r.n
+            fp_total += int(benign.sum())
+            print(f"   {r.family:20s} {r.n:5d} {held.mean():7.3f} {benign.mean():9.4f}")
+        fp_mean = fp_total / len(rows)
+        p_or = tp / (tp + fp_mean) if tp + fp_mean else float("nan")
+        r_or = tp / n_total
+        print(
+            f"   combined pooled recall {r_or:.3f}, precision {p_or:.3f},"
+            f" F1 {2 * p_or * r_or / (p_or + r_or):.3f}"
+        )
     worst = min(rows, key=lambda r: r.recall)
     macro = float(np.mean([r.recall for r in rows]))
     pooled_n = sum(r.n for r in rows)

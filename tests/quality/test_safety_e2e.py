@@ -20,7 +20,8 @@ from apps.traces.rollup_selectors import rollup_totals
 from apps.traces.rollups import rollup_flush
 from tests.alerts.fakes import fake_server
 from tests.conftest import wait_for
-from tests.quality.test_learned import ATTACKS, BENIGN
+from tests.quality.test_learned import CAUGHT_ATTACKS as ATTACKS
+from tests.quality.test_learned import CLEAN_BENIGN as BENIGN
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

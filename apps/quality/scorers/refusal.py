@@ -7,7 +7,7 @@ OpenAI, Anthropic, Google and open models (Llama, Mistral, Qwen), plus French, S
 Italian, Portuguese, Dutch, Chinese, Japanese and Russian. Figures: ``bench/quality/signals.py``.
 
 With the response's vector, the learned probe (``data/learned_refusal.json``: embedding + the
-phrase heuristic) decides instead, which catches phrasings the table lacks. A refusal that goes
+phrase heuristic) also answers, which catches phrasings the table lacks; either flags. A refusal that goes
 on to help ("I can't do X, but here is Y") is ``refusal_kind: "partial"``; apologies that still
 comply ("Sorry for the delay, here is...") are not refusals.
 """
@@ -113,7 +113,7 @@ def is_refusal(response: str) -> bool:
 
 # After a refusal, a turn to what the model will do instead; or simply a long answer.
 _PIVOT = re.compile(
-    r"\b(?:but|however|instead|that said)\b[^.!?\n]{0,60}\b(?:I can|I could|I'd be happy|I would be"
+    r"\b(?:but|however|instead|that said)\b[^.!?\n]{0,60}\b(?:I can(?!'|not)\b|I could(?!n)\b|I'd be happy|I would be"
     r" happy|here(?:'s| is| are)|you (?:can|could|might))|\b(?:what I can do|I can, however|I can"
     r" instead|here(?:'s| is) (?:a|an|some|the) (?:safer|general|high-level|alternative))\b",
     re.IGNORECASE,
@@ -148,7 +148,9 @@ class RefusalScorer(Scorer):
         )
         if learned_score is not None:
             result["refusal_score"], result["refusal_source"] = learned_score
-            refused = learned_score[0] >= FLAG_CUTOFF
+            # Either says so: the phrase table is precise on the phrasings it knows, the probe
+            # catches others (bench: the two together beat each alone on held-out families).
+            refused = heuristic or learned_score[0] >= FLAG_CUTOFF
         result["refusal"] = refused
         if refused:
             result["refusal_kind"] = refusal_kind(call.response)
