@@ -187,53 +187,58 @@ def _enqueue_injection(project_id: int, call_ids: list[str]) -> None:
 
 
 def injection_scoring_available() -> bool:
-    """Whether the quality app's ``compute_signals`` takes a prompt embedding (it may not yet)."""
+    """Whether the quality app scores calls with their vectors (the learned safety probes)."""
     try:
-        from apps.quality.signals import compute_signals
+        from apps.quality.services import call_signals
     except ImportError:
         return False
-    return "prompt_embedding" in inspect.signature(compute_signals).parameters
+    return "prompt_embedding" in inspect.signature(call_signals).parameters
 
 
 def call_injection_update(*, project_id: int, call_ids: Sequence[str | uuid.UUID]) -> int:
-    """Re-score the signals of calls with their prompt vector (similarity to known attacks).
+    """Re-score the signals of calls with their prompt and response vectors (learned probes).
 
     Recomputes the whole signal set with the same function the ingest follow-up uses, so the
     stored ``signals``/``flagged``/``injection`` stay consistent. Returns calls updated.
     """
     if not injection_scoring_available():
         return 0
-    from apps.quality.signals import compute_signals
+    from apps.quality.services import SIGNAL_FIELDS, call_signals
 
     ids = _parse_ids(call_ids)
-    vectors = dict(
-        CallEmbedding.objects.filter(
-            project_id=project_id, call_id__in=ids, kind=EmbeddingKind.PROMPT
-        ).values_list("call_id", "vector")
-    )
-    calls = Call.objects.filter(project_id=project_id, id__in=list(vectors)).only(
-        "project_id", "id", "prompt", "messages", "response", "model", "metadata", "status", "kind"
-    )
-    updated = 0
+    vectors: dict[tuple[uuid.UUID, str], tuple[Any, str]] = {
+        (call_id, kind): (vector, key)
+        for call_id, kind, vector, key in CallEmbedding.objects.filter(
+            project_id=project_id, call_id__in=ids
+        ).values_list("call_id", "kind", "vector", "provider_key")
+    }
+    prompt_ids = [call_id for call_id, kind in vectors if kind == EmbeddingKind.PROMPT]
+    calls = Call.objects.filter(project_id=project_id, id__in=prompt_ids).only(*SIGNAL_FIELDS)
+    updated: list[uuid.UUID] = []
     for call in calls:
-        signals = compute_signals(
-            prompt=call.prompt or last_user_message(call.messages),
-            response=call.response,
-            call={
-                "model": call.model,
-                "metadata": call.metadata,
-                "status": call.status,
-                "kind": call.kind,
-                "messages": call.messages,
-            },
-            prompt_embedding=np.asarray(vectors[call.id], dtype=np.float32),
+        prompt_vector, key = vectors[(call.id, EmbeddingKind.PROMPT)]
+        response = vectors.get((call.id, EmbeddingKind.RESPONSE))
+        signals = call_signals(
+            call=call,
+            prompt_embedding=np.asarray(prompt_vector, dtype=np.float32),
+            response_embedding=None
+            if response is None or response[1] != key
+            else np.asarray(response[0], dtype=np.float32),
+            provider_key=key,
         )
-        updated += Call.objects.filter(project_id=project_id, id=call.id).update(
+        if Call.objects.filter(project_id=project_id, id=call.id).update(
             injection=signals.get("injection"),
+            toxicity=signals.get("toxicity"),
+            refusal=bool(signals.get("refusal")),
             flagged=bool(signals.get("flagged")),
             signals=signals,
-        )
-    return updated
+        ):
+            updated.append(call.id)
+    if updated:  # the overview's safety counts come from the rollups: recompute those minutes
+        from apps.traces.rollups import rollup_add_calls
+
+        rollup_add_calls(project_id=project_id, call_ids=updated)
+    return len(updated)
 
 
 def embeddings_sweep_pending(

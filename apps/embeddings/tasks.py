@@ -27,14 +27,14 @@ logger = logging.getLogger(__name__)
 
 def _warm_up() -> None:
     from apps.embeddings.providers import get_provider
-    from apps.quality.signals import warm_up
+    from apps.quality.safety import warm_up
 
     try:
-        attacks = warm_up(get_provider())
+        probes = warm_up(get_provider().key)
     except Exception:  # a warm-up failure must not kill the worker: the first task retries
         logger.exception("embed worker warm-up failed")
         return
-    logger.info("embed worker warm: model loaded, %d known attacks embedded", attacks)
+    logger.info("embed worker warm: model loaded, %d safety probes for its vectors", probes)
 
 
 @worker_process_init.connect

@@ -1,13 +1,16 @@
-"""Glue between stored calls and the pure quality code (pricing, signals)."""
+"""Glue between stored calls and the pure quality code (pricing, safety signals)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from apps.quality.models import PriceOverride as PriceOverrideRow
 from apps.quality.pricing import PriceOverride, compute_cost
-from apps.quality.signals import compute_signals
+from apps.quality.safety import compute_signals
 from apps.traces.models import Call
 from apps.traces.text import last_user_message
 
@@ -56,10 +59,25 @@ def call_cost_decide(*, call: Call, overrides: Sequence[PriceOverride]) -> tuple
     return client, call.cost_source if client is not None else ""
 
 
-def call_signals(*, call: Call) -> dict[str, Any]:
-    prompt = call.prompt or last_user_message(call.messages)
+# The fields of a stored call that :func:`call_signals` reads (for ``.only()``).
+SIGNAL_FIELDS = ("project_id", "id", "prompt", "messages", "response", "model", "metadata",
+                 "status", "kind")  # fmt: skip
+
+
+def call_signals(
+    *,
+    call: Call,
+    prompt_embedding: npt.NDArray[np.float32] | None = None,
+    response_embedding: npt.NDArray[np.float32] | None = None,
+    provider_key: str | None = None,
+) -> dict[str, Any]:
+    """The signals of a stored call: the one place that maps a call onto ``compute_signals``.
+
+    The ingest worker calls it without vectors (heuristics); the embed worker again with the
+    prompt's and response's vectors and their ``provider_key`` (learned probes).
+    """
     return compute_signals(
-        prompt=prompt,
+        prompt=call.prompt or last_user_message(call.messages),
         response=call.response,
         call={
             "model": call.model,
@@ -68,4 +86,7 @@ def call_signals(*, call: Call) -> dict[str, Any]:
             "kind": call.kind,
             "messages": call.messages,
         },
+        prompt_embedding=prompt_embedding,
+        response_embedding=response_embedding,
+        provider_key=provider_key,
     )

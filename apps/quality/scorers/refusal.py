@@ -5,6 +5,11 @@ looked for in the head of the response only; that keeps "I can't recommend this 
 a polite "sorry for the delay" deep inside a long answer from counting. Phrasings come from
 OpenAI, Anthropic, Google and open models (Llama, Mistral, Qwen), plus French, Spanish, German,
 Italian, Portuguese, Dutch, Chinese, Japanese and Russian. Figures: ``bench/quality/signals.py``.
+
+With the response's vector, the learned probe (``data/learned_refusal.json``: embedding + the
+phrase heuristic) also answers, which catches phrasings the table lacks; either flags. A refusal that goes
+on to help ("I can't do X, but here is Y") is ``refusal_kind: "partial"``; apologies that still
+comply ("Sorry for the delay, here is...") are not refusals.
 """
 
 # Pattern table, one phrasing per line; the CJK full-width punctuation is what those languages use.
@@ -16,7 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from apps.quality.scorers.base import CallContext, Scorer
+from apps.quality.scorers import learned
+from apps.quality.scorers.base import FLAG_CUTOFF, CallContext, Scorer
 
 # Only the head is searched: a refusal states itself within its first sentences.
 HEAD_CHARS = 400
@@ -105,8 +111,47 @@ def is_refusal(response: str) -> bool:
     return _REFUSAL.search(head) is not None
 
 
+# After a refusal, a turn to what the model will do instead; or simply a long answer.
+_PIVOT = re.compile(
+    r"\b(?:but|however|instead|that said)\b[^.!?\n]{0,60}\b(?:I can(?!'|not)\b|I could(?!n)\b|I'd be happy|I would be"
+    r" happy|here(?:'s| is| are)|you (?:can|could|might))|\b(?:what I can do|I can, however|I can"
+    r" instead|here(?:'s| is) (?:a|an|some|the) (?:safer|general|high-level|alternative))\b",
+    re.IGNORECASE,
+)
+PARTIAL_MIN_CHARS = 300
+
+
+def refusal_kind(response: str) -> str:
+    """``"partial"`` when a refusal goes on to offer or give something, else ``"full"``."""
+    text = response.strip().translate(_APOSTROPHES)
+    if _PIVOT.search(text[: HEAD_CHARS * 2]) or len(text) >= PARTIAL_MIN_CHARS * 2:
+        return "partial"
+    return "full"
+
+
 class RefusalScorer(Scorer):
     name = "refusal"
 
     def score(self, call: CallContext) -> Mapping[str, Any]:
-        return {"refusal": is_refusal(call.response)}
+        heuristic = is_refusal(call.response)
+        result: dict[str, Any] = {"refusal_source": "heuristic"}
+        refused = heuristic
+        learned_score = (
+            learned.score(
+                "refusal",
+                vector=call.response_embedding,
+                heuristic=float(heuristic),
+                provider_key=call.provider_key,
+            )
+            if call.response.strip()
+            else None
+        )
+        if learned_score is not None:
+            result["refusal_score"], result["refusal_source"] = learned_score
+            # Either says so: the phrase table is precise on the phrasings it knows, the probe
+            # catches others (bench: the two together beat each alone on held-out families).
+            refused = heuristic or learned_score[0] >= FLAG_CUTOFF
+        result["refusal"] = refused
+        if refused:
+            result["refusal_kind"] = refusal_kind(call.response)
+        return result

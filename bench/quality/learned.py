@@ -1,0 +1,282 @@
+"""Training and leave-one-source-out evaluation of the learned safety scorers.
+
+Features: the text's embedding (bundled MiniLM, as the embed worker computes it) and the
+signal's heuristic score. Model: L2-regularised logistic regression; every positive *family*
+carries the same total weight (a 650-prompt family must not drown a 17-prompt one), and benign
+text as much as all positives together, shared equally by the benign families (hard negatives
+count as much as SNIPS).
+
+* :func:`build` fits the shipped model on every family (benign: the train split), picks the
+  threshold for each FPR of :data:`~apps.quality.scorers.learned.FPR_GRID` on the benign *dev*
+  split, fits the Platt slope on out-of-fold positive logits and benign dev logits, and writes
+  ``apps/quality/data/learned_<signal>.json``.
+* :func:`leave_one_out` trains without one positive family and reports its recall at the
+  operating point (threshold from benign dev) and the benign FPR on the benign *test* split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from apps.quality.scorers import learned
+from apps.quality.scorers.injection import injection_heuristic
+from apps.quality.scorers.refusal import is_refusal
+from apps.quality.scorers.toxicity import toxicity
+from bench.quality import corpus
+
+PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
+# Regularisation per signal, chosen by the worst held-out family (``python -m
+# bench.quality.signals --grid``), never by in-distribution figures.
+C_BY_SIGNAL = {"injection": 1.0, "toxicity": 1.0, "refusal": 1.0}
+BENIGN_BY_FAMILY = {"injection": False, "toxicity": False, "refusal": False}
+HEURISTICS: dict[str, Callable[[str], float]] = {
+    "injection": injection_heuristic,
+    "toxicity": toxicity,
+    "refusal": lambda text: float(is_refusal(text)),
+}
+
+
+@dataclass
+class Data:
+    """One signal's labelled text: vectors, heuristic scores, labels, family, benign split."""
+
+    signal: str
+    texts: list[str]
+    vectors: npt.NDArray[np.float32]
+    heuristic: npt.NDArray[np.float64]
+    positive: npt.NDArray[np.bool_]
+    family: npt.NDArray[np.str_]
+    split: npt.NDArray[np.str_]  # benign: train/dev/test; positives: "pos"
+
+    def features(self, mask: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float64]:
+        x = np.hstack([self.vectors, self.heuristic[:, None]]).astype(np.float64)
+        return x if mask is None else x[mask]
+
+    @property
+    def positive_families(self) -> list[str]:
+        return list(dict.fromkeys(self.family[self.positive].tolist()))
+
+    @property
+    def benign_families(self) -> list[str]:
+        return list(dict.fromkeys(self.family[~self.positive].tolist()))
+
+
+def load(signal: str) -> Data:
+    texts: list[str] = []
+    vectors: list[npt.NDArray[np.float32]] = []
+    positive: list[bool] = []
+    family: list[str] = []
+    split: list[str] = []
+    seen: set[str] = set()
+    for fam in corpus.families(signal):
+        fam_vectors = corpus.family_vectors(fam)
+        for text, vector in zip(fam.texts, fam_vectors, strict=True):
+            if text in seen:  # a text in two families counts once, for the first
+                continue
+            seen.add(text)
+            texts.append(text)
+            vectors.append(vector)
+            positive.append(fam.positive)
+            family.append(fam.name)
+            split.append("pos" if fam.positive else corpus.bucket(text))
+    heuristic_fn = HEURISTICS[signal]
+    return Data(
+        signal=signal,
+        texts=texts,
+        vectors=np.vstack(vectors),
+        heuristic=np.asarray([heuristic_fn(t) for t in texts], dtype=np.float64),
+        positive=np.asarray(positive),
+        family=np.asarray(family),
+        split=np.asarray(split),
+    )
+
+
+def _weights(data: Data, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    weights = np.zeros(len(data.texts))
+    pos_families = [f for f in data.positive_families if (mask & (data.family == f)).any()]
+    for name in pos_families:
+        members = mask & (data.family == name)
+        weights[members] = 1.0 / members.sum()
+    # Benign: as much weight as all positives together; with BENIGN_BY_FAMILY shared equally by
+    # the benign families (85 hand-written hard negatives then count as much as 2,400 SNIPS
+    # requests), else by text.
+    benign = mask & ~data.positive
+    if not BENIGN_BY_FAMILY.get(data.signal, False):
+        weights[benign] = len(pos_families) / max(benign.sum(), 1)
+    else:
+        ben_families = [f for f in data.benign_families if (benign & (data.family == f)).any()]
+        for name in ben_families:
+            members = benign & (data.family == name)
+            weights[members] = len(pos_families) / len(ben_families) / members.sum()
+    return weights[mask] * (mask.sum() / max(weights[mask].sum(), 1e-12))
+
+
+def fit(data: Data, mask: npt.NDArray[np.bool_], c: float) -> LogisticRegression:
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit(data.features(mask), data.positive[mask], sample_weight=_weights(data, mask))
+    return model
+
+
+def logits(model: LogisticRegression, data: Data, mask: npt.NDArray[np.bool_]) -> Any:
+    return model.decision_function(data.features(mask))
+
+
+def threshold_for(benign_logits: npt.NDArray[Any], fpr: float) -> float:
+    """The smallest threshold with at most ``fpr`` of ``benign_logits`` at or above it."""
+    ordered = np.sort(benign_logits)[::-1]
+    allowed = math.floor(fpr * len(ordered))
+    if allowed >= len(ordered):
+        return float(ordered[-1])
+    # Flag iff logit >= threshold: put it just above the (allowed+1)-th highest benign logit.
+    return float(np.nextafter(ordered[allowed], np.inf))
+
+
+def _platt_slope(benign: npt.NDArray[Any], positive: npt.NDArray[Any]) -> float:
+    x = np.concatenate([benign, positive])[:, None]
+    y = np.concatenate([np.zeros(len(benign)), np.ones(len(positive))])
+    w = np.concatenate(
+        [np.full(len(benign), 0.5 / len(benign)), np.full(len(positive), 0.5 / len(positive))]
+    )
+    model = LogisticRegression(C=1e6, max_iter=1000)
+    model.fit(x, y, sample_weight=w * len(x))
+    return float(model.coef_[0][0])
+
+
+def build(signal: str, *, write: bool = True) -> dict[str, Any]:
+    """Fit, choose the operating points, calibrate; write the coefficient file."""
+    started = time.perf_counter()
+    data = load(signal)
+    c = C_BY_SIGNAL[signal]
+    train = data.positive | (data.split == "train")
+    dev = data.split == "dev"
+    model = fit(data, train, c)
+    benign_dev = logits(model, data, dev)
+    # Out-of-fold logits of the positives (5 folds stratified by family), for the slope and the
+    # recall expected at each point; the benign train split stays in every fold.
+    pos_index = np.flatnonzero(data.positive)
+    oof = np.zeros(len(pos_index))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for fit_idx, held_idx in folds.split(pos_index, data.family[pos_index]):
+        mask = data.split == "train"
+        mask = mask.copy()
+        mask[pos_index[fit_idx]] = True
+        fold_model = fit(data, mask, c)
+        held = np.zeros(len(data.texts), dtype=bool)
+        held[pos_index[held_idx]] = True
+        oof[held_idx] = logits(fold_model, data, held)
+    points = []
+    for fpr in learned.FPR_GRID:
+        t = threshold_for(benign_dev, fpr)
+        points.append(
+            {
+                "target_fpr": fpr,
+                "threshold": round(t, 6),
+                "dev_fpr": round(float((benign_dev >= t).mean()), 5),
+                "dev_recall": round(float((oof >= t).mean()), 4),
+            }
+        )
+    slope = _platt_slope(benign_dev, oof)
+    weights = model.coef_[0]
+    result = {
+        "signal": signal,
+        "provider_key": PROVIDER_KEY,
+        "built_by": f"python -m bench.quality.train_{signal}",
+        "model": f"logistic regression, C={c}, features: embedding + heuristic",
+        "trained_on": {
+            name: int((data.family == name)[train].sum())
+            for name in [*data.positive_families, *data.benign_families]
+        },
+        "benign_dev": int(dev.sum()),
+        "dev_auroc_oof": round(
+            float(
+                roc_auc_score(
+                    np.r_[np.zeros(len(benign_dev)), np.ones(len(oof))], np.r_[benign_dev, oof]
+                )
+            ),
+            4,
+        ),
+        "slope": round(slope, 6),
+        "bias": round(float(model.intercept_[0]), 6),
+        "heuristic_weight": round(float(weights[-1]), 6),
+        "weights": [round(float(w), 6) for w in weights[:-1]],
+        "operating_points": points,
+    }
+    if write:
+        path = learned.probe_path(signal)
+        path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        learned.reset_cache()
+        took = time.perf_counter() - started
+        print(f"wrote {path} ({path.stat().st_size // 1024} KB) in {took:.0f}s")
+    return result
+
+
+@dataclass
+class HeldOut:
+    family: str
+    n: int
+    recall: float
+    benign_fpr: float
+    auroc: float
+    # Logits of the held-out family and of benign test, standardised by the benign test logits
+    # of the same fold, so that folds can be pooled into one AUROC.
+    z_held: npt.NDArray[np.float64]
+    z_benign: npt.NDArray[np.float64]
+    fpr_by_benign_family: dict[str, float]
+    flag_held: npt.NDArray[np.bool_]  # the held-out family's flags at the operating point
+    flag_benign: npt.NDArray[np.bool_]  # benign test flags
+
+
+def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> list[HeldOut]:
+    """For each positive family: train without it, threshold on benign dev, measure it."""
+    out = []
+    dev = data.split == "dev"
+    test = data.split == "test"
+    for name in data.positive_families:
+        held = data.family == name
+        train = (data.positive & ~held) | (data.split == "train")
+        model = fit(data, train, c)
+        t = threshold_for(logits(model, data, dev), fpr)
+        held_logits = logits(model, data, held)
+        test_logits = logits(model, data, test)
+        auroc = roc_auc_score(
+            np.r_[np.zeros(len(test_logits)), np.ones(len(held_logits))],
+            np.r_[test_logits, held_logits],
+        )
+        out.append(
+            HeldOut(
+                family=name,
+                n=int(held.sum()),
+                recall=float((held_logits >= t).mean()),
+                benign_fpr=float((test_logits >= t).mean()),
+                auroc=float(auroc),
+                z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+                z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+                flag_held=held_logits >= t,
+                flag_benign=test_logits >= t,
+                fpr_by_benign_family={
+                    fam: float((test_logits[data.family[test] == fam] >= t).mean())
+                    for fam in data.benign_families
+                },
+            )
+        )
+    return out
+
+
+def pooled_auroc(rows: list[HeldOut]) -> float:
+    """AUROC of every held-out family (each scored by the model trained without it) against
+    benign test, pooled."""
+    positives = np.concatenate([r.z_held for r in rows])
+    negatives = rows[0].z_benign
+    labels = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
+    return float(roc_auc_score(labels, np.r_[negatives, positives]))
