@@ -27,6 +27,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +109,11 @@ def _export(*, model_path: str, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     # Eager attention traces to the MatMul/Softmax pattern ONNX Runtime fuses into one Attention
-    # node; the SDPA path does not fuse and runs ~20% slower.
+    # node per layer; the SDPA path traces to a graph its BERT optimizer fuses no attention in.
     model = SentenceTransformer(
         model_path, device="cpu", model_kwargs={"attn_implementation": "eager"}
     )
-    modules = list(model)
+    modules: list[Any] = list(model)
     pooling = modules[1].get_config_dict() if len(modules) > 1 else {}
     mean = pooling.get("pooling_mode") == "mean" or pooling.get("pooling_mode_mean_tokens") is True
     if [type(m).__name__ for m in modules] != ["Transformer", "Pooling", "Normalize"] or not mean:
