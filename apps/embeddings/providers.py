@@ -126,11 +126,12 @@ class SentenceTransformerProvider(EmbeddingProvider):
         from sentence_transformers import SentenceTransformer
 
         self.device = resolve_device(device)
-        if self.device == "cpu" and threads > 0:
+        if self.device == "cpu":
             import torch
 
-            # Process-wide: the embed worker runs one encode at a time (the lock below).
-            torch.set_num_threads(threads)
+            # Process-wide: the embed worker runs one encode at a time (the lock below). torch's
+            # own default counts the host's cores, not the ones this container may use.
+            torch.set_num_threads(threads if threads > 0 else available_cores())
         path = model or bundled_model_path()
         self.model_name = _model_name(model)
         self._model = SentenceTransformer(path, device=self.device)
