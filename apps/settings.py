@@ -262,8 +262,18 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DRIFTLINE_EMBEDDING_PROVIDER = env("DRIFTLINE_EMBEDDING_PROVIDER", "sentence-transformers")
 # A sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.
 DRIFTLINE_EMBEDDING_MODEL = env("DRIFTLINE_EMBEDDING_MODEL", "")
-DRIFTLINE_EMBEDDING_DEVICE = env("DRIFTLINE_EMBEDDING_DEVICE", "cpu")
+# torch (fp32) | onnx (ONNX Runtime fp32, the same vectors ~1.7x faster) | onnx-int8 (int8
+# weights: faster, but a vector moves with the batch it was embedded in; see providers.py).
+DRIFTLINE_EMBEDDING_BACKEND = env("DRIFTLINE_EMBEDDING_BACKEND", "onnx")
+# auto: cuda when torch sees a GPU.
+DRIFTLINE_EMBEDDING_DEVICE = env("DRIFTLINE_EMBEDDING_DEVICE", "auto")
 DRIFTLINE_EMBEDDING_BATCH_SIZE = envint("DRIFTLINE_EMBEDDING_BATCH_SIZE", 64)
+# Model threads (torch / ONNX Runtime intra-op); 0 means the cores this process may use.
+DRIFTLINE_EMBEDDING_THREADS = envint("DRIFTLINE_EMBEDDING_THREADS", 0)
+# Where the ONNX graphs exported from the local model are cached (built on first use).
+DRIFTLINE_EMBEDDING_CACHE_DIR = Path(
+    env("DRIFTLINE_EMBEDDING_CACHE_DIR", str(BASE_DIR / ".driftline" / "models"))
+)
 # HNSW candidates per similar-call search: recall@10 0.97 at 100k vectors a project with 100
 # (~1 ms); at a million, 1,000 gives 0.95 in ~16 ms (docs/sizing.md).
 DRIFTLINE_SEARCH_EF_SEARCH = envint("DRIFTLINE_SEARCH_EF_SEARCH", 100)
