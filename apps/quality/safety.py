@@ -165,6 +165,8 @@ def warm_up(provider_key: str | None = None) -> int:
     loaded = 0
     for signal in learned.SIGNALS:
         found = learned.probe(signal)
-        if found is not None and (provider_key is None or found.provider_key == provider_key):
+        if found is not None and (
+            provider_key is None or learned.same_space(found.provider_key, provider_key)
+        ):
             loaded += 1
     return loaded

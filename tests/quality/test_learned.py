@@ -245,3 +245,13 @@ def test_learned_toxicity_and_refusal_on_responses(embed: object) -> None:
         signals = _signals(embed, "a question", text)
         assert signals["refusal"] is False, text
         assert "toxicity" not in signals["flags"]  # type: ignore[operator]
+
+
+def test_onnx_fp32_vectors_use_the_torch_probes_but_int8_does_not() -> None:
+    from apps.quality.scorers import learned
+
+    torch_key = "sentence-transformers:all-MiniLM-L6-v2:384"
+    assert learned.same_space(torch_key, "onnx:all-MiniLM-L6-v2:384")
+    assert not learned.same_space(torch_key, "onnx-int8:all-MiniLM-L6-v2:384")
+    assert learned.probe_for("injection", "onnx:all-MiniLM-L6-v2:384", 384) is not None
+    assert learned.probe_for("injection", "onnx-int8:all-MiniLM-L6-v2:384", 384) is None

@@ -154,12 +154,27 @@ def probe(signal: str) -> LinearProbe | None:
         return _PROBES[signal]
 
 
+# Provider keys whose vectors are the same function of the text. The ONNX fp32 export of
+# all-MiniLM-L6-v2 computes what the torch model computes (cosine to torch >= 0.9999 on every
+# text: tests/embeddings/test_backends.py), so a probe trained on one scores the other; int8 is
+# a different space (cosine p1 0.99, and its vectors move with their batch).
+SAME_SPACE: tuple[frozenset[str], ...] = (
+    frozenset({"sentence-transformers:all-MiniLM-L6-v2:384", "onnx:all-MiniLM-L6-v2:384"}),
+)
+
+
+def same_space(trained_on: str, provider_key: str) -> bool:
+    return trained_on == provider_key or any(
+        trained_on in group and provider_key in group for group in SAME_SPACE
+    )
+
+
 def probe_for(signal: str, provider_key: str | None, dimension: int) -> LinearProbe | None:
     """The probe of ``signal`` when it was trained in the vector space ``provider_key``."""
     found = probe(signal)
     if found is None or provider_key is None:
         return None
-    if found.provider_key != provider_key or found.dimension != dimension:
+    if not same_space(found.provider_key, provider_key) or found.dimension != dimension:
         return None
     return found
 
@@ -187,7 +202,9 @@ def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo
     for signal in SIGNALS:
         fpr = target_fpr(signal)
         found = probe(signal)
-        usable = found is not None and (provider_key is None or found.provider_key == provider_key)
+        usable = found is not None and (
+            provider_key is None or same_space(found.provider_key, provider_key)
+        )
         if found is not None and usable:
             out.append(
                 OperatingPointInfo(
