@@ -39,7 +39,7 @@ from django.db.models import (
 
 from apps.alerts.durations import format_duration
 from apps.alerts.models import AlertRule, Metric, Operator, RuleKind, Severity
-from apps.dashboard.selectors import CallBucket, PeriodTotals
+from apps.traces.metrics import CallBucket, PeriodTotals
 from apps.traces.models import NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
 from apps.traces.rollup_selectors import rollup_groups
 

@@ -7,7 +7,7 @@ Two questions, one machinery:
 * :func:`compare_releases`: A/B view of two releases or models, every metric side by side, better
   or worse, two-sided tests.
 
-Statistics (guidance in ``REFERENCE.md``):
+Statistics:
 
 * rates (negative feedback, refusals, errors, safety flags): two-proportion z test, or Fisher's
   exact test when an expected cell count is below 5; the difference gets a Newcombe (Wilson

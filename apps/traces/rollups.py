@@ -35,6 +35,7 @@ from django.utils import timezone
 from apps.traces.models import (
     NEGATIVE_LABELS,
     NEGATIVE_SCORE_BELOW,
+    SIGNAL_CUTOFF,
     Call,
     CallRollup,
     Feedback,
@@ -61,8 +62,6 @@ CALL = Call._meta.db_table
 FEEDBACK = Feedback._meta.db_table
 ROLLUP = CallRollup._meta.db_table
 DIRTY = RollupDirty._meta.db_table
-# A score at or above this counts as an injection/toxicity positive (the dashboard's cut-off).
-SIGNAL_CUTOFF = 0.5
 
 _SUM_COLUMNS = (
     "calls",
