@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from apps.core.apis import HealthApi
+from apps.ops.apis import HealthApi
 from apps.ingest.apis import IngestApi
 from apps.ingest.otlp_api import OtlpTracesView
 from apps.traces.apis import CallDetailApi, CallListApi
