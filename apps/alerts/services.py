@@ -43,9 +43,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps import queues
 from apps.accounts.models import Project
-from apps.alerts import evaluators
+from apps.alerts import enqueue, evaluators
 from apps.alerts.durations import parse_duration
 from apps.alerts.evaluators import FILTER_FIELDS, GROUP_BY_FIELDS, Observation
 from apps.alerts.messages import message_for_notification
@@ -435,18 +434,11 @@ def _enqueue_deliveries(notification_ids: Sequence[int], *, countdown: float = 0
     """Queue delivery tasks once the transaction that wrote the rows commits."""
     if not notification_ids:
         return
-    from apps.alerts.tasks import deliver_notification  # tasks import services
-
     ids = list(notification_ids)
 
     def send() -> None:
         for notification_id in ids:
-            deliver_notification.apply_async(
-                (notification_id,),
-                queue=queues.ALERTS,
-                countdown=countdown,
-                expires=countdown + 3600,
-            )
+            enqueue.notification_deliver(notification_id, countdown=countdown)
 
     transaction.on_commit(send)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -23,8 +22,7 @@ from apps.drift.selectors import (
     intent_cluster_as_dict,
     intent_cluster_get,
 )
-from apps.drift.services import baseline_pin, baseline_request, intent_rename
-from apps.queues import DRIFT
+from apps.drift.services import baseline_fit_request, baseline_pin, intent_rename
 
 
 class DriftCheckListApi(APIView):
@@ -103,24 +101,15 @@ class BaselineApi(APIView):
             if baseline is None:
                 raise NotFound("baseline_id: not found")
             return Response(baseline_as_dict(baseline_pin(baseline=baseline, pinned=data["pin"])))
-        with transaction.atomic():
-            baseline = baseline_request(
-                project=project,
-                start=data.get("start"),
-                end=data.get("end"),
-                release=data.get("release"),
-                pin=data["pin"],
-                false_alarm_rate=data["false_alarm_rate"],
-            )
-            # Fitting takes seconds to a minute: the drift worker does it.
-            transaction.on_commit(lambda: _enqueue_fit(baseline.pk))
+        baseline = baseline_fit_request(
+            project=project,
+            start=data.get("start"),
+            end=data.get("end"),
+            release=data.get("release"),
+            pin=data["pin"],
+            false_alarm_rate=data["false_alarm_rate"],
+        )
         return Response(baseline_as_dict(baseline), status=202)
-
-
-def _enqueue_fit(baseline_id: int) -> None:
-    from apps.drift.tasks import fit_baseline
-
-    fit_baseline.apply_async(args=(baseline_id,), queue=DRIFT, expires=6 * 3600)
 
 
 class IntentRenameApi(APIView):

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
+from apps.drift import enqueue
 from apps.drift.detectors import Baseline as DetectorBaseline
 from apps.drift.detectors import BaselineTestResult, MewmaDetector, ood_scores
 from apps.drift.detectors.baseline import MIN_WINDOW
@@ -226,6 +227,8 @@ def baseline_fit_run(
             "ood_threshold": model.ood_threshold,
         }
         baseline.save(update_fields=["state", "sample_size", "status", "fitted_at", "summary"])
+        if baseline.pinned:  # asked to be pinned once fitted: one pinned at a time
+            _unpin_others(baseline)
     logger.info("baseline %s fitted: %d calls, %d intents", baseline.pk, len(sample), len(clusters))
     return baseline
 
@@ -292,8 +295,45 @@ def _names_to_carry(*, baseline: Baseline, centroids: np.ndarray) -> dict[int, s
 
 
 def baseline_pin(*, baseline: Baseline, pinned: bool) -> Baseline:
-    baseline.pinned = pinned
-    baseline.save(update_fields=["pinned"])
+    """Pin or unpin a baseline. Only a fitted (READY) baseline can be pinned, and one is pinned
+    at a time: pinning it unpins the project's others. The API and the UI both pin here."""
+    if pinned and baseline.status != BaselineStatus.READY:
+        raise ApplicationError("baseline: only a fitted baseline can be pinned", field="baseline")
+    with transaction.atomic():
+        if pinned:
+            _unpin_others(baseline)
+        baseline.pinned = pinned
+        baseline.save(update_fields=["pinned"])
+    return baseline
+
+
+def _unpin_others(baseline: Baseline) -> None:
+    Baseline.objects.filter(project_id=baseline.project_id, pinned=True).exclude(
+        pk=baseline.pk
+    ).update(pinned=False)
+
+
+def baseline_fit_request(
+    *,
+    project: Project,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    release: str | None = None,
+    pin: bool = False,
+    false_alarm_rate: float = 0.01,
+) -> Baseline:
+    """Record a baseline to fit and queue its fit on the drift worker once this commits
+    (fitting takes seconds to a minute). ``pin`` pins it once fitted."""
+    with transaction.atomic():
+        baseline = baseline_request(
+            project=project,
+            start=start,
+            end=end,
+            release=release,
+            pin=pin,
+            false_alarm_rate=false_alarm_rate,
+        )
+        transaction.on_commit(lambda: enqueue.baseline_fit(baseline.pk))
     return baseline
 
 

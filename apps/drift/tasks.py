@@ -4,14 +4,11 @@ called; safe to run twice (the monitor claim and the (monitor, window_end) const
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
-from celery.schedules import crontab
 from django.db import InterfaceError, OperationalError
 
 from apps.drift import services
-from apps.queues import DRIFT, register_periodic
+from apps.queues import DRIFT
 
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 # A check message older than this is dropped: the next beat tick sends a fresh one.
@@ -63,30 +60,3 @@ def fit_baseline(baseline_id: int) -> str:
     if baseline is None:  # already fitted by an earlier delivery
         return "skipped"
     return str(services.baseline_fit_run(baseline=baseline).status)
-
-
-register_periodic(
-    "drift-schedule-due-checks",
-    {
-        "task": "apps.drift.tasks.schedule_due_checks",
-        "schedule": timedelta(minutes=1),
-        "options": {"queue": DRIFT, "expires": 60},
-    },
-)
-register_periodic(
-    "drift-reset-stuck-checks",
-    {
-        "task": "apps.drift.tasks.reset_stuck_checks",
-        "schedule": timedelta(minutes=5),
-        "options": {"queue": DRIFT, "expires": 300},
-    },
-)
-register_periodic(
-    "drift-refit-trailing-baselines",
-    {
-        "task": "apps.drift.tasks.schedule_baseline_refits",
-        # Early morning UTC, off the busiest hours.
-        "schedule": crontab(hour=3, minute=17),
-        "options": {"queue": DRIFT, "expires": 3600},
-    },
-)

@@ -299,6 +299,24 @@ def test_drift_api(
     )
     assert pinned.status_code == 200
     assert pinned.json()["pinned"] is True
+    # The API applies the same rule as the UI: one pinned baseline, and only a fitted one.
+    again = admin.post(
+        "/api/v1/drift/baselines",
+        {"baseline_id": requested.json()["id"], "pin": True},
+        format="json",
+    )
+    assert again.status_code == 200
+    assert list(Baseline.objects.filter(project=project, pinned=True)) == [
+        Baseline.objects.get(pk=requested.json()["id"])
+    ]
+    failed = Baseline.objects.create(
+        project=project, provider_key="k", status=BaselineStatus.FAILED, error="too few"
+    )
+    refused = admin.post(
+        "/api/v1/drift/baselines", {"baseline_id": failed.pk, "pin": True}, format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "baseline"
     bad = admin.post("/api/v1/drift/baselines", {"start": "yesterday"}, format="json")
     assert bad.status_code == 400
     assert bad.json()["field"] == "start"
