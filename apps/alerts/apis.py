@@ -30,7 +30,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.models import Project
+from apps.accounts.permissions import HasScope, project_for_request
 from apps.alerts import selectors, services
 from apps.alerts.durations import format_duration, parse_duration
 from apps.alerts.models import (
@@ -78,8 +79,9 @@ class _AdminApi(APIView):
     required_scope = "admin"
 
 
-def _project(request: Request) -> Any:
-    return request.project  # type: ignore[attr-defined]
+def _project(request: Request) -> Project:
+    # Every alerts API is admin-scoped (_AdminApi).
+    return project_for_request(request, scope="admin")
 
 
 def _page(request: Request) -> tuple[int, int]:

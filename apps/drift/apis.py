@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import NotFound
 from apps.drift.models import Baseline
 from apps.drift.selectors import (
@@ -45,7 +45,7 @@ class DriftCheckListApi(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         checks = drift_checks(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request_project(request, self),
             start=data.get("start"),
             end=data.get("end"),
             limit=data["limit"],
@@ -73,7 +73,7 @@ class BaselineApi(APIView):
 
     @extend_schema(responses={200: {"type": "object"}}, operation_id="drift_baselines")
     def get(self, request: Request) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         return Response(
             {
                 "current": baseline_current(project=project),
@@ -87,7 +87,7 @@ class BaselineApi(APIView):
         operation_id="drift_baselines_create",
     )
     def post(self, request: Request) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
@@ -128,7 +128,7 @@ class IntentRenameApi(APIView):
         operation_id="drift_intents_rename",
     )
     def patch(self, request: Request, intent_id: int) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         cluster = intent_cluster_get(project=project, cluster_id=intent_id)

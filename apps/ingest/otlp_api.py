@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from apps.accounts.authentication import ApiKeyAuthentication
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import ApplicationError
 from apps.ingest import otlp
 from apps.ingest.body import UnsupportedMediaType, read_body
@@ -86,7 +86,7 @@ class OtlpTracesView(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         media_type = _media_type(request)
         as_json = media_type == JSON
         if not as_json and media_type not in otlp.PROTOBUF_CONTENT_TYPES:
