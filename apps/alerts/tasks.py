@@ -15,7 +15,8 @@ import logging
 
 from celery import shared_task
 
-from apps.alerts import enqueue, services
+from apps.alerts import enqueue
+from apps.alerts.services import delivery, evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +27,13 @@ def evaluate_rule(rule_id: int) -> str:
 
     if not AlertRule.objects.filter(pk=rule_id).exists():
         return "missing"
-    outcome = services.rule_evaluate(rule_id=rule_id)
+    outcome = evaluation.rule_evaluate(rule_id=rule_id)
     return "ok" if outcome.ok else f"error: {outcome.error}"
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_notification(notification_id: int) -> str:
-    outcome = services.notification_deliver(notification_id=notification_id)
+    outcome = delivery.notification_deliver(notification_id=notification_id)
     if outcome.retry_in is not None:
         # The row holds the truth (status "retry", next_attempt_at); this is only the wake-up.
         # A lost wake-up is picked up by sweep_notifications.
@@ -42,7 +43,7 @@ def deliver_notification(notification_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def dispatch_due_rules() -> int:
-    rule_ids = services.alert_rules_claim_due()
+    rule_ids = evaluation.alert_rules_claim_due()
     for rule_id in rule_ids:
         enqueue.rule_evaluate(rule_id)
     return len(rule_ids)
@@ -50,12 +51,12 @@ def dispatch_due_rules() -> int:
 
 @shared_task(ignore_result=True)
 def reset_stuck_rules() -> int:
-    return services.alert_rules_reset_stuck()
+    return evaluation.alert_rules_reset_stuck()
 
 
 @shared_task(ignore_result=True)
 def sweep_notifications() -> int:
-    ids = services.notifications_requeue()
+    ids = delivery.notifications_requeue()
     for notification_id in ids:
         enqueue.notification_deliver(notification_id)
     return len(ids)
