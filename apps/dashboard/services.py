@@ -24,7 +24,7 @@ from apps.accounts.services import (
 from apps.core.errors import ApplicationError, NotFound
 from apps.drift.models import Baseline, IntentCluster
 from apps.drift.selectors import intent_cluster_get
-from apps.drift.services import baseline_fit_request, baseline_pin, intent_rename
+from apps.drift.services.baselines import baseline_fit_request, baseline_pin, intent_rename
 from apps.quality.models import PriceOverride
 from apps.traces.models import Call, Feedback, FeedbackSource
 

@@ -22,7 +22,7 @@ from apps.drift.selectors import (
     intent_cluster_as_dict,
     intent_cluster_get,
 )
-from apps.drift.services import baseline_fit_request, baseline_pin, intent_rename
+from apps.drift.services.baselines import baseline_fit_request, baseline_pin, intent_rename
 
 
 class DriftCheckListApi(APIView):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from apps.drift import services
+from apps.drift.services import baselines, checks, monitors
 from apps.queues import DRIFT
 
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
@@ -17,8 +17,8 @@ CHECK_EXPIRES_S = 30 * 60
 
 @shared_task(ignore_result=True)
 def schedule_due_checks() -> int:
-    services.drift_monitors_ensure()
-    due = services.drift_monitors_due()
+    monitors.drift_monitors_ensure()
+    due = monitors.drift_monitors_due()
     for monitor_id in due:
         run_drift_check.apply_async(args=(monitor_id,), queue=DRIFT, expires=CHECK_EXPIRES_S)
     return len(due)
@@ -28,18 +28,18 @@ def schedule_due_checks() -> int:
     acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_jitter=True, max_retries=3
 )
 def run_drift_check(monitor_id: int) -> int | None:
-    check = services.drift_monitor_check(monitor_id=monitor_id)
+    check = checks.drift_monitor_check(monitor_id=monitor_id)
     return check.pk if check is not None else None
 
 
 @shared_task(ignore_result=True)
 def reset_stuck_checks() -> int:
-    return services.drift_monitors_unstick()
+    return monitors.drift_monitors_unstick()
 
 
 @shared_task(ignore_result=True)
 def schedule_baseline_refits() -> int:
-    projects = services.baselines_refit_due()
+    projects = baselines.baselines_refit_due()
     for project_id in projects:
         refit_baseline.apply_async(args=(project_id,), queue=DRIFT, expires=6 * 3600)
     return len(projects)
@@ -47,7 +47,7 @@ def schedule_baseline_refits() -> int:
 
 @shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=2)
 def refit_baseline(project_id: int) -> int | None:
-    baseline = services.baseline_refit_trailing(project_id=project_id)
+    baseline = baselines.baseline_refit_trailing(project_id=project_id)
     return baseline.pk if baseline is not None else None
 
 
@@ -59,4 +59,4 @@ def fit_baseline(baseline_id: int) -> str:
     baseline = Baseline.objects.filter(pk=baseline_id, status=BaselineStatus.FITTING).first()
     if baseline is None:  # already fitted by an earlier delivery
         return "skipped"
-    return str(services.baseline_fit_run(baseline=baseline).status)
+    return str(baselines.baseline_fit_run(baseline=baseline).status)

@@ -57,14 +57,15 @@ _SUMS = """
 """
 
 
-def _aligned(moment: datetime, grain: int) -> bool:
+def _on_grain(moment: datetime, grain: int) -> bool:
+    """Whether ``moment`` is a bucket boundary of ``grain`` (seconds)."""
     return (moment - EPOCH).total_seconds() % grain == 0
 
 
 def series_grain(*, bucket: timedelta, start: datetime) -> int:
     """The coarsest stored grain whose buckets tile the requested ones."""
     for grain in (RollupGrain.HOUR, RollupGrain.MINUTE):
-        if bucket.total_seconds() % grain == 0 and _aligned(start, grain):
+        if bucket.total_seconds() % grain == 0 and _on_grain(start, grain):
             return int(grain)
     return int(RollupGrain.MINUTE)
 

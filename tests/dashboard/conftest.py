@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.drift.detectors import Baseline as DetectorBaseline
 from apps.drift.models import Baseline, DriftCheck, DriftMonitor, IntentCluster
-from apps.drift.services import state_encode
+from apps.drift.services.state import state_encode
 from apps.embeddings.models import CallEmbedding
 from tests.dashboard.factories import make_call
 

@@ -415,7 +415,8 @@ class Command(BaseCommand):
         """Once the worker has embedded the history: pin a baseline on the days before the
         intent shift and backfill a drift check every 6 hours, so the drift page shows the
         shift being detected (the beat schedule only checks the current window)."""
-        from apps.drift.services import baseline_fit, drift_check_run
+        from apps.drift.services.baselines import baseline_fit
+        from apps.drift.services.checks import drift_check_run
 
         deadline = time.monotonic() + wait
         text_kinds = ("llm", "span", "chain")
