@@ -14,6 +14,9 @@ History (timestamps spread over ``--days``) is posted to the ingest API in the S
 format, because the SDK stamps calls with the current time; the live tail (the last calls,
 "now") goes through the real SDK: ``driftline.init``, ``@driftline.observe``,
 ``driftline.feedback`` and ``driftline.flush``.
+
+Size (~510 lines): a scripted data generator for the demo (dev tooling, not the server path);
+its scenes read top to bottom in one file.
 """
 
 from __future__ import annotations
