@@ -1,5 +1,5 @@
 """The Celery application. Workers start with ``celery -A apps worker``; routes and the beat
-schedule are the data declared in :mod:`apps.queues`."""
+schedule are the data declared in :mod:`apps.queues` (read through the ``CELERY_*`` settings)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import os
 
 from celery import Celery
 
-from apps.queues import BEAT_SCHEDULE, TASK_ROUTES
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
 app = Celery("driftline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_routes = TASK_ROUTES
-app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks()

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from apps.queues import BEAT_SCHEDULE, TASK_ROUTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -269,6 +271,8 @@ LOGGING = {
 }
 # Calls waiting to be embedded before new ones are sampled out (must-embed calls still go).
 DRIFTLINE_EMBEDDING_MAX_BACKLOG = envint("DRIFTLINE_EMBEDDING_MAX_BACKLOG", 50_000)
-# Queues are chosen by apps.queues.TASK_ROUTES (one place), not per task.
+# Routes and the beat schedule are declared once, as data, in apps/queues.py.
+CELERY_TASK_ROUTES = TASK_ROUTES
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 # Celery publishing must not hang an ingest request when the broker is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}

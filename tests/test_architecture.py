@@ -161,3 +161,39 @@ def test_import_linter_contracts_hold() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def _defines(module: str, name: str) -> bool:
+    path = ROOT / Path(*module.split(".")).with_suffix(".py")
+    if not path.exists():
+        return False
+    tree = ast.parse(path.read_text())
+    return any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body)
+
+
+def test_celery_routes_and_beat_point_at_real_tasks() -> None:
+    from apps import queues
+
+    for pattern in queues.TASK_ROUTES:
+        module, _, name = pattern.rpartition(".")
+        assert (ROOT / Path(*module.split(".")).with_suffix(".py")).exists(), pattern
+        assert name == "*" or _defines(module, name), pattern
+    for entry in queues.BEAT_SCHEDULE.values():
+        module, _, name = entry["task"].rpartition(".")
+        assert _defines(module, name), entry["task"]
+        # The route decides the queue; a beat entry naming one could disagree with it.
+        assert "queue" not in entry.get("options", {}), entry["task"]
+
+
+def test_only_queues_declares_routes_and_beat() -> None:
+    offenders = [
+        _module_name(path)
+        for path in APPS.rglob("*.py")
+        if path.name != "queues.py"
+        and "migrations" not in path.parts
+        and any(
+            word in path.read_text()
+            for word in ("register_periodic(", "beat_schedule =", "task_routes =")
+        )
+    ]
+    assert offenders == []
