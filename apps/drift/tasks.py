@@ -8,7 +8,6 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from apps.drift.services import baselines, checks, monitors
-from apps.queues import DRIFT
 
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 # A check message older than this is dropped: the next beat tick sends a fresh one.
@@ -20,7 +19,7 @@ def schedule_due_checks() -> int:
     monitors.drift_monitors_ensure()
     due = monitors.drift_monitors_due()
     for monitor_id in due:
-        run_drift_check.apply_async(args=(monitor_id,), queue=DRIFT, expires=CHECK_EXPIRES_S)
+        run_drift_check.apply_async(args=(monitor_id,), expires=CHECK_EXPIRES_S)
     return len(due)
 
 
@@ -41,7 +40,7 @@ def reset_stuck_checks() -> int:
 def schedule_baseline_refits() -> int:
     projects = baselines.baselines_refit_due()
     for project_id in projects:
-        refit_baseline.apply_async(args=(project_id,), queue=DRIFT, expires=6 * 3600)
+        refit_baseline.apply_async(args=(project_id,), expires=6 * 3600)
     return len(projects)
 
 
