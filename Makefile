@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy apps sdk/driftline devtools
+	PYTHONPATH=$(CURDIR):$(CURDIR)/sdk $(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m bench

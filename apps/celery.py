@@ -1,4 +1,5 @@
-"""The Celery application. Workers start with ``celery -A apps worker``."""
+"""The Celery application. Workers start with ``celery -A apps worker``; routes and the beat
+schedule are the data declared in :mod:`apps.queues` (read through the ``CELERY_*`` settings)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 app = Celery("driftline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-
-@app.on_after_finalize.connect
-def _configure_routes(sender: Celery, **_: object) -> None:
-    from apps.queues import BEAT_SCHEDULE, TASK_ROUTES
-
-    sender.conf.task_routes = TASK_ROUTES
-    sender.conf.beat_schedule = BEAT_SCHEDULE

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from apps.queues import BEAT_SCHEDULE, TASK_ROUTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -78,6 +80,7 @@ INSTALLED_APPS = [
     "apps.evaluators",
     "apps.alerts",
     "apps.dashboard",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
@@ -301,7 +304,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "EXCEPTION_HANDLER": "apps.core.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -344,6 +347,8 @@ LOGGING = {
 }
 # Calls waiting to be embedded before new ones are sampled out (must-embed calls still go).
 DRIFTLINE_EMBEDDING_MAX_BACKLOG = envint("DRIFTLINE_EMBEDDING_MAX_BACKLOG", 50_000)
-# Queues are chosen by apps.queues.TASK_ROUTES (one place), not per task.
+# Routes and the beat schedule are declared once, as data, in apps/queues.py.
+CELERY_TASK_ROUTES = TASK_ROUTES
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 # Celery publishing must not hang an ingest request when the broker is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}

@@ -6,9 +6,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from apps.core.apis import HealthApi
 from apps.ingest.apis import IngestApi
 from apps.ingest.otlp.api import LangfuseOtlpTracesView, OtlpLogsView, OtlpTracesView
+from apps.ops.apis import HealthApi
 from apps.traces.apis import CallDetailApi, CallListApi
 
 api_v1: list[URLPattern | URLResolver] = [

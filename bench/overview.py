@@ -99,7 +99,7 @@ def main() -> None:
     from django.utils import timezone
 
     from apps.accounts.models import Organization, Project
-    from apps.dashboard import selectors as raw
+    from apps.traces import metrics as raw
     from apps.traces import rollup_selectors as rolled
     from apps.traces.models import Call, CallRollup
     from apps.traces.rollups import rollup_rebuild

@@ -18,7 +18,13 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from apps.accounts.models import ApiKey, Project, Role
-from apps.accounts.selectors import project_list_for_user, role_for_user
+from apps.accounts.selectors import role_for_user
+from apps.accounts.tenancy import (
+    SESSION_PROJECT_KEY,
+    ProjectAmbiguous,
+    ProjectNotFound,
+    project_resolve,
+)
 
 ROLES_FOR_NEED: dict[str, set[str]] = {
     "ingest": {Role.OWNER, Role.MEMBER},
@@ -56,19 +62,16 @@ def project_for_request(request: Request, *, scope: str, slug: str | None = None
     user = request.user
     if user is None or not user.is_authenticated:
         raise exceptions.NotAuthenticated("authentication required")
-    slug = slug or request.query_params.get("project") or _slug_from_body(request)
-    if not slug and hasattr(request, "session"):
-        slug = request.session.get("project_slug")
-    projects = project_list_for_user(user=user)
-    if slug:
-        project = projects.filter(slug=slug).first()
-        if project is None:
-            raise exceptions.NotFound("project: not found")
-    else:
-        candidates = list(projects[:2])
-        if len(candidates) != 1:
-            raise exceptions.ValidationError({"project": ["name the project (?project=<slug>)"]})
-        project = candidates[0]
+    named = slug or request.query_params.get("project") or _slug_from_body(request)
+    chosen = request.session.get(SESSION_PROJECT_KEY) if hasattr(request, "session") else None
+    try:
+        project = project_resolve(user=user, named=named, chosen=chosen)
+    except ProjectNotFound as exc:
+        raise exceptions.NotFound("project: not found") from exc
+    except ProjectAmbiguous:
+        project = None
+    if project is None:
+        raise exceptions.ValidationError({"project": ["name the project (?project=<slug>)"]})
     if not role_allows(role_for_user(user=user, project=project), scope):
         raise exceptions.PermissionDenied(f"your role in this project does not allow {scope!r}")
     return project
@@ -84,21 +87,15 @@ def _slug_from_body(request: Request) -> str | None:
 
 
 class HasScope(BasePermission):
-    """Requires ``view.required_scope`` for the request's project; the view reads the project
-    back from ``request.project``."""
+    """Requires ``view.required_scope`` for the request's project (401/403/404/400 before the
+    handler runs). A check only: the handler asks for the project itself with
+    :func:`request_project`."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        scope = getattr(view, "required_scope", "read")
-        request.project = project_for_request(request, scope=scope)  # type: ignore[attr-defined]
+        project_for_request(request, scope=getattr(view, "required_scope", "read"))
         return True
 
 
-def HasProjectScope(scope: str) -> type[BasePermission]:
-    """``permission_classes = [HasProjectScope("admin")]`` for views without ``required_scope``."""
-
-    class _HasProjectScope(BasePermission):
-        def has_permission(self, request: Request, view: Any) -> bool:
-            request.project = project_for_request(request, scope=scope)  # type: ignore[attr-defined]
-            return True
-
-    return _HasProjectScope
+def request_project(request: Request, view: Any) -> Project:
+    """The project of an API view behind :class:`HasScope`, checked for its required scope."""
+    return project_for_request(request, scope=getattr(view, "required_scope", "read"))

@@ -221,7 +221,8 @@ def _records(rule: AlertRule, start: datetime, end: datetime, limit: int) -> lis
 
 @register_evaluator(RuleKind.REGRESSION)
 def evaluate_regression(rule: AlertRule, now: datetime) -> list[Observation]:
-    from apps.quality.regression import DEFAULT_METRICS, MetricSample, compare_windows
+    from apps.quality.regression.compare import compare_windows
+    from apps.quality.regression.metrics import DEFAULT_METRICS, MetricSample
 
     params = rule.params or {}
     wanted = params.get("metrics") or list(DEFAULT_REGRESSION_METRICS)

@@ -14,6 +14,9 @@ the detectors::
 
 A kind without a registered evaluator evaluates to an error on the rule (visible in the API),
 never to an exception in the worker.
+
+Size (~520 lines): the metric and budget evaluators share the grouping, rollup, example and
+formatting helpers below; split it (``evaluators/{registry,metric}.py``) when another kind lands.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from django.db.models import (
 
 from apps.alerts.durations import format_duration
 from apps.alerts.models import AlertRule, Metric, Operator, RuleKind, Severity
-from apps.dashboard.selectors import CallBucket, PeriodTotals
+from apps.traces.metrics import CallBucket, PeriodTotals
 from apps.traces.models import LLM_KINDS, NEGATIVE_LABELS, NEGATIVE_SCORE_BELOW, Call, Feedback
 from apps.traces.rollup_selectors import rollup_groups
 
@@ -327,16 +330,6 @@ def _grouped(
     return out
 
 
-def _wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = hits / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def _two_proportion_p(h1: int, n1: int, h2: int, n2: int) -> float | None:
     if not n1 or not n2:
         return None
@@ -505,7 +498,10 @@ def _describe(
     n = obs.sample_count
     if metric in RATE_METRICS:
         hits = int(obs.details.get("row", {}).get("hits") or 0)
-        low, high = _wilson(hits, n)
+        # Imported here: scipy is loaded by the worker that evaluates, not by every process.
+        from apps.quality.regression.stats import wilson_interval
+
+        low, high = wilson_interval(hits, n)
         confidence = f"{hits} of {n} calls; 95% interval {low * 100:.1f}-{high * 100:.1f}%"
         if base_row is not None:
             p = _two_proportion_p(hits, n, int(base_row.get("hits") or 0), int(base_row["n"] or 0))

@@ -1,9 +1,10 @@
 """Which project a UI request acts on, and what the person may do there.
 
-The current project is ``?project=<slug>`` when given, else the one chosen in the header
-switcher (``request.session["project_slug"]``), else the person's first project. A project the
-person is not a member of answers 404 (its existence is not revealed); a role that does not
-allow the page's need answers 403.
+The current project comes from :func:`apps.accounts.tenancy.project_resolve`, the resolver the
+API uses too: ``?project=<slug>``, else the one chosen in the header switcher, else the person's
+only project; with several and no choice, the page is a project chooser. A project the person
+is not a member of answers 404 (its existence is not revealed); a role that does not allow the
+page's need answers 403.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from django.shortcuts import render
 from apps.accounts.models import Project
 from apps.accounts.permissions import role_allows
 from apps.accounts.selectors import project_list_for_user, role_for_user
+from apps.accounts.tenancy import (
+    SESSION_PROJECT_KEY,
+    ProjectAmbiguous,
+    ProjectNotFound,
+    project_resolve,
+)
 
-SESSION_KEY = "project_slug"
+SESSION_KEY = SESSION_PROJECT_KEY
 
 P = ParamSpec("P")
 
@@ -50,17 +57,17 @@ class ProjectAccess:
 
 
 def project_access(request: HttpRequest) -> ProjectAccess | None:
-    """The request's project and role; None when the person has no project at all."""
-    projects = project_list_for_user(user=request.user)
-    slug = request.GET.get("project") or request.session.get(SESSION_KEY)
-    project: Project | None = None
-    if slug:
-        project = projects.filter(slug=slug).first()
-        if project is None and request.GET.get("project"):
-            raise Http404("project: not found")
-        # A stale session slug (membership removed) falls back to the first project.
-    if project is None:
-        project = projects.first()
+    """The request's project and role; None when the person has no project at all. Raises
+    ProjectAmbiguous when several projects fit and none was chosen (the caller shows a
+    chooser)."""
+    try:
+        project = project_resolve(
+            user=request.user,
+            named=request.GET.get("project"),
+            chosen=request.session.get(SESSION_KEY),
+        )
+    except ProjectNotFound as exc:
+        raise Http404("project: not found") from exc
     if project is None:
         return None
     role = role_for_user(user=request.user, project=project)
@@ -92,7 +99,16 @@ def project_view(
     ) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
-            access = project_access(request)
+            try:
+                access = project_access(request)
+            except ProjectAmbiguous:
+                projects = project_list_for_user(user=request.user).order_by("name")
+                return render(
+                    request,
+                    "dashboard/choose_project.html",
+                    {"projects": projects, "next": request.path},
+                    status=200,
+                )
             if access is None:
                 return render(request, "dashboard/no_project.html", status=200)
             # Read back by the template context processor (header, switcher, nav).

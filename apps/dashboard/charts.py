@@ -15,7 +15,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from apps.dashboard.selectors import CallBucket, FeedbackBucket
+from apps.traces.metrics import CallBucket, FeedbackBucket
 
 PALETTE = [
     "#4f46e5",

@@ -20,9 +20,10 @@ NAV = (
 
 
 def project_context(request: HttpRequest) -> dict[str, Any]:
+    # Set by dashboard.access.project_view for the page being rendered.
     access = getattr(request, "project_access", None)
     context: dict[str, Any] = {
-        "current_project": access.project if access else getattr(request, "project", None),
+        "current_project": access.project if access else None,
         "project_access": access,
         "nav": NAV,
     }

@@ -8,7 +8,8 @@ from django import forms
 
 from apps.accounts.models import Role, Scope
 from apps.alerts.models import Metric, Operator, RuleKind
-from apps.dashboard.selectors import RANGES, REVIEW_MODES, REVIEW_SIGNALS
+from apps.dashboard.selectors.review import REVIEW_MODES, REVIEW_SIGNALS
+from apps.traces.metrics import RANGES
 
 RANGE_CHOICES = [(k, k) for k in RANGES]
 

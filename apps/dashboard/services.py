@@ -22,11 +22,10 @@ from apps.accounts.services import (
     project_create,
 )
 from apps.core.errors import ApplicationError, NotFound
-from apps.drift.models import Baseline, BaselineStatus, IntentCluster
+from apps.drift.models import Baseline, IntentCluster
 from apps.drift.selectors import intent_cluster_get
-from apps.drift.services import baseline_pin, baseline_request, intent_rename
+from apps.drift.services.baselines import baseline_fit_request, baseline_pin, intent_rename
 from apps.quality.models import PriceOverride
-from apps.queues import DRIFT
 from apps.traces.models import Call, Feedback, FeedbackSource
 
 
@@ -158,30 +157,17 @@ def ui_baseline_pin(*, project: Project, baseline_id: int, pinned: bool) -> Base
     baseline = Baseline.objects.filter(project=project, pk=baseline_id).defer("state").first()
     if baseline is None:
         raise NotFound("baseline: not found")
-    if pinned and baseline.status != BaselineStatus.READY:
-        raise ApplicationError("baseline: only a fitted baseline can be pinned", field="baseline")
-    if pinned:
-        # One pinned baseline at a time: pinning this one unpins the others.
-        Baseline.objects.filter(project=project, pinned=True).exclude(pk=baseline.pk).update(
-            pinned=False
-        )
     return baseline_pin(baseline=baseline, pinned=pinned)
 
 
 def ui_baseline_fit(*, project: Project, release: str = "", days: int = 7) -> Baseline:
     """Ask for a new baseline (the last ``days`` days, or one release) that is pinned once
     fitted; the drift worker fits it."""
-    from apps.drift.tasks import fit_baseline
-
     end = timezone.now()
-    baseline = baseline_request(
+    return baseline_fit_request(
         project=project,
         release=release or None,
         start=None if release else end - timedelta(days=days),
         end=None if release else end,
         pin=True,
     )
-    transaction.on_commit(
-        lambda: fit_baseline.apply_async(args=(baseline.pk,), queue=DRIFT, expires=6 * 3600)
-    )
-    return baseline

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import NotFound
 from apps.drift.models import Baseline
 from apps.drift.selectors import (
@@ -23,8 +22,7 @@ from apps.drift.selectors import (
     intent_cluster_as_dict,
     intent_cluster_get,
 )
-from apps.drift.services import baseline_pin, baseline_request, intent_rename
-from apps.queues import DRIFT
+from apps.drift.services.baselines import baseline_fit_request, baseline_pin, intent_rename
 
 
 class DriftCheckListApi(APIView):
@@ -47,7 +45,7 @@ class DriftCheckListApi(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         checks = drift_checks(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request_project(request, self),
             start=data.get("start"),
             end=data.get("end"),
             limit=data["limit"],
@@ -75,7 +73,7 @@ class BaselineApi(APIView):
 
     @extend_schema(responses={200: {"type": "object"}}, operation_id="drift_baselines")
     def get(self, request: Request) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         return Response(
             {
                 "current": baseline_current(project=project),
@@ -89,7 +87,7 @@ class BaselineApi(APIView):
         operation_id="drift_baselines_create",
     )
     def post(self, request: Request) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
@@ -103,24 +101,15 @@ class BaselineApi(APIView):
             if baseline is None:
                 raise NotFound("baseline_id: not found")
             return Response(baseline_as_dict(baseline_pin(baseline=baseline, pinned=data["pin"])))
-        with transaction.atomic():
-            baseline = baseline_request(
-                project=project,
-                start=data.get("start"),
-                end=data.get("end"),
-                release=data.get("release"),
-                pin=data["pin"],
-                false_alarm_rate=data["false_alarm_rate"],
-            )
-            # Fitting takes seconds to a minute: the drift worker does it.
-            transaction.on_commit(lambda: _enqueue_fit(baseline.pk))
+        baseline = baseline_fit_request(
+            project=project,
+            start=data.get("start"),
+            end=data.get("end"),
+            release=data.get("release"),
+            pin=data["pin"],
+            false_alarm_rate=data["false_alarm_rate"],
+        )
         return Response(baseline_as_dict(baseline), status=202)
-
-
-def _enqueue_fit(baseline_id: int) -> None:
-    from apps.drift.tasks import fit_baseline
-
-    fit_baseline.apply_async(args=(baseline_id,), queue=DRIFT, expires=6 * 3600)
 
 
 class IntentRenameApi(APIView):
@@ -139,7 +128,7 @@ class IntentRenameApi(APIView):
         operation_id="drift_intents_rename",
     )
     def patch(self, request: Request, intent_id: int) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         cluster = intent_cluster_get(project=project, cluster_id=intent_id)

@@ -15,7 +15,8 @@ from django.db.models import QuerySet
 from apps.accounts.models import Project
 from apps.core.errors import NotFound
 from apps.drift.models import Baseline, CheckStatus, DriftCheck, IntentCluster
-from apps.drift.services import baseline_active, baseline_model
+from apps.drift.services.baselines import baseline_active
+from apps.drift.services.state import baseline_model
 from apps.embeddings.selectors import call_prompt_texts, embedding_sample
 
 # The check's large JSON columns, left out of series and lists.

@@ -4,14 +4,10 @@ called; safe to run twice (the monitor claim and the (monitor, window_end) const
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
-from celery.schedules import crontab
 from django.db import InterfaceError, OperationalError
 
-from apps.drift import services
-from apps.queues import DRIFT, register_periodic
+from apps.drift.services import baselines, checks, monitors
 
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 # A check message older than this is dropped: the next beat tick sends a fresh one.
@@ -20,10 +16,10 @@ CHECK_EXPIRES_S = 30 * 60
 
 @shared_task(ignore_result=True)
 def schedule_due_checks() -> int:
-    services.drift_monitors_ensure()
-    due = services.drift_monitors_due()
+    monitors.drift_monitors_ensure()
+    due = monitors.drift_monitors_due()
     for monitor_id in due:
-        run_drift_check.apply_async(args=(monitor_id,), queue=DRIFT, expires=CHECK_EXPIRES_S)
+        run_drift_check.apply_async(args=(monitor_id,), expires=CHECK_EXPIRES_S)
     return len(due)
 
 
@@ -31,26 +27,26 @@ def schedule_due_checks() -> int:
     acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_jitter=True, max_retries=3
 )
 def run_drift_check(monitor_id: int) -> int | None:
-    check = services.drift_monitor_check(monitor_id=monitor_id)
+    check = checks.drift_monitor_check(monitor_id=monitor_id)
     return check.pk if check is not None else None
 
 
 @shared_task(ignore_result=True)
 def reset_stuck_checks() -> int:
-    return services.drift_monitors_unstick()
+    return monitors.drift_monitors_unstick()
 
 
 @shared_task(ignore_result=True)
 def schedule_baseline_refits() -> int:
-    projects = services.baselines_refit_due()
+    projects = baselines.baselines_refit_due()
     for project_id in projects:
-        refit_baseline.apply_async(args=(project_id,), queue=DRIFT, expires=6 * 3600)
+        refit_baseline.apply_async(args=(project_id,), expires=6 * 3600)
     return len(projects)
 
 
 @shared_task(acks_late=True, autoretry_for=_TRANSIENT, retry_backoff=True, max_retries=2)
 def refit_baseline(project_id: int) -> int | None:
-    baseline = services.baseline_refit_trailing(project_id=project_id)
+    baseline = baselines.baseline_refit_trailing(project_id=project_id)
     return baseline.pk if baseline is not None else None
 
 
@@ -62,31 +58,4 @@ def fit_baseline(baseline_id: int) -> str:
     baseline = Baseline.objects.filter(pk=baseline_id, status=BaselineStatus.FITTING).first()
     if baseline is None:  # already fitted by an earlier delivery
         return "skipped"
-    return str(services.baseline_fit_run(baseline=baseline).status)
-
-
-register_periodic(
-    "drift-schedule-due-checks",
-    {
-        "task": "apps.drift.tasks.schedule_due_checks",
-        "schedule": timedelta(minutes=1),
-        "options": {"queue": DRIFT, "expires": 60},
-    },
-)
-register_periodic(
-    "drift-reset-stuck-checks",
-    {
-        "task": "apps.drift.tasks.reset_stuck_checks",
-        "schedule": timedelta(minutes=5),
-        "options": {"queue": DRIFT, "expires": 300},
-    },
-)
-register_periodic(
-    "drift-refit-trailing-baselines",
-    {
-        "task": "apps.drift.tasks.schedule_baseline_refits",
-        # Early morning UTC, off the busiest hours.
-        "schedule": crontab(hour=3, minute=17),
-        "options": {"queue": DRIFT, "expires": 3600},
-    },
-)
+    return str(baselines.baseline_fit_run(baseline=baseline).status)

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.embeddings.models import EmbeddingKind
 from apps.embeddings.selectors import MAX_K, call_similar, calls_search, embedding_lag
 
@@ -40,7 +40,7 @@ class CallSimilarApi(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         hits = call_similar(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request_project(request, self),
             call_id=call_id,
             k=data["k"],
             kind=data["kind"],
@@ -67,7 +67,7 @@ class SemanticSearchApi(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         hits = calls_search(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request_project(request, self),
             query=data["q"],
             k=data["k"],
             kind=data["kind"],
@@ -83,4 +83,4 @@ class EmbeddingLagApi(APIView):
 
     @extend_schema(responses={200: {"type": "object"}}, operation_id="embeddings_lag")
     def get(self, request: Request) -> Response:
-        return Response(embedding_lag(project=request.project))  # type: ignore[attr-defined]
+        return Response(embedding_lag(project=request_project(request, self)))

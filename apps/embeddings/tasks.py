@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
@@ -16,7 +15,7 @@ from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
 from apps.embeddings import services
-from apps.queues import EMBED, register_periodic
+from apps.queues import EMBED
 
 # Only transient failures are retried: a lost database connection. A bad input or a model
 # error would fail the same way again.
@@ -64,13 +63,3 @@ def score_injection(project_id: int, call_ids: list[str]) -> int:
 @shared_task(ignore_result=True)
 def sweep_pending_embeddings() -> int:
     return services.embeddings_sweep_pending()
-
-
-register_periodic(
-    "embeddings-sweep-pending",
-    {
-        "task": "apps.embeddings.tasks.sweep_pending_embeddings",
-        "schedule": timedelta(minutes=5),
-        "options": {"queue": EMBED, "expires": 300},
-    },
-)

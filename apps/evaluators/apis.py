@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, project_for_request
 from apps.evaluators import selectors, services
 from apps.evaluators.library import TEMPLATES
 from apps.evaluators.local import SCORERS
@@ -46,7 +46,7 @@ class _AdminApi(APIView):
 
 
 def _project(request: Request) -> Any:
-    return request.project  # type: ignore[attr-defined]
+    return project_for_request(request, scope="admin")
 
 
 class ConnectionOutput(serializers.ModelSerializer[LLMConnection]):

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import ApplicationError
 from apps.ingest.body import read_body
 from apps.ingest.ratelimit import rate_limit_check
@@ -93,7 +93,7 @@ class IngestApi(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         body = read_body(request._request)
         events: list[Any]
         try:

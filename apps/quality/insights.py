@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from apps.quality.regression import benjamini_hochberg
+from apps.quality.regression.stats import benjamini_hochberg
 
 _SPACES = re.compile(r"\s+")
 

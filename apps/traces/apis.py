@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.traces.selectors import (
     CallFilters,
     call_as_dict,
@@ -66,7 +66,7 @@ class CallListApi(APIView):
         if "user_id" in data:
             data["end_user_id"] = data.pop("user_id")
         calls, next_cursor = call_page(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request_project(request, self),
             filters=CallFilters(**data),
             limit=limit,
             cursor=cursor,
@@ -86,7 +86,7 @@ class CallDetailApi(APIView):
         parameters=[OpenApiParameter("call_id", str, OpenApiParameter.PATH)],
     )
     def get(self, request: Request, call_id: str) -> Response:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         call = call_get(project=project, call_id=call_id)
         data = call_as_dict(call)
         data["feedback"] = [

@@ -204,6 +204,9 @@ def is_negative_feedback(*, score: float | None, label: str) -> bool:
 
 
 NEGATIVE_SCORE_BELOW = 0.5
+# A score at or above this counts as an injection/toxicity positive (the scorers' own cut-off);
+# metrics, rollups and badges all count with it.
+SIGNAL_CUTOFF = 0.5
 
 
 # --- Rollups -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 environment, with latency percentiles from the merged log histograms (within ``rollups.ALPHA``
 relative error of the exact order statistic).
 
-These mirror ``apps.dashboard.selectors.overview_call_series`` / ``overview_feedback_series`` /
+These mirror ``apps.traces.metrics.overview_call_series`` / ``overview_feedback_series`` /
 ``overview_totals``: same arguments, same row types, so the overview can switch without touching
 views or charts. Two differences, both by design:
 
@@ -24,12 +24,15 @@ from typing import Any
 from django.db import connection
 
 from apps.accounts.models import Project
-from apps.dashboard.selectors import (
+from apps.traces.metrics import (
     CallBucket,
     FeedbackBucket,
     OverviewFilters,
     PeriodTotals,
     TimeWindow,
+    overview_call_series,
+    overview_feedback_series,
+    overview_totals,
 )
 from apps.traces.models import CallRollup, RollupGrain, RollupLevel
 from apps.traces.rollups import EPOCH, histogram_quantiles
@@ -54,14 +57,15 @@ _SUMS = """
 """
 
 
-def _aligned(moment: datetime, grain: int) -> bool:
+def _on_grain(moment: datetime, grain: int) -> bool:
+    """Whether ``moment`` is a bucket boundary of ``grain`` (seconds)."""
     return (moment - EPOCH).total_seconds() % grain == 0
 
 
 def series_grain(*, bucket: timedelta, start: datetime) -> int:
     """The coarsest stored grain whose buckets tile the requested ones."""
     for grain in (RollupGrain.HOUR, RollupGrain.MINUTE):
-        if bucket.total_seconds() % grain == 0 and _aligned(start, grain):
+        if bucket.total_seconds() % grain == 0 and _on_grain(start, grain):
             return int(grain)
     return int(RollupGrain.MINUTE)
 
@@ -148,25 +152,7 @@ def _call_bucket(
 ) -> CallBucket:
     if row is None or not row["calls"]:
         return CallBucket(bucket=b)
-    p50, p95, p99 = latency or [None, None, None]
-    return CallBucket(
-        bucket=b,
-        calls=int(row["calls"]),
-        errors=int(row["errors"]),
-        cost_usd=float(row["cost_usd"]),
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        total_tokens=int(row["total_tokens"]),
-        p50_ms=p50,
-        p95_ms=p95,
-        p99_ms=p99,
-        processed=int(row["processed"]),
-        flagged=int(row["flagged"]),
-        refusal=int(row["refusal"]),
-        injection=int(row["injection"]),
-        toxicity=int(row["toxicity"]),
-        pii=int(row["pii"]),
-    )
+    return CallBucket.from_row(row, b, latency)
 
 
 def _series(
@@ -188,8 +174,6 @@ def rollup_call_series(
 ) -> list[CallBucket]:
     """``overview_call_series`` from rollups: every bucket of the window, empty ones zero."""
     if filters.tag:
-        from apps.dashboard.selectors import overview_call_series
-
         return overview_call_series(project=project, window=window, filters=filters)
     sums, quantiles = _series(project=project, window=window, filters=filters)
     return [_call_bucket(sums.get(b), quantiles.get(b), b) for b in window.buckets()]
@@ -215,8 +199,6 @@ def rollup_feedback_series(
 ) -> list[FeedbackBucket]:
     """``overview_feedback_series`` from rollups (feedback in its call's bucket)."""
     if filters.tag:
-        from apps.dashboard.selectors import overview_feedback_series
-
         return overview_feedback_series(project=project, window=window, filters=filters)
     grain = series_grain(bucket=window.bucket, start=window.start)
     fwhere, fparams = _filters_where(filters)
@@ -269,8 +251,6 @@ def rollup_overview_totals(
     """``overview_totals`` from rollups: (current, previous) period. Each period is read on its
     own: an hour row may straddle a half-hour period boundary."""
     if filters.tag:
-        from apps.dashboard.selectors import overview_totals
-
         return overview_totals(project=project, window=window, filters=filters)
     return (
         rollup_totals(project=project, start=window.start, end=window.end, filters=filters),

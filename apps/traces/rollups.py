@@ -39,6 +39,7 @@ from apps.traces.models import (
     LLM_KINDS,
     NEGATIVE_LABELS,
     NEGATIVE_SCORE_BELOW,
+    SIGNAL_CUTOFF,
     Call,
     CallRollup,
     Feedback,
@@ -65,8 +66,6 @@ CALL = Call._meta.db_table
 FEEDBACK = Feedback._meta.db_table
 ROLLUP = CallRollup._meta.db_table
 DIRTY = RollupDirty._meta.db_table
-# A score at or above this counts as an injection/toxicity positive (the dashboard's cut-off).
-SIGNAL_CUTOFF = 0.5
 
 _SUM_COLUMNS = (
     "calls",

@@ -9,14 +9,10 @@ the last 15 minutes: a mark lost to a killed worker is recovered) and ``rollups-
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
 
-from apps.queues import DEFAULT, INGEST, register_periodic
+from apps.queues import ROLLUP_FLUSH_EVERY
 from apps.traces import partitions, rollups
-
-FLUSH_EVERY = timedelta(seconds=10)
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True)
@@ -35,7 +31,7 @@ def rollups_flush() -> int:
     due = rollups.rollup_projects_due()
     for project_id in due:
         rollups_flush_project.apply_async(
-            args=(project_id,), queue=INGEST, expires=FLUSH_EVERY.total_seconds()
+            args=(project_id,), expires=ROLLUP_FLUSH_EVERY.total_seconds()
         )
     return len(due)
 
@@ -59,45 +55,3 @@ def calls_partitions_ensure() -> list[str]:
 def calls_retention() -> dict[str, object]:
     outcome = partitions.calls_retention_apply()
     return {"dropped": outcome.dropped, "calls_deleted": outcome.calls_deleted}
-
-
-register_periodic(
-    "calls-partitions-ensure",
-    {
-        "task": "apps.traces.tasks.calls_partitions_ensure",
-        "schedule": timedelta(hours=1),
-        "options": {"queue": DEFAULT, "expires": 3600},
-    },
-)
-register_periodic(
-    "calls-retention",
-    {
-        "task": "apps.traces.tasks.calls_retention",
-        "schedule": timedelta(days=1),
-        "options": {"queue": DEFAULT, "expires": 3600},
-    },
-)
-register_periodic(
-    "rollups-flush",
-    {
-        "task": "apps.traces.tasks.rollups_flush",
-        "schedule": FLUSH_EVERY,
-        "options": {"queue": INGEST, "expires": FLUSH_EVERY.total_seconds()},
-    },
-)
-register_periodic(
-    "rollups-reconcile",
-    {
-        "task": "apps.traces.tasks.rollups_reconcile",
-        "schedule": timedelta(minutes=5),
-        "options": {"queue": INGEST, "expires": 300},
-    },
-)
-register_periodic(
-    "rollups-prune",
-    {
-        "task": "apps.traces.tasks.rollups_prune",
-        "schedule": timedelta(days=1),
-        "options": {"queue": DEFAULT, "expires": 3600},
-    },
-)

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from apps.alerts import services
 from apps.alerts.models import Channel
+from apps.alerts.services import channels, rules
 from apps.traces.models import Call, Feedback
 from apps.traces.rollups import rollup_add_calls, rollup_flush
 from tests.alerts.fakes import FakeServer, fake_server
@@ -85,7 +85,7 @@ def add_feedback(project, calls, *, score: float) -> None:
 
 @pytest.fixture
 def slack_channel(project, slack, allow_private) -> Channel:
-    channel, _ = services.channel_create(
+    channel, _ = channels.channel_create(
         project=project, kind="slack", name="#alerts", url=slack.url()
     )
     return channel
@@ -93,7 +93,7 @@ def slack_channel(project, slack, allow_private) -> Channel:
 
 @pytest.fixture
 def error_rule(project, slack_channel):
-    return services.rule_create(
+    return rules.rule_create(
         project=project,
         name="Error rate",
         kind="metric",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import include, path
 
-from apps.alerts import services
 from apps.alerts.models import AlertRule, Channel, Incident, Notification
+from apps.alerts.services import channels, rules
 from tests.alerts.conftest import add_calls
 
 pytestmark = pytest.mark.django_db
@@ -195,10 +195,10 @@ def test_channel_test_endpoint(admin_client, project, slack, allow_private):
 
 
 def test_other_projects_objects_are_404(admin_client, other_project, allow_private):
-    channel, _ = services.channel_create(
+    channel, _ = channels.channel_create(
         project=other_project, kind="slack", name="theirs", url=SLACK_URL
     )
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=other_project, name="theirs", metric="error_rate", threshold=0.1
     )
     incident = Incident.objects.create(
@@ -260,3 +260,10 @@ def test_reviewer_outsider_and_weak_keys_are_denied(
     api_client.credentials()
     assert api_client.get("/api/v1/incidents").status_code in (401, 403)
     assert not Channel.objects.exists()
+
+
+def test_rule_api_fields_are_the_service_fields() -> None:
+    from apps.alerts.apis import RuleInput, RuleOutput
+
+    assert tuple(RuleInput().fields) == rules.RULE_FIELDS
+    assert set(rules.RULE_FIELDS) <= set(RuleOutput.Meta.fields)

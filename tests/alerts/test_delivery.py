@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-from apps.alerts import services
 from apps.alerts.models import (
     Channel,
     Incident,
@@ -14,6 +13,7 @@ from apps.alerts.models import (
     Notification,
     NotificationStatus,
 )
+from apps.alerts.services import channels, delivery, evaluation, rules
 from apps.alerts.transports import webhook
 from tests.alerts.conftest import add_calls
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _deliver(notification_id, at):
-    return services.notification_deliver(notification_id=notification_id, now=at)
+    return delivery.notification_deliver(notification_id=notification_id, now=at)
 
 
 def _only_notification():
@@ -35,7 +35,7 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
     slack.answer((429, "rate_limited", {"Retry-After": "2"}))
     add_calls(project, count=30, errors=10, at=now)
 
-    outcome = services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     assert [g.state for g in outcome.groups] == [IncidentState.FIRING]
     (incident,) = Incident.objects.all()
     assert incident.state == IncidentState.FIRING
@@ -83,18 +83,18 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
     # Still failing a minute later: no new message (re-notify off).
     later = now + timedelta(minutes=1)
     add_calls(project, count=30, errors=10, at=later)
-    assert services.rule_evaluate(rule_id=error_rule.pk, now=later).notification_ids == []
+    assert evaluation.rule_evaluate(rule_id=error_rule.pk, now=later).notification_ids == []
 
     # Recovery: a healthy window resolves the incident with exactly one message.
     recovered = now + timedelta(minutes=20)
     add_calls(project, count=40, errors=0, at=recovered)
-    outcome = services.rule_evaluate(rule_id=error_rule.pk, now=recovered)
+    outcome = evaluation.rule_evaluate(rule_id=error_rule.pk, now=recovered)
     assert len(outcome.notification_ids) == 1
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
     assert _deliver(outcome.notification_ids[0], recovered).status == "sent"
     assert (
-        services.rule_evaluate(
+        evaluation.rule_evaluate(
             rule_id=error_rule.pk, now=recovered + timedelta(minutes=1)
         ).notification_ids
         == []
@@ -108,7 +108,7 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
 def test_404_disables_the_channel_with_its_reason(project, slack, slack_channel, error_rule, now):
     slack.answer((404, "channel_not_found", {}))
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     outcome = _deliver(_only_notification().pk, now)
     assert outcome.status == NotificationStatus.FAILED
     slack_channel.refresh_from_db()
@@ -136,7 +136,7 @@ def test_permanent_slack_errors_disable(
 ):
     slack.answer((status, body, {}))
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     assert _deliver(_only_notification().pk, now).status == NotificationStatus.FAILED
     slack_channel.refresh_from_db()
     assert not slack_channel.enabled
@@ -148,7 +148,7 @@ def test_invalid_payload_fails_the_message_but_keeps_the_channel(
 ):
     slack.answer((400, "invalid_payload", {}))
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     assert _deliver(_only_notification().pk, now).status == NotificationStatus.FAILED
     slack_channel.refresh_from_db()
     assert slack_channel.enabled
@@ -158,11 +158,11 @@ def test_invalid_payload_fails_the_message_but_keeps_the_channel(
 def test_500_is_retried_with_backoff_then_gives_up(project, slack, slack_channel, error_rule, now):
     slack.default = (500, "internal_error", {})
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     notification = _only_notification()
     at = now
     delays = []
-    for _ in range(services.MAX_ATTEMPTS):
+    for _ in range(delivery.MAX_ATTEMPTS):
         outcome = _deliver(notification.pk, at)
         if outcome.retry_in is None:
             break
@@ -170,10 +170,10 @@ def test_500_is_retried_with_backoff_then_gives_up(project, slack, slack_channel
         at += timedelta(seconds=outcome.retry_in + 1)
     notification.refresh_from_db()
     assert notification.status == NotificationStatus.FAILED
-    assert notification.attempts == services.MAX_ATTEMPTS
+    assert notification.attempts == delivery.MAX_ATTEMPTS
     assert "gave up" in notification.error
     assert delays == sorted(delays)  # backoff grows
-    assert len(slack.requests) == services.MAX_ATTEMPTS
+    assert len(slack.requests) == delivery.MAX_ATTEMPTS
     slack_channel.refresh_from_db()
     assert slack_channel.enabled  # transient errors never disable
 
@@ -181,7 +181,7 @@ def test_500_is_retried_with_backoff_then_gives_up(project, slack, slack_channel
 def test_retry_before_its_time_does_not_send(project, slack, slack_channel, error_rule, now):
     slack.answer((500, "oops", {}))
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     notification = _only_notification()
     outcome = _deliver(notification.pk, now)
     assert outcome.status == NotificationStatus.RETRY
@@ -196,7 +196,7 @@ def test_retry_before_its_time_does_not_send(project, slack, slack_channel, erro
 
 def _fired(project, error_rule, now):
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     return _only_notification()
 
 
@@ -232,7 +232,7 @@ def test_worker_died_during_the_request_is_not_resent(
     notification.refresh_from_db()
     assert "not sent again" in notification.error
     # The sweeper does not pick it up again either.
-    assert notification.pk not in services.notifications_requeue(now=now + timedelta(hours=1))
+    assert notification.pk not in delivery.notifications_requeue(now=now + timedelta(hours=1))
 
 
 def test_a_live_lease_is_respected(project, slack, slack_channel, error_rule, now):
@@ -251,7 +251,7 @@ def test_a_late_worker_cannot_overwrite_the_new_owner(
     """Writes are fenced on the attempt number: a worker whose lease ran out while it was
     stuck cannot mark the row after another worker claimed it."""
     notification = _fired(project, error_rule, now)
-    original = services.get_transport
+    original = delivery.get_transport
 
     def transport_of_a_stuck_worker(kind):
         cls = original(kind)
@@ -264,7 +264,7 @@ def test_a_late_worker_cannot_overwrite_the_new_owner(
 
         return Stuck
 
-    monkeypatch.setattr(services, "get_transport", transport_of_a_stuck_worker)
+    monkeypatch.setattr(delivery, "get_transport", transport_of_a_stuck_worker)
     _deliver(notification.pk, now)
     notification.refresh_from_db()
     assert notification.status == NotificationStatus.SENDING  # the stale write was dropped
@@ -274,27 +274,27 @@ def test_evaluating_twice_creates_one_incident_and_one_message(
     project, slack_channel, error_rule, now
 ):
     add_calls(project, count=30, errors=10, at=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
-    services.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=error_rule.pk, now=now)
     assert Incident.objects.count() == 1
     assert Notification.objects.count() == 1
 
 
 def test_sweeper_finds_lost_tasks(project, slack_channel, error_rule, now):
     notification = _fired(project, error_rule, now)
-    assert services.notifications_requeue(now=now) == []  # just created: its task is on the way
-    assert services.notifications_requeue(now=now + timedelta(minutes=5)) == [notification.pk]
+    assert delivery.notifications_requeue(now=now) == []  # just created: its task is on the way
+    assert delivery.notifications_requeue(now=now + timedelta(minutes=5)) == [notification.pk]
 
 
 def test_channel_test_message(project, slack, slack_channel):
-    notification = services.channel_send_test(channel=slack_channel)
+    notification = channels.channel_send_test(channel=slack_channel)
     assert notification.status == NotificationStatus.SENT
     assert slack.requests[0].json()["blocks"][0]["text"]["text"] == "Test message from Driftline"
 
 
 def test_channel_test_failure_does_not_disable(project, slack, slack_channel):
     slack.answer((404, "no_service", {}))
-    notification = services.channel_send_test(channel=slack_channel)
+    notification = channels.channel_send_test(channel=slack_channel)
     assert notification.status == NotificationStatus.FAILED
     assert "no_service" in notification.error
     slack_channel.refresh_from_db()
@@ -302,7 +302,7 @@ def test_channel_test_failure_does_not_disable(project, slack, slack_channel):
 
 
 def test_signed_webhook_delivery(project, slack, allow_private, error_rule, now):
-    channel, secret = services.channel_create(
+    channel, secret = channels.channel_create(
         project=project, kind="webhook", name="pager", url=slack.url("/hook")
     )
     assert secret
@@ -342,7 +342,7 @@ def test_private_url_is_refused_and_disables_when_not_allowed(
 
 
 def test_one_message_per_second_per_slack_webhook(project, slack, slack_channel, now):
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project,
         name="Errors by model",
         metric="error_rate",
@@ -352,7 +352,7 @@ def test_one_message_per_second_per_slack_webhook(project, slack, slack_channel,
     )
     add_calls(project, count=20, errors=10, at=now, model="a")
     add_calls(project, count=20, errors=10, at=now, model="b")
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     first, second = outcome.notification_ids
     assert _deliver(first, now).status == NotificationStatus.SENT
     waiting = _deliver(second, now + timedelta(seconds=0.2))

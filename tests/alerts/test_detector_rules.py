@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from apps.alerts import services
 from apps.alerts.models import Incident, IncidentState, Notification
+from apps.alerts.services import evaluation, rules
 from apps.drift.models import DriftCheck, DriftMonitor
 from tests.alerts.conftest import add_calls
 
@@ -38,7 +38,7 @@ def _check(project, now, **fields):
 
 def test_embedding_drift_fires_from_the_latest_check_and_clears(project, slack_channel, now):
     calls = add_calls(project, count=3, at=now, prompt="wie ist das wetter")
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project,
         name="Embedding drift",
         kind="embedding_drift",
@@ -54,7 +54,7 @@ def test_embedding_drift_fires_from_the_latest_check_and_clears(project, slack_c
         summary="Centroid distance 0.21 (calibrated threshold 0.08).",
         example_call_ids=[c.id for c in calls],
     )
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert incident.state == IncidentState.FIRING
     assert incident.severity == "critical"
@@ -65,24 +65,24 @@ def test_embedding_drift_fires_from_the_latest_check_and_clears(project, slack_c
 
     later = now + timedelta(hours=1)
     _check(project, later, drifted=False)
-    services.rule_evaluate(rule_id=rule.pk, now=later)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=later)
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
 
 
 def test_stale_or_untested_check_is_no_data(project, now):
-    rule = services.rule_create(project=project, name="Drift", kind="embedding_drift")
+    rule = rules.rule_create(project=project, name="Drift", kind="embedding_drift")
     _check(project, now - timedelta(days=1), drifted=True, p_value=1e-9)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert outcome.groups[0].state == "no_data"
     _check(project, now, status="too_few", drifted=False)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert outcome.groups[0].state == "no_data"
     assert not Incident.objects.exists()
 
 
 def test_intent_shift_one_incident_per_moved_intent(project, now):
-    rule = services.rule_create(project=project, name="Intent mix", kind="intent_shift")
+    rule = rules.rule_create(project=project, name="Intent mix", kind="intent_shift")
     _check(
         project,
         now,
@@ -95,7 +95,7 @@ def test_intent_shift_one_incident_per_moved_intent(project, now):
              "z": 0.4, "moved": ""},
         ],
     )  # fmt: skip
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert incident.group == {"intent": "billing"}
     assert "12.0% -> 31.0%" in incident.summary
@@ -103,7 +103,7 @@ def test_intent_shift_one_incident_per_moved_intent(project, now):
 
 
 def test_new_intent(project, now):
-    rule = services.rule_create(project=project, name="New intents", kind="new_intent")
+    rule = rules.rule_create(project=project, name="New intents", kind="new_intent")
     _check(
         project,
         now,
@@ -114,14 +114,14 @@ def test_new_intent(project, now):
              "nearest_cluster_name": "billing"},
         ],
     )  # fmt: skip
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert "refund crypto" in incident.summary
     assert "nearest known intent 'billing'" in incident.summary
 
 
 def test_regression_rule_finds_the_error_rate_regression(project, now):
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project,
         name="Quality regression",
         kind="regression",
@@ -132,7 +132,7 @@ def test_regression_rule_finds_the_error_rate_regression(project, now):
     for hour in range(1, 8):
         add_calls(project, count=100, errors=1 if hour % 2 else 0, at=now - timedelta(hours=hour))
     add_calls(project, count=200, errors=40, at=now)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     verdicts = {g.group["metric"]: g.severity for g in outcome.groups}
     assert verdicts["error"] == "warning"
     assert verdicts["latency_ms"] is None

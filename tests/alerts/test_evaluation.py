@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, transaction
 
-from apps.alerts import evaluators, services
+from apps.alerts import evaluators
 from apps.alerts.models import (
     AlertRule,
     EvalState,
@@ -17,6 +17,7 @@ from apps.alerts.models import (
     IncidentState,
     Notification,
 )
+from apps.alerts.services import evaluation, incidents, rules
 from apps.core.errors import ApplicationError
 from apps.traces.models import Call
 from tests.alerts.conftest import add_calls, add_feedback
@@ -36,7 +37,7 @@ def _rule(project, channel=None, **fields):
     }
     if channel is not None:
         data["channels"] = [channel.pk]
-    return services.rule_create(project=project, **data)
+    return rules.rule_create(project=project, **data)
 
 
 def _values(outcome):
@@ -46,7 +47,7 @@ def _values(outcome):
 def test_error_rate_min_samples_blocks_firing(project, now):
     rule = _rule(project, metric="error_rate", threshold=0.2, min_samples=20)
     add_calls(project, count=10, errors=9, at=now)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     (group,) = outcome.groups
     assert group.value == pytest.approx(0.9)
     assert group.severity is None
@@ -57,7 +58,7 @@ def test_only_calls_in_the_window_count(project, now):
     rule = _rule(project, metric="error_rate", threshold=0.2)
     add_calls(project, count=20, errors=20, at=now - timedelta(minutes=10))  # before the window
     add_calls(project, count=20, errors=0, at=now)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert outcome.groups[0].value == 0.0
     assert outcome.groups[0].sample_count == 20
 
@@ -69,7 +70,7 @@ def test_p95_latency_is_postgres_percentile_cont(project, now):
     for i in range(1, 101):
         add_calls(project, count=1, at=now, latency_ms=float(i * 10))
     add_calls(project, count=5, at=now, latency_ms=None)  # no latency: not a sample
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     (group,) = outcome.groups
     # Linear interpolation between the 95th and 96th of 100 values (950 and 960).
     assert group.value == pytest.approx(950.5)
@@ -87,11 +88,11 @@ def test_p95_escalates_from_warning_to_critical(project, slack_channel, now):
         min_samples=10,
     )
     add_calls(project, count=50, at=now, latency_ms=2000.0)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert Incident.objects.get().severity == "warning"
     later = now + timedelta(minutes=10)
     add_calls(project, count=50, at=later, latency_ms=8000.0)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=later)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=later)
     incident = Incident.objects.get()
     assert incident.severity == "critical"
     assert outcome.groups[0].events == [EventKind.ESCALATED]
@@ -102,8 +103,8 @@ def test_cost_per_hour_and_tokens(project, now):
     cost = _rule(project, metric="cost", threshold=1.0, window="1h")
     tokens = _rule(project, metric="tokens", threshold=50_000, window="1d")
     add_calls(project, count=100, at=now, cost_usd=0.02, total_tokens=600, spread_s=3000)
-    assert services.rule_evaluate(rule_id=cost.pk, now=now).groups[0].value == pytest.approx(2.0)
-    assert services.rule_evaluate(rule_id=tokens.pk, now=now).groups[0].value == 60_000
+    assert evaluation.rule_evaluate(rule_id=cost.pk, now=now).groups[0].value == pytest.approx(2.0)
+    assert evaluation.rule_evaluate(rule_id=tokens.pk, now=now).groups[0].value == 60_000
     assert Incident.objects.filter(state="firing").count() == 2
     summary = Incident.objects.get(rule=cost).summary
     assert "$2.00" in summary
@@ -115,7 +116,7 @@ def test_negative_feedback_rate(project, now):
     calls = add_calls(project, count=20, at=now)
     add_feedback(project, calls[:4], score=0.0)
     add_feedback(project, calls[4:10], score=1.0)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     (group,) = outcome.groups
     assert group.sample_count == 10  # calls with feedback
     assert group.value == pytest.approx(0.4)
@@ -126,7 +127,7 @@ def test_safety_flag_rate(project, now):
     rule = _rule(project, metric="safety_flag_rate", threshold=0.1)
     add_calls(project, count=5, at=now, flagged=True)
     add_calls(project, count=15, at=now, flagged=False)
-    assert services.rule_evaluate(rule_id=rule.pk, now=now).groups[0].value == pytest.approx(0.25)
+    assert evaluation.rule_evaluate(rule_id=rule.pk, now=now).groups[0].value == pytest.approx(0.25)
 
 
 def test_group_by_release_and_filters(project, now):
@@ -140,7 +141,7 @@ def test_group_by_release_and_filters(project, now):
     add_calls(project, count=20, errors=10, at=now, release="v2")
     add_calls(project, count=20, errors=0, at=now, release="v1")
     add_calls(project, count=20, errors=20, at=now, release="v1", environment="staging")
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert _values(outcome) == {
         (("release", "v2"),): (0.5, "warning"),
         (("release", "v1"),): (0.0, None),
@@ -154,7 +155,7 @@ def test_group_by_release_and_filters(project, now):
 def test_one_open_incident_per_rule_and_group_is_enforced_by_the_database(project, now):
     rule = _rule(project, metric="error_rate", threshold=0.2)
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     existing = Incident.objects.get()
     with pytest.raises(IntegrityError), transaction.atomic():
         Incident.objects.create(
@@ -170,18 +171,18 @@ def test_one_open_incident_per_rule_and_group_is_enforced_by_the_database(projec
 def test_pending_then_firing_then_resolved_and_history(project, slack_channel, now):
     rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2, pending="2m")
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert incident.state == IncidentState.PENDING
     assert not Notification.objects.exists()
     t1 = now + timedelta(minutes=3)
     add_calls(project, count=20, errors=10, at=t1)
-    services.rule_evaluate(rule_id=rule.pk, now=t1)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=t1)
     incident.refresh_from_db()
     assert incident.state == IncidentState.FIRING
     t2 = t1 + timedelta(minutes=10)
     add_calls(project, count=20, errors=0, at=t2)
-    services.rule_evaluate(rule_id=rule.pk, now=t2)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=t2)
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
     assert [e.kind for e in incident.events.all()] == ["pending", "firing", "resolved"]
@@ -191,10 +192,10 @@ def test_pending_then_firing_then_resolved_and_history(project, slack_channel, n
 def test_pending_that_clears_sends_nothing(project, slack_channel, now):
     rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2, pending="5m")
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     t1 = now + timedelta(minutes=6)
     add_calls(project, count=20, errors=0, at=t1)
-    services.rule_evaluate(rule_id=rule.pk, now=t1)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=t1)
     incident = Incident.objects.get()
     assert incident.state == IncidentState.RESOLVED
     assert incident.fired_at is None
@@ -204,8 +205,8 @@ def test_pending_that_clears_sends_nothing(project, slack_channel, now):
 def test_no_data_keeps_a_firing_rate_incident(project, slack_channel, now):
     rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2)
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now + timedelta(hours=1))
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now + timedelta(hours=1))
     assert outcome.groups[0].state == IncidentState.FIRING
     assert Incident.objects.get().state == IncidentState.FIRING
 
@@ -215,13 +216,13 @@ def test_renotify_interval_and_acknowledge(project, slack_channel, now, alice):
     for minutes in (0, 30, 61):
         at = now + timedelta(minutes=minutes)
         add_calls(project, count=20, errors=10, at=at)
-        services.rule_evaluate(rule_id=rule.pk, now=at)
+        evaluation.rule_evaluate(rule_id=rule.pk, now=at)
     incident = Incident.objects.get()
     assert [e.kind for e in incident.events.all()] == ["firing", "renotify"]
-    services.incident_acknowledge(incident=incident, user=alice)
+    incidents.incident_acknowledge(incident=incident, user=alice)
     at = now + timedelta(minutes=125)
     add_calls(project, count=20, errors=10, at=at)
-    services.rule_evaluate(rule_id=rule.pk, now=at)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=at)
     assert Notification.objects.count() == 2  # acknowledged: no more reminders
     assert incident.events.last().kind == "acknowledged"
 
@@ -232,7 +233,7 @@ def test_cooldown_suppresses_a_flapping_rule(project, slack_channel, now):
     for minutes, errors in steps:
         at = now + timedelta(minutes=minutes)
         add_calls(project, count=20, errors=errors, at=at)
-        services.rule_evaluate(rule_id=rule.pk, now=at)
+        evaluation.rule_evaluate(rule_id=rule.pk, now=at)
     latest = Incident.objects.order_by("-id").first()
     assert latest.state == IncidentState.FIRING
     assert not latest.notified
@@ -241,7 +242,7 @@ def test_cooldown_suppresses_a_flapping_rule(project, slack_channel, now):
     # Still firing after the cooldown: announced once then.
     at = now + timedelta(minutes=45)
     add_calls(project, count=20, errors=10, at=at)
-    services.rule_evaluate(rule_id=rule.pk, now=at)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=at)
     latest.refresh_from_db()
     assert latest.notified
     assert Notification.objects.count() == 3
@@ -250,12 +251,12 @@ def test_cooldown_suppresses_a_flapping_rule(project, slack_channel, now):
 def test_mute_silences_messages_but_keeps_history(project, slack_channel, now, alice):
     rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2)
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
-    services.incident_mute(incident=incident, user=alice, duration_s=24 * 3600)
+    incidents.incident_mute(incident=incident, user=alice, duration_s=24 * 3600)
     later = now + timedelta(minutes=10)
     add_calls(project, count=20, errors=0, at=later)
-    services.rule_evaluate(rule_id=rule.pk, now=later)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=later)
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
     assert Notification.objects.count() == 1  # only the original firing message
@@ -265,26 +266,26 @@ def test_mute_silences_messages_but_keeps_history(project, slack_channel, now, a
 def test_manual_resolve_sends_one_message(project, slack_channel, now, alice):
     rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2)
     add_calls(project, count=20, errors=10, at=now)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
-    services.incident_resolve(incident=incident, user=alice)
-    services.incident_resolve(incident=incident, user=alice)
+    incidents.incident_resolve(incident=incident, user=alice)
+    incidents.incident_resolve(incident=incident, user=alice)
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
     assert incident.resolved_by == alice
     assert Notification.objects.count() == 2
     with pytest.raises(ApplicationError):
-        services.incident_acknowledge(incident=incident, user=alice)
+        incidents.incident_acknowledge(incident=incident, user=alice)
 
 
 def test_budget_per_end_user(project, now):
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project, name="Budget", kind="budget", threshold=1.0, window="1d"
     )
     add_calls(project, count=10, at=now, end_user_id="heavy", cost_usd=0.5)
     add_calls(project, count=10, at=now, end_user_id="light", cost_usd=0.01)
     add_calls(project, count=10, at=now, end_user_id="", cost_usd=5.0)
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert incident.group == {"end_user": "heavy"}
     assert incident.value == pytest.approx(5.0)
@@ -292,8 +293,8 @@ def test_budget_per_end_user(project, now):
 
 def test_rule_kind_without_evaluator_records_an_error(project, now, monkeypatch):
     monkeypatch.delitem(evaluators.EVALUATORS, "embedding_drift")
-    rule = services.rule_create(project=project, name="Drift", kind="embedding_drift")
-    outcome = services.rule_evaluate(rule_id=rule.pk, now=now)
+    rule = rules.rule_create(project=project, name="Drift", kind="embedding_drift")
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     rule.refresh_from_db()
     assert not outcome.ok
     assert "no evaluator" in rule.last_error
@@ -314,16 +315,16 @@ def test_registered_evaluator_hook_drives_incidents(project, slack_channel, now,
         return [evaluators.observation_from_detection(result, sample_count=400)]
 
     monkeypatch.setitem(evaluators.EVALUATORS, "intent_shift", evaluate)
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project, name="Intents", kind="intent_shift", channels=[slack_channel.pk]
     )
-    services.rule_evaluate(rule_id=rule.pk, now=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     incident = Incident.objects.get()
     assert incident.state == "firing"
     assert "billing" in incident.summary
     assert "p-value" in incident.details["confidence"]
     result.drifted = False
-    services.rule_evaluate(rule_id=rule.pk, now=now + timedelta(minutes=5))
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now + timedelta(minutes=5))
     incident.refresh_from_db()
     assert incident.state == "resolved"
 
@@ -332,13 +333,13 @@ def test_dispatch_claims_due_rules_once_and_janitor_frees_stuck(project, now):
     due = _rule(project, metric="error_rate", threshold=0.2)
     later = _rule(project, metric="error_rate", threshold=0.2)
     AlertRule.objects.filter(pk=later.pk).update(next_check_at=now + timedelta(hours=1))
-    assert services.alert_rules_claim_due(now=now + timedelta(seconds=1)) == [due.pk]
-    assert services.alert_rules_claim_due(now=now + timedelta(seconds=2)) == []  # running
-    assert services.alert_rules_reset_stuck(now=now + timedelta(minutes=1)) == 0
-    assert services.alert_rules_reset_stuck(now=now + timedelta(minutes=11)) == 1
+    assert evaluation.alert_rules_claim_due(now=now + timedelta(seconds=1)) == [due.pk]
+    assert evaluation.alert_rules_claim_due(now=now + timedelta(seconds=2)) == []  # running
+    assert evaluation.alert_rules_reset_stuck(now=now + timedelta(minutes=1)) == 0
+    assert evaluation.alert_rules_reset_stuck(now=now + timedelta(minutes=11)) == 1
     due.refresh_from_db()
     assert due.eval_state == EvalState.IDLE
-    services.rule_evaluate(rule_id=due.pk, now=now)
+    evaluation.rule_evaluate(rule_id=due.pk, now=now)
     due.refresh_from_db()
     assert due.eval_state == EvalState.IDLE
     assert due.next_check_at == now + timedelta(minutes=1)
@@ -362,14 +363,14 @@ def test_dispatch_claims_due_rules_once_and_janitor_frees_stuck(project, now):
 )
 def test_rule_validation_names_the_field(project, fields, field):
     with pytest.raises(ApplicationError) as info:
-        services.rule_create(project=project, name="x", kind="metric", **fields)
+        rules.rule_create(project=project, name="x", kind="metric", **fields)
     assert info.value.field == field
     assert not AlertRule.objects.exists()
 
 
 def test_detector_rules_are_checked_less_often(project):
-    drift = services.rule_create(project=project, name="d", kind="embedding_drift")
-    regression = services.rule_create(project=project, name="r", kind="regression")
+    drift = rules.rule_create(project=project, name="d", kind="embedding_drift")
+    regression = rules.rule_create(project=project, name="r", kind="regression")
     metric = _rule(project, metric="error_rate", threshold=0.1, check_interval="30s")
     assert (drift.check_interval_s, regression.check_interval_s) == (300, 900)
     assert metric.check_interval_s == 30

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from apps.alerts import services, tasks
+from apps.alerts import tasks
 from apps.alerts.models import AlertRule, Incident, IncidentState, Notification
+from apps.alerts.services import channels, delivery, rules
 from apps.traces.models import Call
 from tests.alerts.conftest import add_calls
 from tests.conftest import wait_for
@@ -23,10 +24,10 @@ def test_beat_to_slack_exactly_once_with_429_then_one_resolve(
     celery_worker_process, project, slack, allow_private
 ):
     slack.answer((429, "rate_limited", {"Retry-After": "1"}))
-    channel, _ = services.channel_create(
+    channel, _ = channels.channel_create(
         project=project, kind="slack", name="#alerts", url=slack.url()
     )
-    rule = services.rule_create(
+    rule = rules.rule_create(
         project=project,
         name="Error rate",
         metric="error_rate",
@@ -65,7 +66,7 @@ def test_beat_to_slack_exactly_once_with_429_then_one_resolve(
     assert slack.requests[-1].json()["blocks"][0]["text"]["text"] == "Resolved: Error rate"
 
     # Nothing is left for the sweeper, and evaluating again sends nothing more.
-    assert services.notifications_requeue() == []
+    assert delivery.notifications_requeue() == []
     AlertRule.objects.filter(pk=rule.pk).update(next_check_at=timezone.now())
     tasks.evaluate_rule.apply_async((rule.pk,))
     assert wait_for(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from apps.drift.detectors import Baseline as DetectorBaseline
+from apps.drift import detectors
 from apps.drift.models import Baseline, DriftCheck, DriftMonitor, IntentCluster
-from apps.drift.services import state_encode
+from apps.drift.services.state import state_encode
 from apps.embeddings.models import CallEmbedding
 from tests.dashboard.factories import make_call
 
@@ -31,7 +31,7 @@ def drift_state(project: Any) -> tuple[Baseline, IntentCluster, IntentCluster]:
         ]
     ).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    model = DetectorBaseline.fit(
+    model = detectors.Baseline.fit(
         vectors,
         texts=["q"] * len(vectors),
         k=2,

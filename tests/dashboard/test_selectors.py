@@ -8,14 +8,14 @@ import pytest
 from django.utils import timezone
 
 from apps.dashboard import charts
-from apps.dashboard.selectors import (
+from apps.dashboard.selectors.calls import trace_tree
+from apps.dashboard.selectors.overview import overview_kpis
+from apps.traces.metrics import (
     OverviewFilters,
     overview_call_series,
     overview_feedback_series,
-    overview_kpis,
     overview_totals,
     time_window,
-    trace_tree,
 )
 from tests.dashboard.factories import make_call, make_feedback
 

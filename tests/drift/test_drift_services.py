@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Project
 from apps.accounts.services import api_key_create
 from apps.core.errors import ApplicationError
-from apps.drift import selectors, services, tasks
+from apps.drift import selectors, tasks
 from apps.drift.models import Baseline, BaselineStatus, CheckStatus, DriftCheck, DriftMonitor
+from apps.drift.services import baselines, checks, monitors, state, windows
 from apps.embeddings.models import CallEmbedding
 from tests.drift.factories import seed_calls
 
@@ -24,7 +25,7 @@ BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
 
 @pytest.fixture
 def now() -> Any:
-    return services._aligned(timezone.now(), 60)
+    return windows.floor_to_interval(timezone.now(), 60)
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def history(project: Project, now: Any) -> dict[str, Any]:
 
 
 def fit(project: Project, now: Any, **kwargs: Any) -> Baseline:
-    return services.baseline_fit(
+    return baselines.baseline_fit(
         project=project, start=now - timedelta(days=8), end=now - timedelta(days=1), k=3, **kwargs
     )
 
@@ -56,7 +57,7 @@ def test_baseline_fit_stores_clusters_labels_and_state(
         assert len(cluster.example_call_ids) == 5
         intents = {i for i, ids in history.items() if set(cluster.example_call_ids) <= set(ids)}
         assert len(intents) == 1  # every example of a cluster is of one intent
-    model = services.baseline_model(baseline=baseline)
+    model = state.baseline_model(baseline=baseline)
     assert model.key == baseline.provider_key
     assert model.intents.k == 3
     assert selectors.baseline_current(project=project)["id"] == baseline.pk  # type: ignore[index]
@@ -82,7 +83,7 @@ def test_check_finds_the_intent_that_grew_and_stores_once(
         end=now,
         seed=1,
     )
-    check = services.drift_check_run(project=project, window_end=now)
+    check = checks.drift_check_run(project=project, window_end=now)
     assert check.status == CheckStatus.TESTED
     assert check.drifted, check.summary
     assert check.n == 100
@@ -96,7 +97,7 @@ def test_check_finds_the_intent_that_grew_and_stores_once(
     assert grew[0]["window_share"] > 0.6 > grew[0]["baseline_share"]
     assert set(check.results) == {"mean_shift", "intent_share", "new_intent"}
     # Re-running the same window returns the stored check.
-    assert services.drift_check_run(project=project, window_end=now).pk == check.pk
+    assert checks.drift_check_run(project=project, window_end=now).pk == check.pk
     assert DriftCheck.objects.filter(project=project).count() == 1
     # The streaming detector was fed the window's vectors.
     assert check.stream["events"] == 100
@@ -114,7 +115,7 @@ def test_check_names_a_new_intent_with_examples(
         end=now,
         seed=2,
     )
-    check = services.drift_check_run(project=project, window_end=now)
+    check = checks.drift_check_run(project=project, window_end=now)
     assert check.drifted
     assert check.new_intents, check.summary
     group = check.new_intents[0]
@@ -144,7 +145,7 @@ def test_same_mix_is_not_drift(project: Project, now: Any, history: dict[str, An
         end=now,
         seed=3,
     )
-    check = services.drift_check_run(project=project, window_end=now)
+    check = checks.drift_check_run(project=project, window_end=now)
     assert check.status == CheckStatus.TESTED
     assert not check.drifted, check.summary
     assert not check.out_of_domain["drifted"], check.out_of_domain
@@ -163,7 +164,7 @@ def test_a_model_change_is_reported_as_needing_a_refit_not_as_drift(
         seed=4,
         provider_key="openai:text-embedding-3-small:384",
     )
-    check = services.drift_check_run(project=project, window_end=now)
+    check = checks.drift_check_run(project=project, window_end=now)
     assert check.status == CheckStatus.NEEDS_REFIT
     assert not check.drifted
     assert "refit" in check.summary
@@ -172,7 +173,7 @@ def test_a_model_change_is_reported_as_needing_a_refit_not_as_drift(
 @pytest.mark.django_db
 def test_first_check_fits_a_baseline_or_says_why_not(project: Project, now: Any) -> None:
     seed_calls(project, {"weather": 30}, start=now - timedelta(hours=5), end=now)
-    check = services.drift_check_run(project=project, window_end=now)
+    check = checks.drift_check_run(project=project, window_end=now)
     assert check.status == CheckStatus.NO_BASELINE
     assert "at least 80" in check.summary
     # History arrives: the next window fits a baseline from the 7 days before it.
@@ -180,7 +181,7 @@ def test_first_check_fits_a_baseline_or_says_why_not(project: Project, now: Any)
         project, BASE_MIX, start=now - timedelta(days=6), end=now - timedelta(days=2), seed=5
     )
     Baseline.objects.filter(project=project).delete()
-    check = services.drift_check_run(project=project, window_end=now + timedelta(hours=1), fit_k=3)
+    check = checks.drift_check_run(project=project, window_end=now + timedelta(hours=1), fit_k=3)
     assert check.baseline is not None
     assert check.baseline.status == BaselineStatus.READY
     assert check.status == CheckStatus.TESTED
@@ -202,10 +203,10 @@ def test_monitor_loop_claims_once_and_the_janitor_frees_stuck_monitors(
     assert not DriftMonitor.objects.filter(project=other_project).exists()
     assert sent == [(monitor.pk,)]
 
-    assert services.drift_monitor_claim(monitor_id=monitor.pk)
-    assert not services.drift_monitor_claim(monitor_id=monitor.pk)  # already running
-    assert services.drift_monitor_check(monitor_id=monitor.pk) is None
-    assert services.drift_monitors_due() == []
+    assert monitors.drift_monitor_claim(monitor_id=monitor.pk)
+    assert not monitors.drift_monitor_claim(monitor_id=monitor.pk)  # already running
+    assert checks.drift_monitor_check(monitor_id=monitor.pk) is None
+    assert monitors.drift_monitors_due() == []
     DriftMonitor.objects.filter(pk=monitor.pk).update(
         running_since=timezone.now() - timedelta(hours=1)
     )
@@ -217,7 +218,7 @@ def test_monitor_loop_claims_once_and_the_janitor_frees_stuck_monitors(
     monitor.refresh_from_db()
     assert monitor.running_since is None
     assert monitor.next_check_at > timezone.now()
-    assert services.drift_monitors_due() == []
+    assert monitors.drift_monitors_due() == []
 
 
 @pytest.mark.django_db
@@ -226,14 +227,14 @@ def test_refit_keeps_reviewer_names(project: Project, now: Any, history: dict[st
     weather = next(
         c for c in first.clusters.all() if set(c.example_call_ids) <= set(history["weather"])
     )
-    services.intent_rename(cluster=weather, name="  Weather   questions ")
+    baselines.intent_rename(cluster=weather, name="  Weather   questions ")
     weather.refresh_from_db()
     assert weather.display_name == "Weather questions"
     second = fit(project, now)
     assert "Weather questions" in {c.name for c in second.clusters.all()}
-    assert services.baseline_active(project_id=project.id) == second
-    services.baseline_pin(baseline=first, pinned=True)
-    assert services.baseline_active(project_id=project.id) == first
+    assert baselines.baseline_active(project_id=project.id) == second
+    baselines.baseline_pin(baseline=first, pinned=True)
+    assert baselines.baseline_active(project_id=project.id) == first
 
 
 @pytest.mark.django_db
@@ -254,15 +255,15 @@ def test_drift_api(
         end=now,
         seed=1,
     )
-    services.drift_check_run(project=project, window_end=now)
+    checks.drift_check_run(project=project, window_end=now)
     read = APIClient()
     read.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key}")
     admin = APIClient()
     admin.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_key}")
 
-    checks = read.get("/api/v1/drift/checks")
-    assert checks.status_code == 200
-    [latest] = checks.json()["results"]
+    listed = read.get("/api/v1/drift/checks")
+    assert listed.status_code == 200
+    [latest] = listed.json()["results"]
     assert latest["drifted"] is True
     assert latest["intent_shares"]
 
@@ -299,6 +300,24 @@ def test_drift_api(
     )
     assert pinned.status_code == 200
     assert pinned.json()["pinned"] is True
+    # The API applies the same rule as the UI: one pinned baseline, and only a fitted one.
+    again = admin.post(
+        "/api/v1/drift/baselines",
+        {"baseline_id": requested.json()["id"], "pin": True},
+        format="json",
+    )
+    assert again.status_code == 200
+    assert list(Baseline.objects.filter(project=project, pinned=True)) == [
+        Baseline.objects.get(pk=requested.json()["id"])
+    ]
+    failed = Baseline.objects.create(
+        project=project, provider_key="k", status=BaselineStatus.FAILED, error="too few"
+    )
+    refused = admin.post(
+        "/api/v1/drift/baselines", {"baseline_id": failed.pk, "pin": True}, format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "baseline"
     bad = admin.post("/api/v1/drift/baselines", {"start": "yesterday"}, format="json")
     assert bad.status_code == 400
     assert bad.json()["field"] == "start"
@@ -314,8 +333,8 @@ def test_ui_selectors(project: Project, now: Any, history: dict[str, Any]) -> No
         end=now,
         seed=1,
     )
-    services.drift_check_run(project=project, window_end=now - timedelta(hours=1))
-    services.drift_check_run(project=project, window_end=now)
+    checks.drift_check_run(project=project, window_end=now - timedelta(hours=1))
+    checks.drift_check_run(project=project, window_end=now)
     series = selectors.drift_score_series(project=project)
     assert len(series) == 2
     assert series[-1]["score"] >= series[-1]["score_threshold"]
@@ -355,21 +374,21 @@ def test_daily_refit_moves_the_trailing_baseline_and_prunes_old_states(
 ) -> None:
     old = [fit(project, now) for _ in range(2)]
     pinned = fit(project, now, pin=True)
-    services.drift_monitor_ensure(project=project)
+    monitors.drift_monitor_ensure(project=project)
     Baseline.objects.filter(pk__in=[b.pk for b in old]).update(
         fitted_at=timezone.now() - timedelta(days=2)
     )
     # A pinned baseline is kept: nothing is due.
-    assert services.baselines_refit_due() == []
-    services.baseline_pin(baseline=pinned, pinned=False)
+    assert baselines.baselines_refit_due() == []
+    baselines.baseline_pin(baseline=pinned, pinned=False)
     Baseline.objects.filter(pk=pinned.pk).update(fitted_at=timezone.now() - timedelta(days=2))
-    assert services.baselines_refit_due() == [project.id]
+    assert baselines.baselines_refit_due() == [project.id]
 
-    fresh = services.baseline_refit_trailing(project_id=project.id)
+    fresh = baselines.baseline_refit_trailing(project_id=project.id)
     assert fresh is not None
     assert fresh.status == BaselineStatus.READY
-    assert services.baselines_prune(project_id=project.id, keep=2) == 2
-    assert services.baseline_active(project_id=project.id) == fresh
+    assert baselines.baselines_prune(project_id=project.id, keep=2) == 2
+    assert baselines.baseline_active(project_id=project.id) == fresh
     assert Baseline.objects.filter(project=project, state=None).count() == 2
 
 
@@ -377,13 +396,13 @@ def test_daily_refit_moves_the_trailing_baseline_and_prunes_old_states(
 def test_a_failing_check_is_stored_as_failed(
     project: Project, now: Any, history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monitor = services.drift_monitor_ensure(project=project)
+    monitor = monitors.drift_monitor_ensure(project=project)
 
     def broken(**_: Any) -> Any:
         raise ValueError("window must be (n, 384)")
 
-    monkeypatch.setattr(services, "_check_fields", broken)
-    check = services.drift_monitor_check(monitor_id=monitor.pk)
+    monkeypatch.setattr(checks, "_check_outcome", broken)
+    check = checks.drift_monitor_check(monitor_id=monitor.pk)
     assert check is not None
     assert check.status == CheckStatus.FAILED
     assert "window must be" in check.summary

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from apps.accounts.models import Project
-from apps.dashboard.selectors import (
+from apps.traces.metrics import (
     OverviewFilters,
     overview_call_series,
     overview_totals,

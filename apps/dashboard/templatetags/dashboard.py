@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from apps.dashboard.selectors import Kpi
+from apps.dashboard.selectors.overview import Kpi
 from apps.traces.text import last_user_message
 
 register = template.Library()

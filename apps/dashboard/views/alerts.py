@@ -15,13 +15,8 @@ from apps.alerts.selectors import (
     rule_get,
     rule_list,
 )
-from apps.alerts.services import (
-    incident_acknowledge,
-    incident_resolve,
-    rule_create,
-    rule_delete,
-    rule_update,
-)
+from apps.alerts.services.incidents import incident_acknowledge, incident_resolve
+from apps.alerts.services.rules import rule_create, rule_delete, rule_update
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, acting_user, project_view
 from apps.dashboard.forms import AlertRuleForm

@@ -11,18 +11,12 @@ from django.shortcuts import render
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, project_view
 from apps.dashboard.forms import CallFilterForm, cleaned
-from apps.dashboard.selectors import (
-    RANGES,
-    call_facets,
-    call_signal_badges,
-    dedupe_hits,
-    project_has_calls,
-    time_window,
-    trace_tree,
-)
+from apps.dashboard.selectors.calls import call_signal_badges, dedupe_hits, trace_tree
+from apps.dashboard.selectors.overview import call_facets, project_has_calls
 from apps.dashboard.views.common import flash_error, onboarding_context, query_without
 from apps.embeddings.selectors import call_similar, calls_search
 from apps.evaluators.selectors import scores_for_call
+from apps.traces.metrics import RANGES, time_window
 from apps.traces.selectors import (
     CallFilters,
     call_get,

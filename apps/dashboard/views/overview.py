@@ -8,15 +8,9 @@ from django.shortcuts import render
 from apps.dashboard import charts
 from apps.dashboard.access import ProjectAccess, project_view
 from apps.dashboard.forms import OverviewFilterForm, cleaned
-from apps.dashboard.selectors import (
-    RANGES,
-    OverviewFilters,
-    call_facets,
-    overview_kpis,
-    project_has_calls,
-    time_window,
-)
+from apps.dashboard.selectors.overview import call_facets, overview_kpis, project_has_calls
 from apps.dashboard.views.common import onboarding_context
+from apps.traces.metrics import RANGES, OverviewFilters, time_window
 from apps.traces.rollup_selectors import (
     rollup_call_series,
     rollup_feedback_series,

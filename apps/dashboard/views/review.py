@@ -12,12 +12,12 @@ from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, acting_user, project_view
 from apps.dashboard.exports import csv_lines, jsonl_lines
 from apps.dashboard.forms import ReviewFilterForm, ReviewLabelForm, cleaned
-from apps.dashboard.selectors import (
+from apps.dashboard.selectors.calls import call_signal_badges
+from apps.dashboard.selectors.review import (
     EXPORT_FIELDS,
     REVIEW_MODES,
     REVIEW_SIGNALS,
     ReviewFilters,
-    call_signal_badges,
     review_intents,
     review_progress,
     review_queue,

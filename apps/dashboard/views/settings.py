@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import Membership, Scope
 from apps.accounts.selectors import api_key_list, project_list_for_user
 from apps.alerts.selectors import channel_get, channel_list
-from apps.alerts.services import channel_create, channel_delete, channel_send_test
+from apps.alerts.services.channels import channel_create, channel_delete, channel_send_test
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import SESSION_KEY, ProjectAccess, acting_user, project_view
 from apps.dashboard.forms import (

@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.authentication import ApiKeyAuthentication
 from apps.accounts.models import ApiKey
-from apps.accounts.permissions import HasScope
+from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import ApplicationError
 from apps.ingest.body import UnsupportedMediaType, read_body
 from apps.ingest.otlp import decode
@@ -182,7 +182,7 @@ class OtlpTracesView(_OtlpView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         body, as_json = self._read(request)
         decoded = decode.decode_json(body) if as_json else decode.decode_protobuf(body)
         mapping = map_request(decoded)
@@ -244,7 +244,7 @@ class OtlpLogsView(_OtlpView):
         responses={200: OpenApiResponse(description="ExportLogsServiceResponse"), **_ERRORS},
     )
     def post(self, request: Request) -> HttpResponse:
-        project = request.project  # type: ignore[attr-defined]
+        project = request_project(request, self)
         body, as_json = self._read(request)
         decoded = decode.decode_logs_json(body) if as_json else decode.decode_logs_protobuf(body)
         mapping = map_logs_request(decoded)

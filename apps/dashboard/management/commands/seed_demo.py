@@ -14,6 +14,9 @@ History (timestamps spread over ``--days``) is posted to the ingest API in the S
 format, because the SDK stamps calls with the current time; the live tail (the last calls,
 "now") goes through the real SDK: ``driftline.init``, ``@driftline.observe``,
 ``driftline.feedback`` and ``driftline.flush``.
+
+Size (~510 lines): a scripted data generator for the demo (dev tooling, not the server path);
+its scenes read top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -415,7 +418,8 @@ class Command(BaseCommand):
         """Once the worker has embedded the history: pin a baseline on the days before the
         intent shift and backfill a drift check every 6 hours, so the drift page shows the
         shift being detected (the beat schedule only checks the current window)."""
-        from apps.drift.services import baseline_fit, drift_check_run
+        from apps.drift.services.baselines import baseline_fit
+        from apps.drift.services.checks import drift_check_run
 
         deadline = time.monotonic() + wait
         text_kinds = ("llm", "span", "chain")

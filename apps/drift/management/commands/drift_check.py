@@ -10,7 +10,9 @@ from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.drift.models import CheckStatus, DriftCheck
 from apps.drift.selectors import new_intent_groups
-from apps.drift.services import baseline_fit, drift_check_run, drift_monitor_ensure
+from apps.drift.services.baselines import baseline_fit
+from apps.drift.services.checks import drift_check_run
+from apps.drift.services.monitors import drift_monitor_ensure
 
 
 class Command(BaseCommand):

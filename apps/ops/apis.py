@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.selectors import health_report
+from apps.ops.selectors import health_report
 
 
 class HealthApi(APIView):
