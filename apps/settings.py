@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.ingest",
     "apps.embeddings",
     "apps.drift",
+    "apps.compare",
     "apps.quality",
     "apps.alerts",
     "apps.dashboard",
