@@ -80,7 +80,7 @@ class Comparison:
 
 
 def metric_label(r: RegressionResult) -> str:
-    return r.metric + (" p95" if r.kind == "quantile" else "")
+    return r.metric  # quantile results are named "<metric>.p95" already
 
 
 def _finite(value: float | None) -> float | None:

@@ -108,11 +108,13 @@ def prompt_versions(
         for version in set(metrics) | set(registered)
     ]
 
-    def first_known(row: VersionRow) -> float:
-        times = [t for t in (row.registered_at, row.metrics and row.metrics.first_seen) if t]
-        return min(times).timestamp() if times else 0.0
+    def created(row: VersionRow) -> float:
+        # A registered version is as new as its registration; one only seen in calls, as its
+        # first call.
+        when = row.registered_at or (row.metrics.first_seen if row.metrics else None)
+        return when.timestamp() if when else 0.0
 
-    rows.sort(key=first_known, reverse=True)
+    rows.sort(key=created, reverse=True)
     return rows
 
 
