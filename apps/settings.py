@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.ingest",
     "apps.embeddings",
     "apps.drift",
+    "apps.compare",
     "apps.quality",
     "apps.alerts",
     "apps.dashboard",

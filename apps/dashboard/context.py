@@ -11,9 +11,14 @@ from apps.accounts.selectors import project_list_for_user
 NAV = (
     ("overview", "Overview", "/"),
     ("calls", "Calls", "/calls/"),
+    ("sessions", "Sessions", "/sessions/"),
+    ("prompts", "Prompts", "/prompts/"),
+    ("compare", "Compare", "/compare/"),
     ("drift", "Drift", "/drift/"),
     ("review", "Review", "/review/"),
     ("alerts", "Alerts", "/alerts/"),
+    ("users", "Users", "/users/"),
+    ("agents", "Agents", "/agents/"),
     ("settings", "Settings", "/settings/"),
 )
 
