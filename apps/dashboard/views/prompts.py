@@ -11,8 +11,8 @@ from django.shortcuts import render
 from apps.compare.selectors import compare_groups
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, project_view
-from apps.traces.metrics import time_window
 from apps.dashboard.views.common import flash_error
+from apps.traces.metrics import time_window
 from apps.traces.prompt_selectors import prompt_diff, prompt_list, prompt_versions
 
 RANGES = ("24h", "7d", "30d")
