@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.ingest",
     "apps.embeddings",
     "apps.drift",
+    "apps.compare",
     "apps.quality",
     "apps.evaluators",
     "apps.alerts",

@@ -6,16 +6,34 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.compare.apis import CompareApi, PromptCompareApi
 from apps.ingest.apis import IngestApi
 from apps.ingest.otlp.api import LangfuseOtlpTracesView, OtlpLogsView, OtlpTracesView
 from apps.ops.apis import HealthApi
-from apps.traces.apis import CallDetailApi, CallListApi
+from apps.traces.apis import (
+    CallDetailApi,
+    CallListApi,
+    PromptDetailApi,
+    PromptListApi,
+    SessionDetailApi,
+    SessionListApi,
+    TraceDetailApi,
+    UserListApi,
+)
 
 api_v1: list[URLPattern | URLResolver] = [
     path("ingest", IngestApi.as_view(), name="ingest"),
     path("health", HealthApi.as_view(), name="health"),
     path("calls", CallListApi.as_view(), name="calls"),
     path("calls/<str:call_id>", CallDetailApi.as_view(), name="call-detail"),
+    path("prompts", PromptListApi.as_view(), name="prompts"),
+    path("prompts/<path:name>/compare", PromptCompareApi.as_view(), name="prompt-compare"),
+    path("prompts/<path:name>", PromptDetailApi.as_view(), name="prompt-detail"),
+    path("sessions", SessionListApi.as_view(), name="sessions"),
+    path("sessions/<path:session_id>", SessionDetailApi.as_view(), name="session-detail"),
+    path("users", UserListApi.as_view(), name="users"),
+    path("traces/<path:trace_id>", TraceDetailApi.as_view(), name="trace-detail"),
+    path("compare", CompareApi.as_view(), name="compare"),
     path("", include("apps.embeddings.urls")),
     path("", include("apps.alerts.urls")),
     path("", include("apps.drift.urls")),

@@ -7,11 +7,16 @@
 * ``regression``: runs ``apps.quality.regression.compare_windows`` on the rule's window against
   the window before it (one-sided tests in each metric's bad direction, Benjamini-Hochberg,
   minimum sample sizes and effects), one group per metric.
+* ``prompt_regression``: for each prompt (or the one in ``params.prompt``), its newest version
+  against the version before it, once the newest has ``min_calls`` LLM calls (default 200), with
+  the intent-stratified A/B statistics of ``apps.compare``; one group per prompt.
 
 Rule ``params`` (all optional):
 
 * drift rules: ``critical_p_value`` (critical when the check's p-value is at or below it),
   ``max_age`` (seconds a check stays current; default three check intervals);
+* prompt_regression: ``prompt``, ``min_calls``, ``alpha`` (default 0.01), ``history``
+  (seconds of calls compared; default 7 days);
 * regression: ``metrics`` (names from ``DEFAULT_METRICS``), ``alpha`` (default 0.01),
   ``baseline`` (seconds of history to compare against; default 7 windows, at most 7 days),
   ``max_calls`` (newest calls per window; default 5000).
@@ -33,6 +38,7 @@ from apps.alerts.evaluators import (
     rule_calls,
 )
 from apps.alerts.models import AlertRule, RuleKind, Severity
+from apps.core.errors import ApplicationError
 from apps.traces.models import Call, Feedback
 
 DEFAULT_REGRESSION_METRICS = ("error", "flagged", "negative_feedback", "latency_ms", "cost_usd")
@@ -265,6 +271,75 @@ def evaluate_regression(rule: AlertRule, now: datetime) -> list[Observation]:
                 ),
                 examples=_examples(rule.project_id, list(result.example_ids)),
                 details={"metric": f"regression:{result.metric}", "p_value": result.p_value},
+            )
+        )
+    return observations
+
+
+@register_evaluator(RuleKind.PROMPT_REGRESSION)
+def evaluate_prompt_regression(rule: AlertRule, now: datetime) -> list[Observation]:
+    from apps.compare.selectors import compare_groups
+    from apps.traces.prompt_selectors import prompt_list, prompt_versions
+
+    params = rule.params or {}
+    min_calls = int(params.get("min_calls", 200))
+    alpha = float(params.get("alpha", 0.01))
+    start = now - timedelta(seconds=float(params.get("history") or 7 * 86400))
+    project = rule.project
+    names = (
+        [str(params["prompt"])]
+        if params.get("prompt")
+        else [p.name for p in prompt_list(project=project, start=start)][:20]
+    )
+    observations = []
+    for name in names:
+        group = {"prompt": name}
+        try:
+            versions = [v for v in prompt_versions(project=project, name=name, start=start)
+                        if v.metrics is not None]  # fmt: skip
+        except ApplicationError:
+            versions = []
+        if len(versions) < 2 or versions[0].metrics is None:
+            observations.extend(_no_data(group))
+            continue
+        new, old = versions[0], versions[1]
+        assert new.metrics is not None  # narrowed above; for mypy
+        if new.metrics.calls < min_calls:
+            observations.append(
+                Observation(
+                    group=group, value=None, sample_count=new.metrics.calls, severity=None,
+                    summary=f"{name}@{new.version}: {new.metrics.calls} of {min_calls} calls "
+                    "needed before it is compared.",
+                )
+            )  # fmt: skip
+            continue
+        comparison = compare_groups(
+            project=project, dimension="prompt_version", a=old.version, b=new.version,
+            start=start, end=now, prompt_name=name, alpha=alpha,
+        )  # fmt: skip
+        worse = comparison.regressed
+        q_values = [r.q_value for r in worse if r.q_value is not None]
+        examples: list[str] = []
+        for result in worse:
+            examples.extend(result.example_ids[:2])
+        observations.append(
+            Observation(
+                group=group,
+                value=float(len(worse)),
+                sample_count=comparison.n_b,
+                severity=_severity(rule, bool(worse), min(q_values) if q_values else None),
+                summary=f"Prompt {name}: {comparison.headline}",
+                confidence="; ".join(r.summary for r in worse)
+                or f"{comparison.n_b} vs {comparison.n_a} calls, nothing significant.",
+                examples=_examples(rule.project_id, examples),
+                details={
+                    "metric": "prompt_regression",
+                    "prompt": name,
+                    "a": old.version,
+                    "b": new.version,
+                    "regressed": [r.metric for r in worse],
+                    "stratified_by_intent": comparison.stratified,
+                },
             )
         )
     return observations

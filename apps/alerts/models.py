@@ -57,6 +57,7 @@ class RuleKind(models.TextChoices):
     INTENT_SHIFT = "intent_shift", "Intent share shift"
     NEW_INTENT = "new_intent", "New intent"
     REGRESSION = "regression", "Quality regression"
+    PROMPT_REGRESSION = "prompt_regression", "A new prompt version regressed"
 
 
 class Metric(models.TextChoices):

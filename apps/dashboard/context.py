@@ -11,10 +11,15 @@ from apps.accounts.selectors import project_list_for_user
 NAV = (
     ("overview", "Overview", "/"),
     ("calls", "Calls", "/calls/"),
+    ("sessions", "Sessions", "/sessions/"),
+    ("prompts", "Prompts", "/prompts/"),
+    ("compare", "Compare", "/compare/"),
     ("drift", "Drift", "/drift/"),
     ("review", "Review", "/review/"),
     ("alerts", "Alerts", "/alerts/"),
     ("evaluators", "Evaluators", "/evaluators/"),
+    ("users", "Users", "/users/"),
+    ("agents", "Agents", "/agents/"),
     ("settings", "Settings", "/settings/"),
 )
 

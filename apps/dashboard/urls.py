@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.dashboard.views import alerts, auth, calls, drift, evaluators, overview, review, settings
+from apps.dashboard.views import (
+    agents,
+    alerts,
+    auth,
+    calls,
+    compare,
+    drift,
+    evaluators,
+    overview,
+    prompts,
+    review,
+    sessions,
+    settings,
+)
 
 app_name = "dashboard"
 
@@ -15,6 +28,13 @@ urlpatterns = [
     path("project/switch/", auth.project_switch, name="project-switch"),
     path("calls/", calls.call_list, name="calls"),
     path("calls/<str:call_id>/", calls.call_detail, name="call"),
+    path("prompts/", prompts.prompts, name="prompts"),
+    path("prompts/<path:name>/", prompts.prompt_detail, name="prompt"),
+    path("sessions/", sessions.sessions, name="sessions"),
+    path("sessions/<path:session_id>/", sessions.session, name="session"),
+    path("users/", sessions.users, name="users"),
+    path("agents/", agents.agents, name="agents"),
+    path("compare/", compare.compare, name="compare"),
     path("drift/", drift.drift, name="drift"),
     path("drift/intents/rename/", drift.intent_rename, name="intent-rename"),
     path("drift/baselines/fit/", drift.baseline_fit, name="baseline-fit"),

@@ -44,6 +44,8 @@ class CallBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     error_type: Short = ""
     release: Annotated[str, msgspec.Meta(max_length=128)] = ""
     environment: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    prompt_name: Short = ""
+    prompt_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
     tags: list[Annotated[str, msgspec.Meta(max_length=128)]] = []
     metadata: dict[str, Any] = {}
 

@@ -91,6 +91,9 @@ class Call(models.Model):
     error_type = models.CharField(max_length=255, blank=True, default="")
     release = models.CharField(max_length=128, blank=True, default="")
     environment = models.CharField(max_length=64, blank=True, default="")
+    # The prompt template this call rendered (see PromptVersion); "" when the app did not say.
+    prompt_name = models.CharField(max_length=255, blank=True, default="")
+    prompt_version = models.CharField(max_length=64, blank=True, default="")
     tags = ArrayField(models.CharField(max_length=128), default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Fields cut to the ingest limit (e.g. ["prompt"]).
@@ -128,6 +131,17 @@ class Call(models.Model):
                 condition=Q(embed_status=EmbedStatus.PENDING),
             ),
             GinIndex(fields=["tags"], name="call_tags_gin"),
+            # Sessions and prompt versions are read per project; most calls carry neither.
+            models.Index(
+                fields=["project", "session_id", "start_time"],
+                name="call_project_session",
+                condition=~Q(session_id=""),
+            ),
+            models.Index(
+                fields=["project", "prompt_name", "prompt_version", "start_time"],
+                name="call_project_prompt",
+                condition=~Q(prompt_name=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,6 +165,35 @@ class CallId(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class PromptVersion(models.Model):
+    """One version of a prompt template of a project (the registry).
+
+    A version is named by the app (``"v3"``) or, when it gives none, by the first 12 hex digits
+    of the template's SHA-256, so the SDK knows the name offline and registering the same text
+    twice is one version. Calls link to it by (``prompt_name``, ``prompt_version``), not by
+    foreign key: a call may arrive before its template is registered, or without one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255)
+    version = models.CharField(max_length=64)
+    template = models.TextField()
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name", "version"], name="promptversion_key"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name", "content_hash"], name="promptversion_content"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 class FeedbackSource(models.TextChoices):

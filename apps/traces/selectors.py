@@ -30,6 +30,8 @@ class CallFilters:
     trace_id: str | None = None
     search: str | None = None
     flagged: bool | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
 
 
 def call_queryset(*, project: Project, filters: CallFilters | None = None) -> QuerySet[Call]:
@@ -47,6 +49,8 @@ def call_queryset(*, project: Project, filters: CallFilters | None = None) -> Qu
         ("end_user_id", f.end_user_id),
         ("session_id", f.session_id),
         ("trace_id", f.trace_id),
+        ("prompt_name", f.prompt_name),
+        ("prompt_version", f.prompt_version),
     ):
         if value:
             qs = qs.filter(**{field: value})
@@ -146,6 +150,8 @@ def call_as_dict(call: Call, *, full: bool = True) -> dict[str, Any]:
         "error_type": call.error_type,
         "release": call.release,
         "environment": call.environment,
+        "prompt_name": call.prompt_name,
+        "prompt_version": call.prompt_version,
         "tags": call.tags,
         "start_time": call.start_time.isoformat(),
         "end_time": call.end_time.isoformat() if call.end_time else None,

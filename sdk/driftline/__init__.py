@@ -24,6 +24,7 @@ from ._client import (
     update_current_call,
 )
 from ._observe import observe
+from ._prompts import Prompt, register_prompt
 from ._transport import FlushResult
 from .integrations import wrap_anthropic, wrap_openai
 
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FlushResult",
+    "Prompt",
     "__version__",
     "current_call_id",
     "current_trace_id",
@@ -38,6 +40,7 @@ __all__ = [
     "flush",
     "init",
     "observe",
+    "register_prompt",
     "shutdown",
     "stats",
     "update_current_call",

@@ -462,6 +462,8 @@ _CALL_FIELDS = frozenset(
         "cost_usd",
         "tags",
         "metadata",
+        "prompt_name",
+        "prompt_version",
     }
 )
 

@@ -19,7 +19,9 @@ _MAX_CHUNKS = 10_000  # stop collecting a stream's chunks past this (memory), ke
 class _Spec:
     """What the decorator was asked to record; shared by every invocation."""
 
-    __slots__ = ("capture_input", "capture_output", "kind", "metadata", "name", "params", "tags")
+    __slots__ = (
+        "capture_input", "capture_output", "kind", "metadata", "name", "params", "prompt", "tags",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -30,7 +32,9 @@ class _Spec:
         tags: Sequence[str] | None,
         metadata: dict[str, Any] | None,
         params: tuple[str, ...],
+        prompt: dict[str, str] | None = None,
     ) -> None:
+        self.prompt = prompt
         self.name = name
         self.kind = kind
         self.capture_input = capture_input
@@ -52,6 +56,8 @@ class _Spec:
         rec.capture_output = self.capture_output
         if self.tags is not None or self.metadata is not None:
             rec.set(tags=self.tags, metadata=self.metadata)
+        if self.prompt:
+            rec.set(**self.prompt)
         return rec
 
 
@@ -271,6 +277,8 @@ def observe(
     capture_output: bool = True,
     tags: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -283,6 +291,8 @@ def observe(
     capture_output: bool = True,
     tags: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | None = None,
 ) -> F | Callable[[F], F]:
     """Record every call of the decorated function (sync, async, generator, async generator).
 
@@ -290,7 +300,14 @@ def observe(
     ``capture_input``/``capture_output`` control whether arguments and the return value (a
     stream's chunks, joined when they are strings) are sent. Exceptions are recorded (status
     ``error``, type and message) and re-raised unchanged. Calls made inside form one trace.
+    ``prompt_name``/``prompt_version`` link the call to a prompt template version (see
+    ``register_prompt``).
     """
+    prompt = {
+        k: str(v)
+        for k, v in (("prompt_name", prompt_name), ("prompt_version", prompt_version))
+        if v
+    }
     if isinstance(func, str):
         name, func = func, None
     if kind not in KINDS:
@@ -307,6 +324,7 @@ def observe(
                 tags,
                 metadata,
                 _param_names(fn),
+                prompt or None,
             )
             return _wrap(fn, spec)
         except Exception:

@@ -21,7 +21,10 @@ _UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 # Per-field caps of the ingest schema (apps/ingest/schemas.py).
 _SHORT = 255
 _SNAPSHOT_MAX = 1000
-_CAPS = {"provider": 64, "release": 128, "environment": 64, "trace_id": 64}
+_CAPS = {
+    "provider": 64, "release": 128, "environment": 64, "trace_id": 64, "prompt_name": 255,
+    "prompt_version": 64,
+}  # fmt: skip
 
 
 def reseed() -> None:

@@ -123,6 +123,20 @@ class FakeProvider:
                 self.close_connection = True
 
             def _chat(self, body: dict[str, Any]) -> None:
+                if body.get("tools") and not body.get("stream"):
+                    call = {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                    self._json(200, {
+                        "id": "chatcmpl-2", "object": "chat.completion", "created": 1,
+                        "model": "gpt-fake", "usage": CHAT_USAGE,
+                        "choices": [{"index": 0, "message": message,
+                                     "finish_reason": "tool_calls"}],
+                    })  # fmt: skip
+                    return
                 if not body.get("stream"):
                     self._json(
                         200,
@@ -198,6 +212,15 @@ class FakeProvider:
                 self._sse(events)
 
             def _messages(self, body: dict[str, Any]) -> None:
+                if body.get("tools") and not body.get("stream"):
+                    reply = _message("Let me look.")
+                    reply["content"].append(
+                        {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                         "input": {"city": "Paris"}}
+                    )  # fmt: skip
+                    reply["stop_reason"] = "tool_use"
+                    self._json(200, reply)
+                    return
                 if not body.get("stream"):
                     self._json(200, _message("Bonjour le monde"))
                     return

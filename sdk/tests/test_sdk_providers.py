@@ -296,3 +296,38 @@ def test_anthropic_stream_helper_sync_and_async(sdk: Any, provider: FakeProvider
         assert call["body"]["name"] == "anthropic.messages.stream"
         assert call["body"]["response"] == "Bonjour le monde"
         assert call["body"]["output_tokens"] == 5
+
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def test_openai_tool_calls_are_recorded(sdk: Any, provider: FakeProvider) -> None:
+    client = _openai(provider)
+    result = client.chat.completions.create(
+        model="gpt-fake", messages=MESSAGES, tools=[{"type": "function", "function": WEATHER_TOOL}]
+    )
+    assert result.choices[0].message.tool_calls[0].function.name == "get_weather"
+    body = _only_call(sdk)
+    assert body["metadata"]["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    ]
+    assert "get_weather" in body["response"]
+
+
+def test_anthropic_tool_use_is_recorded(sdk: Any, provider: FakeProvider) -> None:
+    client = _anthropic(provider)
+    client.messages.create(
+        model="claude-fake",
+        max_tokens=50,
+        messages=MESSAGES,
+        tools=[{"name": "get_weather", "input_schema": WEATHER_TOOL["parameters"]}],
+    )
+    body = _only_call(sdk)
+    assert body["response"] == "Let me look."
+    assert body["metadata"]["tool_calls"] == [
+        {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]

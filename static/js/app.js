@@ -40,6 +40,35 @@
     });
   });
 
+  // Trace waterfall: fold a span's subtree (rows whose data-path starts with its path + ".").
+  document.querySelectorAll("[data-waterfall]").forEach(function (list) {
+    var rows = Array.prototype.slice.call(list.querySelectorAll("[data-path]"));
+    list.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-fold]");
+      if (!button) return;
+      var prefix = button.getAttribute("data-fold") + ".";
+      var open = button.getAttribute("aria-expanded") !== "false";
+      button.setAttribute("aria-expanded", open ? "false" : "true");
+      button.textContent = open ? "\u25b8" : "\u25be";
+      rows.forEach(function (row) {
+        var path = row.getAttribute("data-path");
+        if (path.indexOf(prefix) !== 0) return;
+        if (open) {
+          row.hidden = true;
+        } else {
+          // Unfold one level of state: rows under a still-folded child stay hidden.
+          var hiddenBy = rows.some(function (other) {
+            var b = other.querySelector("[data-fold]");
+            var p = other.getAttribute("data-path");
+            return b && b.getAttribute("aria-expanded") === "false" && p !== prefix.slice(0, -1) &&
+              path.indexOf(p + ".") === 0 && p.indexOf(prefix) === 0;
+          });
+          row.hidden = hiddenBy;
+        }
+      });
+    });
+  });
+
   // Narrow screens: the sidebar becomes a drawer.
   document.querySelectorAll("[data-toggle=sidebar]").forEach(function (button) {
     button.addEventListener("click", function () {

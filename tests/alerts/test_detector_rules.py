@@ -141,3 +141,44 @@ def test_regression_rule_finds_the_error_rate_regression(project, now):
     assert incident.value == pytest.approx(0.2)
     assert "q (BH)" in incident.details["confidence"]
     assert len(incident.details["examples"]) > 0
+
+
+def test_prompt_regression_fires_on_a_worse_new_version_and_waits_for_enough_calls(project, now):
+    rule = rules.rule_create(
+        project=project,
+        name="Prompt versions",
+        kind="prompt_regression",
+        window="1h",
+        params={"min_calls": 200},
+    )
+    add_calls(project, count=300, errors=6, at=now - timedelta(hours=30), spread_s=3600,
+              prompt_name="answer", prompt_version="v1")  # fmt: skip
+    # The new version, too few calls yet: no verdict.
+    add_calls(project, count=150, errors=30, at=now, spread_s=3600, prompt_name="answer",
+              prompt_version="v2")  # fmt: skip
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    assert [(g.group, g.severity, g.value) for g in outcome.groups] == [
+        ({"prompt": "answer"}, None, None)
+    ]
+    assert not Incident.objects.exists()
+    add_calls(project, count=150, errors=30, at=now - timedelta(hours=2), spread_s=3600,
+              prompt_name="answer", prompt_version="v2")  # fmt: skip
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    assert [g.severity for g in outcome.groups] == ["warning"]
+    incident = Incident.objects.get()
+    assert incident.group == {"prompt": "answer"}
+    assert incident.details["regressed"] == ["error"]
+    assert incident.summary.startswith("Prompt answer: v2 is worse than v1 on error")
+
+
+def test_prompt_regression_stays_quiet_on_a_null_run(project, now):
+    rule = rules.rule_create(
+        project=project, name="Prompt versions", kind="prompt_regression", window="1h"
+    )
+    add_calls(project, count=300, errors=15, at=now - timedelta(hours=30), spread_s=3600,
+              prompt_name="answer", prompt_version="v1")  # fmt: skip
+    add_calls(project, count=300, errors=15, at=now, spread_s=3600, prompt_name="answer",
+              prompt_version="v2")  # fmt: skip
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    assert [g.severity for g in outcome.groups] == [None]
+    assert not Incident.objects.exists()

@@ -28,6 +28,7 @@ DEFAULT_CHECK_INTERVAL_S: dict[str, int] = {
     RuleKind.INTENT_SHIFT: 300,
     RuleKind.NEW_INTENT: 300,
     RuleKind.REGRESSION: 900,
+    RuleKind.PROMPT_REGRESSION: 900,
 }
 
 

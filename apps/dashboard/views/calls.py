@@ -24,6 +24,7 @@ from apps.traces.selectors import (
     feedback_for_call,
     trace_calls,
 )
+from apps.traces.trace_selectors import trace_spans, trace_timeline
 
 PAGE_SIZE = 50
 
@@ -110,6 +111,7 @@ def call_detail(request: HttpRequest, access: ProjectAccess, call_id: str) -> Ht
         ),
         "scores": scores_for_call(project=project, call_id=call.id),
         "trace": trace_tree(trace_calls(project=project, trace_id=call.trace_id)),
+        "timeline": trace_timeline(trace_spans(project=project, trace_id=call.trace_id)),
         "similar": similar,
         "similar_note": similar_note,
         "can_review": access.allows("review"),

@@ -25,6 +25,7 @@ from ._common import (
     last_user_text,
     patch,
     plain,
+    record_tool_calls,
     set_usage,
     text_of,
 )
@@ -97,6 +98,14 @@ class MessagesRecorder(Recorder):
                 texts.append(attr(block, "text"))
             elif kind == "tool_use":
                 tools.append({"name": attr(block, "name"), "input": attr(block, "input")})
+        record_tool_calls(
+            self.rec,
+            [
+                {"id": attr(b, "id"), "name": attr(b, "name"), "arguments": attr(b, "input")}
+                for b in attr(result, "content") or []
+                if attr(b, "type") == "tool_use"
+            ],
+        )
         if texts:
             self.rec.set(response="".join(texts))
         elif tools:

@@ -66,6 +66,16 @@ def last_user_text(messages: Any) -> str | None:
     return None
 
 
+def record_tool_calls(rec: CallRecord, calls: list[dict[str, Any]]) -> None:
+    """Keep the tool calls the model asked for under ``metadata.tool_calls`` (beside whatever
+    metadata the app set), so the call page shows their names and arguments."""
+    if not calls:
+        return
+    metadata = dict((rec.extra or {}).get("metadata") or {})
+    metadata["tool_calls"] = snapshot(calls)
+    rec.set(metadata=metadata)
+
+
 def set_usage(rec: CallRecord, **tokens: Any) -> None:
     rec.set(**{k: int(v) for k, v in tokens.items() if isinstance(v, (int, float))})
 

@@ -12,7 +12,17 @@ import json
 from typing import Any, TypeVar
 
 from .._config import logger
-from ._common import Recorder, attr, given, last_user_text, patch, plain, set_usage, text_of
+from ._common import (
+    Recorder,
+    attr,
+    given,
+    last_user_text,
+    patch,
+    plain,
+    record_tool_calls,
+    set_usage,
+    text_of,
+)
 
 C = TypeVar("C")
 
@@ -60,18 +70,17 @@ class ChatRecorder(Recorder):
         if choices:
             message = attr(choices[0], "message")
             content = text_of(attr(message, "content"))
-            if content is None:
-                calls = attr(message, "tool_calls")
-                if calls:
-                    content = json.dumps(
-                        [
-                            {
-                                "name": attr(c, "function", "name"),
-                                "arguments": attr(c, "function", "arguments"),
-                            }
-                            for c in calls
-                        ]
-                    )
+            tool_calls = [
+                {
+                    "id": attr(c, "id"),
+                    "name": attr(c, "function", "name"),
+                    "arguments": attr(c, "function", "arguments"),
+                }
+                for c in attr(message, "tool_calls") or []
+            ]
+            record_tool_calls(self.rec, tool_calls)
+            if content is None and tool_calls:
+                content = json.dumps([{k: c[k] for k in ("name", "arguments")} for c in tool_calls])
             if content is not None:
                 self.rec.set(response=content)
         self._usage(attr(result, "usage"))
