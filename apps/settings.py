@@ -178,6 +178,8 @@ INGEST_MAX_BODY_BYTES = envint("INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
 INGEST_MAX_BATCH_EVENTS = envint("INGEST_MAX_BATCH_EVENTS", 1000)
 # Prompt and response text beyond this many characters is truncated and flagged.
 INGEST_MAX_TEXT_CHARS = envint("INGEST_MAX_TEXT_CHARS", 100_000)
+# Each JSON field of a call (messages, metadata, tags) over this many bytes refuses the event.
+INGEST_MAX_JSON_BYTES = envint("INGEST_MAX_JSON_BYTES", 1024 * 1024)
 # Token bucket per project: sustained events/s and burst size. 0 disables the limit.
 INGEST_RATE_LIMIT_EVENTS_PER_S = envfloat("INGEST_RATE_LIMIT_EVENTS_PER_S", 5000.0)
 INGEST_RATE_LIMIT_BURST = envint("INGEST_RATE_LIMIT_BURST", 50_000)

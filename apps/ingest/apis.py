@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -15,8 +14,8 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import HasScope
 from apps.core.errors import ApplicationError
 from apps.ingest.body import read_body
+from apps.ingest.decode import decode_batch
 from apps.ingest.ratelimit import rate_limit_check
-from apps.ingest.schemas import Batch, TypedBatch
 from apps.ingest.services import ingest_events
 
 _RESULT = inline_serializer(
@@ -37,10 +36,6 @@ _RESULT = inline_serializer(
         "errors": serializers.IntegerField(),
     },
 )
-
-
-class TooManyRequests(ApplicationError):
-    status_code = 429
 
 
 class IngestApi(APIView):
@@ -95,13 +90,9 @@ class IngestApi(APIView):
     def post(self, request: Request) -> Response:
         project = request.project  # type: ignore[attr-defined]
         body = read_body(request._request)
-        events: list[Any]
-        try:
-            events = list(msgspec.json.decode(body, type=TypedBatch).batch)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            # Some event is invalid (or the body is not JSON): validate event by event so the
-            # valid ones are kept and each error names its field.
-            events = self._decode_loose(body)
+        # When some event is invalid, the others are still decoded and kept; each error
+        # names its event and field (see apps/ingest/decode.py).
+        events = decode_batch(body)
         limit = settings.INGEST_MAX_BATCH_EVENTS
         if len(events) > limit:
             raise ApplicationError(
@@ -118,13 +109,3 @@ class IngestApi(APIView):
             return response
         outcome = ingest_events(project=project, events=events)
         return Response(outcome.as_dict(), status=status.HTTP_207_MULTI_STATUS)
-
-    @staticmethod
-    def _decode_loose(body: bytes) -> list[Any]:
-        try:
-            batch = msgspec.json.decode(body, type=Batch)
-        except msgspec.ValidationError as exc:
-            raise ApplicationError(f"batch: {exc}", field="batch") from exc
-        except msgspec.DecodeError as exc:
-            raise ApplicationError(f"body: invalid JSON ({exc})") from exc
-        return batch.batch

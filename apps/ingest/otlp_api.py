@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.authentication import ApiKeyAuthentication
 from apps.accounts.permissions import HasScope
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, TooManyRequests
 from apps.ingest import otlp
 from apps.ingest.body import UnsupportedMediaType, read_body
 from apps.ingest.ratelimit import rate_limit_check
@@ -36,14 +36,6 @@ logger = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-
-
-class TooManyRequests(ApplicationError):
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _media_type(request: Request) -> str:
