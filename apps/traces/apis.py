@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -9,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
+from apps.core.dbtypes import EARLIEST_LOADABLE, LATEST_LOADABLE
 from apps.traces.selectors import (
     CallFilters,
     call_as_dict,
@@ -38,6 +41,17 @@ class CallListApi(APIView):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
         cursor = serializers.CharField(required=False)
         project = serializers.CharField(required=False)
+
+        def _in_range(self, value: datetime) -> datetime:
+            if not EARLIEST_LOADABLE <= value <= LATEST_LOADABLE:
+                raise serializers.ValidationError("outside the years 1 .. 9999")
+            return value
+
+        def validate_start(self, value: datetime) -> datetime:
+            return self._in_range(value)
+
+        def validate_end(self, value: datetime) -> datetime:
+            return self._in_range(value)
 
     @extend_schema(
         parameters=[FilterSerializer],
