@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.ingest import enqueue
 from apps.ingest.decode import BadEvent
 from apps.ingest.sanitize import EARLIEST, FieldError, check_time, clean_str, json_field
 from apps.ingest.schemas import CallBody, CallEvent, Event, FeedbackBody, FeedbackEvent
@@ -456,26 +457,13 @@ def ingest_events(*, project: Project, events: Sequence[Any]) -> IngestOutcome:
     return IngestOutcome(results=final, accepted_call_ids=accepted_calls)
 
 
-FOLLOW_UP_CHUNK = 200
-
-
 def enqueue_follow_up(
     *, project_id: int, call_ids: Sequence[uuid.UUID], feedback_call_ids: Sequence[uuid.UUID] = ()
 ) -> None:
-    """Queue the workers' part. A lost message is harmless: the sweeper finds unprocessed calls."""
-    from apps.ingest import tasks
-
-    try:
-        for start in range(0, len(call_ids), FOLLOW_UP_CHUNK):
-            chunk = [str(i) for i in call_ids[start : start + FOLLOW_UP_CHUNK]]
-            tasks.process_calls.apply_async(args=(project_id, chunk), expires=3600)
-        if feedback_call_ids:
-            tasks.process_feedback.apply_async(
-                args=(project_id, [str(i) for i in feedback_call_ids]), expires=3600
-            )
-    except Exception:
-        # The broker being down must not fail an ingest whose rows are committed.
-        logger.warning("could not queue follow-up work; the sweeper will pick it up", exc_info=True)
+    # A module-level name, so tests can hold the follow-up back; the work is in enqueue.py.
+    enqueue.enqueue_follow_up(
+        project_id=project_id, call_ids=call_ids, feedback_call_ids=feedback_call_ids
+    )
 
 
 # --- Follow-up (runs in the ingest worker) ------------------------------------------------------
