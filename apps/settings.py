@@ -247,6 +247,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "apps.alerts.models.ChannelKind",
         "AlertRuleKindEnum": "apps.alerts.models.RuleKind",

@@ -49,11 +49,32 @@ class IngestApi(APIView):
     @extend_schema(
         operation_id="ingest",
         request={
-            "application/json": {"type": "object", "properties": {"batch": {"type": "array"}}}
+            "application/json": {
+                "type": "object",
+                "required": ["batch"],
+                "properties": {
+                    "batch": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "id", "body"],
+                            "properties": {
+                                "type": {"type": "string", "enum": ["call", "feedback"]},
+                                "id": {"type": "string", "format": "uuid"},
+                                "body": {"type": "object"},
+                            },
+                        },
+                    }
+                },
+            }
         },
         responses={
             207: _RESULT,
-            400: OpenApiResponse(description="invalid JSON, or too many events"),
+            400: OpenApiResponse(
+                description="not a JSON object with a batch array, or too many events"
+            ),
+            403: OpenApiResponse(description="the key lacks the ingest scope"),
+            415: OpenApiResponse(description="an unsupported Content-Encoding"),
             401: OpenApiResponse(description="missing, unknown or revoked key"),
             413: OpenApiResponse(description="body (or its decompressed size) over the limit"),
             429: OpenApiResponse(description="project rate limit; see Retry-After"),

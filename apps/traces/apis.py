@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
 from apps.core.dbtypes import EARLIEST_LOADABLE, LATEST_LOADABLE
+from apps.core.strict import StrictSerializer
 from apps.traces.selectors import (
     CallFilters,
     call_as_dict,
@@ -26,7 +27,7 @@ class CallListApi(APIView):
     permission_classes = [HasScope]
     required_scope = "read"
 
-    class FilterSerializer(serializers.Serializer[CallFilters]):
+    class FilterSerializer(StrictSerializer):
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
         model = serializers.CharField(required=False)
