@@ -50,7 +50,9 @@ def lockout_remaining(*, username: str, address: str) -> int:
     user_key, ip_key = _keys(username, address)
     try:
         pipe = _client().pipeline()
-        pipe.get(user_key).ttl(user_key).get(ip_key).ttl(ip_key)
+        for key in (user_key, ip_key):
+            pipe.get(key)
+            pipe.ttl(key)
         user_count, user_ttl, ip_count, ip_ttl = pipe.execute()
     except redis.RedisError:
         logger.warning("login throttle unavailable; allowing the attempt", exc_info=True)
@@ -68,7 +70,8 @@ def failure_record(*, username: str, address: str) -> None:
     try:
         pipe = _client().pipeline()
         for key in _keys(username, address)[: 2 if address else 1]:
-            pipe.set(key, 0, ex=window, nx=True).incr(key)
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
         pipe.execute()
     except redis.RedisError:
         logger.warning("login throttle unavailable; failure not counted", exc_info=True)

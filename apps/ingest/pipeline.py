@@ -138,7 +138,7 @@ def _load(project_id: int, call_ids: list[str], poison: dict[str, str]) -> list[
             return list(base.filter(id__in=call_ids).only(*_FIELDS))
     except DatabaseError:
         logger.warning("follow-up chunk of project %s did not load; row by row", project_id)
-    calls = []
+    calls: list[Call] = []
     for call_id in call_ids:
         try:
             with transaction.atomic():
