@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from django.conf import settings
 from django.utils import timezone
 
 MAX_JSON_DEPTH = 32
@@ -78,7 +77,7 @@ def _cleaned(value: Any, field: str) -> Any:
     return root[0]
 
 
-def json_field(value: Any, field: str) -> str:
+def json_field(value: Any, field: str, *, limit: int) -> str:
     """The JSON text for a jsonb column: cleaned, depth- and size-checked.
 
     The common case costs one msgspec encode and a few substring counts; the tree is walked
@@ -92,7 +91,6 @@ def json_field(value: Any, field: str) -> str:
     else:
         if text.count("{") + text.count("[") > MAX_JSON_DEPTH:
             _cleaned(value, field)  # raises when really too deep
-    limit = settings.INGEST_MAX_JSON_BYTES
     if len(text) > limit:
         raise FieldError(f"{field}: {len(text)} bytes of JSON is over the limit of {limit}")
     if "\\u0000" in text:
@@ -100,14 +98,19 @@ def json_field(value: Any, field: str) -> str:
     return text
 
 
-def check_time(value: datetime | None, field: str) -> datetime | None:
-    """Aware, and inside 2000-01-01 .. now + 1 day (what every later reader can handle)."""
+def latest_time() -> datetime:
+    """The upper bound of ``check_time``: now + 1 day (computed once per batch)."""
+    return timezone.now() + FUTURE_SLACK
+
+
+def check_time(value: datetime | None, field: str, *, latest: datetime) -> datetime | None:
+    """Aware, and inside 2000-01-01 .. ``latest`` (what every later reader can handle)."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        ok = EARLIEST <= value <= timezone.now() + FUTURE_SLACK
+        ok = EARLIEST <= value <= latest
     except OverflowError:
         ok = False
     if not ok:
