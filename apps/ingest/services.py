@@ -231,10 +231,11 @@ def _valid_call(index: int, event_id: uuid.UUID, body: CallBody, limits: _Limits
         raise FieldError("end_time: is before start_time")
     if (body.input_tokens or 0) + (body.output_tokens or 0) > _INT4_MAX:
         raise FieldError("input_tokens: input_tokens + output_tokens is over 2^31 - 1")
-    for name in _CALL_SHORT_TEXT:
-        value = getattr(body, name)
-        if value:
-            setattr(body, name, clean_str(value))
+    # One scan of all short fields together; the common clean case costs a join.
+    joined = "".join(getattr(body, name) for name in _CALL_SHORT_TEXT)
+    if "\x00" in joined or not joined.isascii():
+        for name in _CALL_SHORT_TEXT:
+            setattr(body, name, clean_str(getattr(body, name)))
     truncated = []
     for name in ("prompt", "response", "error"):
         text, cut = _clean_text(getattr(body, name), limit)
