@@ -419,3 +419,27 @@ def test_reads_survive_a_poison_row_and_crafted_cursors(
     for start in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
         response = api_client.get("/api/v1/calls", {"start": start}, **auth)
         assert response.status_code == 400, response.content[:200]
+
+
+# --- OTLP spans go through the same validation ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_otlp_inf_cost_nul_and_far_timestamps_cost_only_their_span(
+    api_client: APIClient, ingest_key: str, read_key: str, project: Project
+) -> None:
+    from tests.ingest.test_otlp import OPENLLMETRY_NEW, ROOT, make_request, make_span
+    from tests.ingest.test_otlp import post as otlp_post
+
+    spans = [
+        make_span({**OPENLLMETRY_NEW, "gen_ai.usage.cost": float("inf")}, span_id=b"\x01" * 8),
+        make_span({**OPENLLMETRY_NEW, "user.id": "u\x00ser"}, name="n\x00ul", span_id=b"\x02" * 8),
+        make_span(OPENLLMETRY_NEW, span_id=b"\x03" * 8, start=2**64 - 1, end=2**64 - 1),
+        make_span({}, name="root", span_id=ROOT, parent=b""),
+    ]
+    response = otlp_post(api_client, make_request(*spans).SerializeToString(), key=ingest_key)
+    assert response.status_code == 200, response.content[:300]
+    names = sorted(Call.objects.filter(project=project).values_list("name", flat=True))
+    assert names == ["nul", "root"]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {read_key}"}
+    assert api_client.get("/api/v1/calls", **auth).status_code == 200
