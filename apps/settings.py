@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -218,12 +219,19 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; object-src 'none'"
 )
 
+# --- Sign-in throttling (apps/accounts/login_throttle.py) ---------------------------------------
+LOGIN_MAX_FAILURES_PER_USER = envint("LOGIN_MAX_FAILURES_PER_USER", 5)
+LOGIN_MAX_FAILURES_PER_IP = envint("LOGIN_MAX_FAILURES_PER_IP", 20)
+LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 900)
+
 # --- Ingestion limits -------------------------------------------------------------------------
 # The raw (or decompressed) body limit; checked before parsing, also for gzip bombs.
 INGEST_MAX_BODY_BYTES = envint("INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
 INGEST_MAX_BATCH_EVENTS = envint("INGEST_MAX_BATCH_EVENTS", 1000)
 # Prompt and response text beyond this many characters is truncated and flagged.
 INGEST_MAX_TEXT_CHARS = envint("INGEST_MAX_TEXT_CHARS", 100_000)
+# Each JSON field of a call (messages, metadata, tags) over this many bytes refuses the event.
+INGEST_MAX_JSON_BYTES = envint("INGEST_MAX_JSON_BYTES", 1024 * 1024)
 # Token bucket per project: sustained events/s and burst size. 0 disables the limit.
 INGEST_RATE_LIMIT_EVENTS_PER_S = envfloat("INGEST_RATE_LIMIT_EVENTS_PER_S", 5000.0)
 INGEST_RATE_LIMIT_BURST = envint("INGEST_RATE_LIMIT_BURST", 50_000)
@@ -317,6 +325,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "apps.alerts.models.ChannelKind",
         "AlertRuleKindEnum": "apps.alerts.models.RuleKind",

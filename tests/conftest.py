@@ -46,6 +46,20 @@ def _clean_redis() -> None:
         redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _clear_login_throttle() -> None:
+    """Failed sign-ins of one test must not lock out the next (same user names, 127.0.0.1)."""
+    import redis
+
+    from apps.accounts.login_throttle import PREFIX
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
+        keys = list(client.scan_iter(f"{PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
 @pytest.fixture
 def organization(db: None) -> Organization:
     return Organization.objects.create(name="Acme", slug="acme")

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -42,10 +42,19 @@ def organization_create(*, name: str, slug: str | None = None) -> Organization:
 
 
 def project_create(*, organization: Organization, name: str, slug: str | None = None) -> Project:
-    slug = slug or slugify(name)[:80]
-    if Project.objects.filter(slug=slug).exists():
-        raise ApplicationError(f"a project with slug {slug!r} exists already", field="slug")
-    return Project.objects.create(organization=organization, name=name, slug=slug)
+    """Slugs are unique on the instance (scripts name a project by slug alone); a taken one is
+    answered the same whoever owns it, so that nobody learns of another tenant's projects."""
+    chosen = bool(slug)
+    slug = slug or slugify(name)[:80] or "project"
+    if not chosen and Project.objects.filter(slug=slug).exists():
+        slug = f"{slug[:73]}-{secrets.token_hex(3)}"
+    try:
+        with transaction.atomic():
+            return Project.objects.create(organization=organization, name=name, slug=slug)
+    except IntegrityError as exc:
+        raise ApplicationError(
+            f"slug: {slug!r} is not available; choose another", field="slug"
+        ) from exc
 
 
 def membership_set(*, user: AbstractBaseUser, organization: Organization, role: str) -> Membership:

@@ -27,7 +27,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,6 +55,7 @@ from apps.alerts.models import (
     RuleKind,
 )
 from apps.alerts.services import channels, evaluation, incidents, rules
+from apps.core.strict import StrictSerializer
 
 
 @extend_schema_field(
@@ -81,6 +87,11 @@ class HumanDurationField(serializers.Field[int, int, str, Any]):
 class _AdminApi(APIView):
     permission_classes = [HasScope]
     required_scope = "admin"
+
+
+def _results(name: str, output: type[serializers.Serializer[Any]]) -> Any:
+    """The schema of a list answer as it really is: ``{"results": [...]}``."""
+    return inline_serializer(name, {"results": output(many=True)})
 
 
 def _project(request: Request) -> Project:
@@ -132,7 +143,9 @@ class ChannelListCreateApi(_AdminApi):
             max_length=200, required=False, help_text="webhook only; generated when absent"
         )
 
-    @extend_schema(responses={200: ChannelOutput(many=True)}, operation_id="channels_list")
+    @extend_schema(
+        responses={200: _results("ChannelList", ChannelOutput)}, operation_id="channels_list"
+    )
     def get(self, request: Request) -> Response:
         channels = selectors.channel_list(project=_project(request))
         return Response({"results": ChannelOutput(channels, many=True).data})
@@ -274,7 +287,9 @@ class RuleListCreateApi(_AdminApi):
     InputSerializer = RuleInput
     OutputSerializer = RuleOutput
 
-    @extend_schema(responses={200: RuleOutput(many=True)}, operation_id="alert_rules_list")
+    @extend_schema(
+        responses={200: _results("RuleList", RuleOutput)}, operation_id="alert_rules_list"
+    )
     def get(self, request: Request) -> Response:
         rules = selectors.rule_list(project=_project(request))
         return Response({"results": RuleOutput(rules, many=True).data})
@@ -404,13 +419,13 @@ class IncidentDetailOutput(IncidentOutput):
 
 
 class IncidentListApi(_AdminApi):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(StrictSerializer):
         state = serializers.ChoiceField(IncidentState.choices, required=False)
         rule = serializers.IntegerField(required=False)
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: IncidentOutput(many=True)},
+        responses={200: _results("IncidentList", IncidentOutput)},
         operation_id="incidents_list",
     )
     def get(self, request: Request) -> Response:
@@ -488,14 +503,14 @@ class IncidentMuteApi(_AdminApi):
 
 
 class NotificationListApi(_AdminApi):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(StrictSerializer):
         channel = serializers.IntegerField(required=False)
         incident = serializers.IntegerField(required=False)
         status = serializers.ChoiceField(NotificationStatus.choices, required=False)
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: NotificationOutput(many=True)},
+        responses={200: _results("NotificationList", NotificationOutput)},
         operation_id="notifications_list",
     )
     def get(self, request: Request) -> Response:

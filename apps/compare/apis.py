@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request
 from apps.compare.selectors import DIMENSIONS, compare_groups
+from apps.core.strict import StrictSerializer
 
 
-class _PairSerializer(serializers.Serializer[Any]):
+class _PairSerializer(StrictSerializer):
     a = serializers.CharField(max_length=255)
     b = serializers.CharField(max_length=255)
     start = serializers.DateTimeField(required=False)

@@ -22,3 +22,13 @@ class NotFound(ApplicationError):
 
 class PermissionDenied(ApplicationError):
     status_code = 403
+
+
+class TooManyRequests(ApplicationError):
+    """A rate limit; ``retry_after`` (seconds) goes into the ``Retry-After`` header."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -89,13 +88,25 @@ def ui_api_key_revoke(*, project: Project, key_id: int) -> ApiKey:
 
 
 def member_set(*, organization: Organization, username: str, role: str) -> Membership:
-    """Add an existing user to the organization (or change the role)."""
-    user_model = get_user_model()
+    """Change the role of a user already in the organization.
+
+    Users of other organizations are not reachable from here (an owner could otherwise enroll,
+    or learn of, another tenant's users): one answer for "no such user" and "someone else's".
+    New people join through an invitation.
+    """
     username = username.strip()
-    user = user_model.objects.filter(Q(username=username) | Q(email__iexact=username)).first()
-    if user is None:
-        raise ApplicationError("username: no such user", field="username")
-    return membership_set(user=user, organization=organization, role=role)
+    membership = (
+        Membership.objects.filter(organization=organization)
+        .filter(Q(user__username=username) | Q(user__email__iexact=username))
+        .select_related("user")
+        .first()
+    )
+    if membership is None or not username:
+        raise ApplicationError(
+            "username: not a member of this organization (new people join by invitation)",
+            field="username",
+        )
+    return membership_set(user=membership.user, organization=organization, role=role)
 
 
 def member_remove(*, organization: Organization, membership_id: int, acting: User) -> None:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import NotFound
+from apps.core.strict import StrictSerializer
 from apps.drift.models import Baseline
 from apps.drift.selectors import (
     baseline_as_dict,
@@ -29,7 +30,7 @@ class DriftCheckListApi(APIView):
     permission_classes = [HasScope]
     required_scope = "read"
 
-    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+    class FilterSerializer(StrictSerializer):
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=20)
@@ -60,7 +61,7 @@ class BaselineApi(APIView):
     def required_scope(self) -> str:
         return "admin" if self.request.method == "POST" else "read"
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(StrictSerializer):
         baseline_id = serializers.IntegerField(required=False)
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)

@@ -9,11 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, request_project
+from apps.core.strict import StrictSerializer
 from apps.embeddings.models import EmbeddingKind
 from apps.embeddings.selectors import MAX_K, call_similar, calls_search, embedding_lag
 
 
-class _KnnParams(serializers.Serializer[dict[str, object]]):
+class _KnnParams(StrictSerializer):
     k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=10)
     kind = serializers.ChoiceField(
         EmbeddingKind.values, required=False, default=EmbeddingKind.PROMPT

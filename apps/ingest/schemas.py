@@ -13,12 +13,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
-NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+# Finite and bounded: +Inf/NaN are not JSON, and a sum of huge values overflows float8 in the
+# rollups and the KPIs of every later read.
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+Score = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 
 
 class CallBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    start_time: datetime
+    # Optional: a call without one is stamped with the time it was received (or its end_time),
+    # and ``metadata["driftline.start_time"]`` records which.
+    start_time: datetime | None = None
     end_time: datetime | None = None
     trace_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     parent_id: uuid.UUID | None = None
@@ -53,7 +58,7 @@ class CallBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class FeedbackBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     call_id: uuid.UUID
     source: Literal["end_user", "reviewer"] = "end_user"
-    score: float | None = None
+    score: Score | None = None
     label: Annotated[str, msgspec.Meta(max_length=128)] = ""
     comment: str = ""
     user_id: Short = ""

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,6 +23,16 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.ingest import enqueue
+from apps.ingest.decode import BadEvent
+from apps.ingest.sanitize import (
+    EARLIEST,
+    FieldError,
+    check_time,
+    clean_str,
+    json_field,
+    latest_time,
+)
 from apps.ingest.schemas import CallBody, CallEvent, Event, FeedbackBody, FeedbackEvent
 
 logger = logging.getLogger(__name__)
@@ -77,6 +87,10 @@ class _ValidCall:
     id: uuid.UUID
     body: CallBody
     truncated: list[str]
+    # JSON texts for the jsonb columns, encoded (and checked) once during validation.
+    messages: str | None
+    tags: str
+    metadata: str
 
 
 @dataclass
@@ -100,30 +114,29 @@ def _error_message(exc: msgspec.ValidationError, prefix: str) -> str:
 def _clean_text(value: str | None, limit: int) -> tuple[str, bool]:
     if not value:
         return "", False
-    # PostgreSQL text cannot hold NUL; keep the rest of the string.
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
+    value = clean_str(value)
     if len(value) > limit:
         return value[:limit], True
     return value, False
 
 
-_JSON = msgspec.json.Encoder()
-
-
-def _json_text(value: Any) -> str:
-    """JSON text for a jsonb column, encoded once (msgspec: the stdlib encoder was the largest
-    self-time cost of the write path under py-spy). jsonb rejects \\u0000, so it is replaced."""
-    text = _JSON.encode(value).decode()
-    if "\\u0000" in text:
-        text = text.replace("\\u0000", "\\ufffd")
-    return text
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+# Short text columns: NUL stripped and surrogates replaced (PostgreSQL refuses both in COPY).
+_CALL_SHORT_TEXT = (
+    "trace_id",
+    "session_id",
+    "user_id",
+    "name",
+    "provider",
+    "model",
+    "error_type",
+    "release",
+    "environment",
+    "prompt_name",
+    "prompt_version",
+)
+_INT4_MAX = 2**31 - 1
+START_TIME_KEY = "driftline.start_time"
+"""``metadata`` key set when a call came without ``start_time``: ``received`` or ``end_time``."""
 
 
 def _validate(
@@ -133,14 +146,22 @@ def _validate(
     calls: list[_ValidCall] = []
     feedbacks: list[_ValidFeedback] = []
     seen: set[tuple[str, uuid.UUID]] = set()
-    limit = settings.INGEST_MAX_TEXT_CHARS
+    limits = _Limits(
+        text=settings.INGEST_MAX_TEXT_CHARS,
+        json=settings.INGEST_MAX_JSON_BYTES,
+        received=timezone.now(),
+        latest=latest_time(),
+    )
     for index, raw in enumerate(events):
         event: Event | CallEvent | FeedbackEvent
         if isinstance(raw, CallEvent | FeedbackEvent):
             event = raw  # decoded and validated already (the fast path)
+        elif isinstance(raw, BadEvent):
+            results[index] = EventResult(raw.id, ERROR, raw.error)
+            continue
         else:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
-            shown_id = raw_id if isinstance(raw_id, str) else None
+            shown_id = clean_str(raw_id) if isinstance(raw_id, str) else None
             try:
                 event = msgspec.convert(raw, Event)
             except msgspec.ValidationError as exc:
@@ -158,6 +179,7 @@ def _validate(
             results[index] = EventResult(str(event.id), DUPLICATE)
             continue
         seen.add(key)
+        error: str | None
         try:
             if kind == "call":
                 body = (
@@ -165,45 +187,91 @@ def _validate(
                     if isinstance(event, CallEvent)
                     else msgspec.convert(event.body, CallBody)
                 )
-                error = _check_call(body)
-                if error is None:
-                    truncated = []
-                    for name in ("prompt", "response", "error"):
-                        text, cut = _clean_text(getattr(body, name), limit)
-                        setattr(body, name, text)
-                        if cut:
-                            truncated.append(name)
-                    calls.append(_ValidCall(index, event.id, body, truncated))
+                calls.append(_valid_call(index, event.id, body, limits))
             else:
                 feedback = (
                     event.body
                     if isinstance(event, FeedbackEvent)
                     else msgspec.convert(event.body, FeedbackBody)
                 )
-                error = _check_feedback(feedback)
-                if error is None:
-                    feedback.comment = _clean_text(feedback.comment, limit)[0]
-                    feedbacks.append(_ValidFeedback(index, event.id, feedback))
+                feedbacks.append(_valid_feedback(index, event.id, feedback, limits))
+            error = None
         except msgspec.ValidationError as exc:
             error = _error_message(exc, "body.")
+        except FieldError as exc:
+            error = f"body.{exc}"
         if error is not None:
             results[index] = EventResult(str(event.id), ERROR, error)
     return results, calls, feedbacks
 
 
-def _check_call(body: CallBody) -> str | None:
-    body.start_time = _aware(body.start_time)  # type: ignore[assignment]
-    body.end_time = _aware(body.end_time)
-    if body.end_time is not None and body.end_time < body.start_time:
-        return "body.end_time: is before start_time"
-    return None
+@dataclass(frozen=True)
+class _Limits:
+    """Read once per batch (settings and the clock are not free at 10,000 events/s)."""
+
+    text: int
+    json: int
+    received: datetime
+    latest: datetime
 
 
-def _check_feedback(body: FeedbackBody) -> str | None:
+def _valid_call(index: int, event_id: uuid.UUID, body: CallBody, limits: _Limits) -> _ValidCall:
+    """The call cleaned and checked; FieldError names the first field refused."""
+    received, limit = limits.received, limits.text
+    body.end_time = check_time(body.end_time, "end_time", latest=limits.latest)
+    start_source = ""
+    start: datetime
+    if body.start_time is not None:
+        start = check_time(body.start_time, "start_time", latest=limits.latest) or received
+    elif body.end_time is not None:
+        start_source = "end_time"
+        start = max(body.end_time - timedelta(milliseconds=body.latency_ms or 0.0), EARLIEST)
+    else:
+        start_source, start = "received", received
+    body.start_time = start
+    if body.end_time is not None and body.end_time < start:
+        raise FieldError("end_time: is before start_time")
+    if (body.input_tokens or 0) + (body.output_tokens or 0) > _INT4_MAX:
+        raise FieldError("input_tokens: input_tokens + output_tokens is over 2^31 - 1")
+    # One scan of all short fields together; the common clean case costs a join.
+    joined = "".join(getattr(body, name) for name in _CALL_SHORT_TEXT)
+    if "\x00" in joined or not joined.isascii():
+        for name in _CALL_SHORT_TEXT:
+            setattr(body, name, clean_str(getattr(body, name)))
+    truncated = []
+    for name in ("prompt", "response", "error"):
+        text, cut = _clean_text(getattr(body, name), limit)
+        setattr(body, name, text)
+        if cut:
+            truncated.append(name)
+    metadata = body.metadata
+    if start_source:
+        metadata = {**metadata, START_TIME_KEY: start_source}
+    return _ValidCall(
+        index,
+        event_id,
+        body,
+        truncated,
+        messages=(
+            json_field(body.messages, "messages", limit=limits.json)
+            if body.messages is not None
+            else None
+        ),
+        tags=json_field(body.tags, "tags", limit=limits.json),
+        metadata=json_field(metadata, "metadata", limit=limits.json),
+    )
+
+
+def _valid_feedback(
+    index: int, event_id: uuid.UUID, body: FeedbackBody, limits: _Limits
+) -> _ValidFeedback:
     if body.score is None and not body.label and not body.comment:
-        return "body: feedback needs at least one of score, label or comment"
-    body.created_at = _aware(body.created_at)
-    return None
+        raise FieldError("score: feedback needs at least one of score, label or comment")
+    body.created_at = check_time(body.created_at, "created_at", latest=limits.latest)
+    body.label = clean_str(body.label)
+    body.user_id = clean_str(body.user_id)
+    body.comment = _clean_text(body.comment, limits.text)[0]
+    return _ValidFeedback(index, event_id, body)
 
 
 _CALL_COLUMNS = (
@@ -246,6 +314,9 @@ _CALL_COLUMNS = (
 _ARRAY_FROM_JSONB = {"tags", "truncated"}
 
 
+_JSON = msgspec.json.Encoder()
+
+
 def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
     del project_id  # the project is set by the INSERT ... SELECT
     b = call.body
@@ -253,7 +324,7 @@ def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
     if total is None and b.input_tokens is not None and b.output_tokens is not None:
         total = b.input_tokens + b.output_tokens
     latency = b.latency_ms
-    if latency is None and b.end_time is not None:
+    if latency is None and b.end_time is not None and b.start_time is not None:
         latency = (b.end_time - b.start_time).total_seconds() * 1000.0
     return (
         call.id,
@@ -266,7 +337,7 @@ def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
         b.provider,
         b.model,
         b.prompt or "",
-        _json_text(b.messages) if b.messages is not None else None,
+        call.messages,
         b.response or "",
         b.input_tokens,
         b.output_tokens,
@@ -284,9 +355,9 @@ def _call_row(project_id: int, call: _ValidCall) -> tuple[Any, ...]:
         b.environment,
         b.prompt_name,
         b.prompt_version,
-        _json_text(b.tags),
-        _json_text(b.metadata),
-        _json_text(call.truncated),
+        call.tags,
+        call.metadata,
+        _JSON.encode(call.truncated).decode(),
         b.start_time,
         b.end_time,
     )
@@ -417,26 +488,13 @@ def ingest_events(*, project: Project, events: Sequence[Any]) -> IngestOutcome:
     return IngestOutcome(results=final, accepted_call_ids=accepted_calls)
 
 
-FOLLOW_UP_CHUNK = 200
-
-
 def enqueue_follow_up(
     *, project_id: int, call_ids: Sequence[uuid.UUID], feedback_call_ids: Sequence[uuid.UUID] = ()
 ) -> None:
-    """Queue the workers' part. A lost message is harmless: the sweeper finds unprocessed calls."""
-    from apps.ingest import tasks
-
-    try:
-        for start in range(0, len(call_ids), FOLLOW_UP_CHUNK):
-            chunk = [str(i) for i in call_ids[start : start + FOLLOW_UP_CHUNK]]
-            tasks.process_calls.apply_async(args=(project_id, chunk), expires=3600)
-        if feedback_call_ids:
-            tasks.process_feedback.apply_async(
-                args=(project_id, [str(i) for i in feedback_call_ids]), expires=3600
-            )
-    except Exception:
-        # The broker being down must not fail an ingest whose rows are committed.
-        logger.warning("could not queue follow-up work; the sweeper will pick it up", exc_info=True)
+    # A module-level name, so tests can hold the follow-up back; the work is in enqueue.py.
+    enqueue.enqueue_follow_up(
+        project_id=project_id, call_ids=call_ids, feedback_call_ids=feedback_call_ids
+    )
 
 
 # --- Follow-up (runs in the ingest worker) ------------------------------------------------------

@@ -8,14 +8,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request, request_project
+from apps.core.dbtypes import EARLIEST_LOADABLE, LATEST_LOADABLE
 from apps.core.errors import NotFound
+from apps.core.strict import StrictSerializer
 from apps.traces.prompt_selectors import prompt_list, prompt_versions
 from apps.traces.selectors import (
     CallFilters,
@@ -47,7 +49,7 @@ class CallListApi(APIView):
     permission_classes = [HasScope]
     required_scope = "read"
 
-    class FilterSerializer(serializers.Serializer[CallFilters]):
+    class FilterSerializer(StrictSerializer):
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
         model = serializers.CharField(required=False)
@@ -64,6 +66,17 @@ class CallListApi(APIView):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
         cursor = serializers.CharField(required=False)
         project = serializers.CharField(required=False)
+
+        def _in_range(self, value: datetime) -> datetime:
+            if not EARLIEST_LOADABLE <= value <= LATEST_LOADABLE:
+                raise serializers.ValidationError("outside the years 1 .. 9999")
+            return value
+
+        def validate_start(self, value: datetime) -> datetime:
+            return self._in_range(value)
+
+        def validate_end(self, value: datetime) -> datetime:
+            return self._in_range(value)
 
     @extend_schema(
         parameters=[FilterSerializer],
@@ -118,7 +131,7 @@ def _since(days: int | None) -> datetime | None:
     return timezone.now() - timedelta(days=days) if days else None
 
 
-class _WindowSerializer(serializers.Serializer[Any]):
+class _WindowSerializer(StrictSerializer):
     days = serializers.IntegerField(required=False, min_value=1, max_value=400, default=30)
     search = serializers.CharField(required=False, max_length=255)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
@@ -168,7 +181,14 @@ class PromptListApi(APIView):
             }
         )
 
-    @extend_schema(request=InputSerializer, responses={200: {"type": "object"}})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: {"type": "object"},
+            201: {"type": "object"},
+            409: OpenApiResponse(description="the version name is taken by another template"),
+        },
+    )
     def post(self, request: Request) -> Response:
         project = project_for_request(request, scope="ingest")
         body = self.InputSerializer(data=request.data)

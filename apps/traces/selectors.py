@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import Project
+from apps.core.dbtypes import EARLIEST_LOADABLE, LATEST_LOADABLE
 from apps.core.errors import ApplicationError, NotFound
 from apps.traces.models import Call, Feedback
 
@@ -68,12 +70,21 @@ def _encode_cursor(call: Call) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_MAX = 200  # an encoded cursor is ~90 characters
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A crafted cursor (deeply nested, out-of-range time, wrong shape) is a 400 naming it."""
     try:
+        if len(cursor) > _CURSOR_MAX:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         start, call_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(start), uuid.UUID(call_id)
-    except (ValueError, TypeError) as exc:
+        moment = datetime.fromisoformat(start)
+        if moment.tzinfo is None or not EARLIEST_LOADABLE <= moment <= LATEST_LOADABLE:
+            raise ValueError("time out of range")
+        return moment, uuid.UUID(call_id)
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
         raise ApplicationError("cursor: invalid", field="cursor") from exc
 
 
@@ -125,6 +136,11 @@ def trace_calls(*, project: Project, trace_id: str) -> list[Call]:
     )
 
 
+def _finite(value: float | None) -> float | None:
+    # A row stored before the edge refused +Inf/NaN must not make the whole page unrenderable.
+    return value if value is None or math.isfinite(value) else None
+
+
 def call_as_dict(call: Call, *, full: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(call.id),
@@ -141,10 +157,10 @@ def call_as_dict(call: Call, *, full: bool = True) -> dict[str, Any]:
         "total_tokens": call.total_tokens,
         "cached_tokens": call.cached_tokens,
         "reasoning_tokens": call.reasoning_tokens,
-        "cost_usd": call.cost_usd,
+        "cost_usd": _finite(call.cost_usd),
         "cost_source": call.cost_source,
-        "latency_ms": call.latency_ms,
-        "ttft_ms": call.ttft_ms,
+        "latency_ms": _finite(call.latency_ms),
+        "ttft_ms": _finite(call.ttft_ms),
         "status": call.status,
         "error": call.error,
         "error_type": call.error_type,

@@ -43,6 +43,7 @@ _RETRY_AFTER_CAP = 300.0
 _INLINE_WAIT_MAX = 10.0
 _REPLAY_FILES_PER_CYCLE = 20
 _TRANSIENT = frozenset({408, 425, 429})
+_SUSPECT_STRIKES = 5
 _RECONNECT = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 _live: weakref.WeakSet[Transport] = weakref.WeakSet()
@@ -150,6 +151,9 @@ class Transport:
         self._spool_dirty = self._spool is not None
         self._last_error: str | None = None
         self._log_times: dict[str, float] = {}
+        self._ok_requests = 0
+        self._last_status: int | None = None
+        self._suspects: dict[int, int] = {}  # hash of an event line -> 500s seen alone
 
     def after_fork_in_child(self) -> None:
         if self._spool is not None:
@@ -413,17 +417,29 @@ class Transport:
 
     # ----- one request with retries --------------------------------------------------------
 
-    def _send(self, lines: list[bytes], retries: int, probe: bool = False) -> str:
-        """POST one batch. Returns "sent", "dropped" (permanent error, counted) or "failed"."""
+    def _send(
+        self, lines: list[bytes], retries: int, probe: bool = False, split: bool = True
+    ) -> str:
+        """POST one batch. Returns "sent", "dropped" (permanent error, counted) or "failed".
+
+        ``split``: a batch answered 500 twice is halved (see ``_split``)."""
         body = b'{"batch":[' + b",".join(lines) + b"]}"
         if self._cfg.gzip:
             body = gzip.compress(body, compresslevel=5)
         attempt = 0
+        errors_500 = 0
         while True:
             status, retry_after, data = self._post(body)
+            self._last_status = status
             if status is not None and 200 <= status < 300:
                 self._on_success(lines, status, data)
                 return "sent"
+            if status == 500:
+                errors_500 += 1
+                if errors_500 >= 2:
+                    return self._split(lines, retries, data) if split else "failed"
+                if attempt >= retries:  # one more try even at the end of the budget
+                    attempt = retries - 1
             if status is not None and 400 <= status < 500 and status not in _TRANSIENT:
                 detail = data[:300].decode("utf-8", "replace")
                 self._last_error = f"HTTP {status}: {detail}"
@@ -453,6 +469,59 @@ class Transport:
             if not self._sleep(delay):
                 self._mark_down(retry_after)
                 return "failed"
+
+    def _split(self, lines: list[bytes], retries: int, data: bytes) -> str:
+        """The server failed this batch twice with a 500: an event in it may be what breaks
+        the server (a bug on some input). Halve and resend, down to the single event, which is
+        then dropped as ``rejected_event``, so one bad event never blocks the events around it
+        or a spool replay.
+
+        A server answering 500 to everything (its database down) must not lose events, so a
+        single event is dropped only on evidence that the server works: another request of the
+        split answered 2xx, or the same event failed so on ``_SUSPECT_STRIKES`` occasions. A
+        half is sent unsplit once when nothing has succeeded yet, so an outage costs about two
+        requests per halving, not two per event; what is not sent goes to the spool.
+        """
+        mark = self._ok_requests
+        suspects: list[bytes] = []
+        if len(lines) == 1:
+            suspects.append(lines[0])
+        else:
+            self._halve(lines, retries, mark, suspects)
+        detail = data[:300].decode("utf-8", "replace")
+        kept: list[bytes] = []
+        for line in suspects:
+            strikes = self._suspects.pop(hash(line), 0) + 1
+            if self._ok_requests > mark or strikes >= _SUSPECT_STRIKES:
+                self._last_error = f"HTTP 500 on one event, dropped: {detail}"
+                logger.warning("driftline: the server fails on one event (HTTP 500): %s", detail)
+                self.drop("rejected_event", 1)
+            else:
+                if len(self._suspects) < 1000:
+                    self._suspects[hash(line)] = strikes
+                kept.append(line)
+        if kept:
+            self._last_error = f"HTTP 500: {detail}"
+            self._mark_down(None)
+            self._spool_or_drop(kept, "retries_exhausted")
+        return "sent"  # every event is now sent, dropped (counted) or spooled
+
+    def _halve(self, lines: list[bytes], retries: int, mark: int, suspects: list[bytes]) -> None:
+        mid = len(lines) // 2
+        for index, half in enumerate((lines[:mid], lines[mid:])):
+            if index == 1 and self._ok_requests == mark and suspects:
+                # Nothing has worked yet: one unsplit try tells an outage from a bad event.
+                if self._send(half, retries, split=False) == "failed":
+                    self._spool_or_drop(half, "retries_exhausted")
+                continue
+            outcome = self._send(half, retries, split=False)
+            if outcome == "failed" and self._last_status == 500:
+                if len(half) == 1:
+                    suspects.append(half[0])
+                else:
+                    self._halve(half, retries, mark, suspects)
+            elif outcome == "failed":
+                self._spool_or_drop(half, "retries_exhausted")
 
     def _sleep(self, delay: float) -> bool:
         """Wait before a retry. False: give up now (shutdown, or a flush deadline comes first)."""
@@ -489,6 +558,7 @@ class Transport:
 
     def _on_success(self, lines: list[bytes], status: int, data: bytes) -> None:
         self._set_up()
+        self._ok_requests += 1
         errors: list[Any] = []
         try:
             payload = json.loads(data) if data else None

@@ -24,6 +24,10 @@ class FakeIngest:
         self.requests: list[dict[str, Any]] = []
         self.script: list[tuple[int, dict[str, str]]] = []
         self.reject_ids: set[str] = set()
+        # A batch holding one of these ids fails whole with a 500 (a server bug on some input:
+        # its transaction rolls back); ``fail_all`` answers 500 to everything (database down).
+        self.poison_names: set[str] = set()
+        self.fail_all = False
         self.delay = 0.0
         self.lock = threading.Lock()
         self._server = self._make(port)
@@ -61,6 +65,11 @@ class FakeIngest:
                 if scripted is not None:
                     status, headers = scripted
                     self._answer(status, {"detail": "scripted"}, headers)
+                    return
+                if fake.fail_all or any(
+                    e.get("body", {}).get("name") in fake.poison_names for e in batch
+                ):
+                    self._answer(500, {"error": "server error"}, {})
                     return
                 results = []
                 with fake.lock:

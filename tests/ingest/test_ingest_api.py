@@ -148,7 +148,7 @@ def test_partial_failure_keeps_valid_events_and_names_the_field(
         call_event(colour="blue"),
         {"type": "call", "id": "not-a-uuid", "body": {"start_time": "2026-01-01T00:00:00Z"}},
         {"type": "feedback", "id": str(uuid.uuid4()), "body": {"call_id": good["id"]}},
-        {"type": "call", "id": str(uuid.uuid4()), "body": {"model": "x"}},
+        {"type": "call", "id": str(uuid.uuid4()), "body": {"start_time": "yesterday"}},
         call_event(status="maybe"),
     ]
     response = post(api_client, ingest_key, {"batch": events})

@@ -195,8 +195,12 @@ def rule_evaluate(*, rule_id: int, now: datetime | None = None) -> EvaluationOut
         rule = (
             AlertRule.objects.select_for_update(of=("self",))
             .select_related("project")
-            .get(pk=rule_id)
+            .filter(pk=rule_id)
+            .first()
         )
+        if rule is None:  # deleted since it was claimed or looked up: nothing to evaluate
+            outcome.ok, outcome.error = False, "rule: deleted"
+            return outcome
         channels = list(rule.channels.all())
         try:
             with transaction.atomic():

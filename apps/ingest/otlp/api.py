@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 from apps.accounts.authentication import ApiKeyAuthentication
 from apps.accounts.models import ApiKey
 from apps.accounts.permissions import HasScope, request_project
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, TooManyRequests
 from apps.ingest.body import UnsupportedMediaType, read_body
 from apps.ingest.otlp import decode
 from apps.ingest.otlp.logs import map_logs_request
@@ -55,14 +55,6 @@ _ERRORS = {
     415: OpenApiResponse(description="Content-Type other than protobuf or JSON"),
     429: OpenApiResponse(description="project rate limit; see Retry-After"),
 }
-
-
-class TooManyRequests(ApplicationError):
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class BasicSecretKeyAuthentication(ApiKeyAuthentication):

@@ -123,7 +123,11 @@ def compact(value: Any) -> str:
 
 def iso(unix_nano: int) -> str:
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    except (ValueError, OverflowError, OSError):
+        # Past year 9999: kept as text so that validation refuses this span (naming the field).
+        return f"{unix_nano}ns"
     return moment.isoformat()
 
 
