@@ -276,16 +276,16 @@ def test_langfuse_generation_maps_like_genai() -> None:
     assert (body["release"], body["environment"]) == ("v7", "staging")
     assert {"beta", "eu", "service:support-bot"} <= set(body["tags"])
     assert body["ttft_ms"] == pytest.approx(250.0)
+    assert (body["prompt_name"], body["prompt_version"]) == ("capitals", "3")
     metadata = body["metadata"]
-    assert (metadata["prompt_name"], metadata["prompt_version"]) == ("capitals", "3")
     assert (metadata["team"], metadata["tenant"]) == ("geo", "acme")
     assert not any(k.startswith("langfuse.observation.input") for k in metadata)
 
 
-def test_genai_prompt_name_and_version_go_to_metadata() -> None:
+def test_genai_prompt_name_and_version_are_the_calls_prompt_version() -> None:
     attrs = {**OPENLLMETRY_NEW, "gen_ai.prompt.name": "support", "gen_ai.prompt.version": "v2"}
-    metadata = only_call(make_request(make_span(attrs)))["body"]["metadata"]
-    assert (metadata["prompt_name"], metadata["prompt_version"]) == ("support", "v2")
+    body = only_call(make_request(make_span(attrs)))["body"]
+    assert (body["prompt_name"], body["prompt_version"]) == ("support", "v2")
 
 
 def test_langfuse_error_level_and_span_types() -> None:

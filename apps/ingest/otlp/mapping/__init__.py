@@ -224,13 +224,15 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
     if tags:
         body["tags"] = list(dict.fromkeys(tags))[:MAX_TAGS]
     metadata = _metadata(attrs, used, span=span, context=context, scope_name=scope_name)
-    for key, keys in (
-        (PROMPT_NAME_KEY, (*genai.PROMPT_NAME, *langfuse.PROMPT_NAME)),
-        (PROMPT_VERSION_KEY, (*genai.PROMPT_VERSION, *langfuse.PROMPT_VERSION)),
+    # The call's prompt template version: columns of the call (the Prompts page, compare).
+    for key, keys, limit in (
+        (PROMPT_NAME_KEY, (*genai.PROMPT_NAME, *langfuse.PROMPT_NAME), 255),
+        (PROMPT_VERSION_KEY, (*genai.PROMPT_VERSION, *langfuse.PROMPT_VERSION), 64),
     ):
         value = json_scalar_or_value(first(attrs, *keys))
         if value is not None:
-            metadata[key] = as_str(value)[:METADATA_MAX_VALUE_CHARS]
+            used.update(keys)
+            set_str(body, key, value, limit)
     if tool_calls:
         # response is text; the calls the model asked for are kept beside it.
         metadata["gen_ai.output.tool_calls"] = _bounded(tool_calls)
