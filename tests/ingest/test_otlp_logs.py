@@ -396,8 +396,8 @@ def test_zero_client_cost_is_priced_and_non_llm_spans_are_not_counted(
     """OpenLIT's shape: gen_ai.usage.cost = 0 on a priced model, and HTTP client spans."""
     from datetime import UTC, datetime, timedelta
 
-    from apps.dashboard.selectors import OverviewFilters, TimeWindow
     from apps.ingest.services import calls_follow_up
+    from apps.traces.metrics import OverviewFilters, TimeWindow
     from apps.traces.models import Call
     from apps.traces.rollup_selectors import rollup_overview_totals
     from apps.traces.rollups import rollup_flush

@@ -40,8 +40,8 @@ def logs_exporter(live_server: Any, key: str) -> OTLPLogExporter:
 
 def assert_priced_llm_call_and_overview(project: Any, *, prompt: str, response: str) -> Call:
     """The follow-up prices the call; the overview counts it and not the application span."""
-    from apps.dashboard.selectors import OverviewFilters, TimeWindow
     from apps.ingest.services import calls_follow_up
+    from apps.traces.metrics import OverviewFilters, TimeWindow
     from apps.traces.rollup_selectors import rollup_overview_totals
     from apps.traces.rollups import rollup_flush
 
