@@ -31,7 +31,6 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -55,6 +54,7 @@ from apps.alerts.models import (
     RuleKind,
 )
 from apps.alerts.services import channels, evaluation, incidents, rules
+from apps.core.schema import results_of
 from apps.core.strict import StrictSerializer
 
 
@@ -87,11 +87,6 @@ class HumanDurationField(serializers.Field[int, int, str, Any]):
 class _AdminApi(APIView):
     permission_classes = [HasScope]
     required_scope = "admin"
-
-
-def _results(name: str, output: type[serializers.Serializer[Any]]) -> Any:
-    """The schema of a list answer as it really is: ``{"results": [...]}``."""
-    return inline_serializer(name, {"results": output(many=True)})
 
 
 def _project(request: Request) -> Project:
@@ -144,7 +139,7 @@ class ChannelListCreateApi(_AdminApi):
         )
 
     @extend_schema(
-        responses={200: _results("ChannelList", ChannelOutput)}, operation_id="channels_list"
+        responses={200: results_of("ChannelList", ChannelOutput)}, operation_id="channels_list"
     )
     def get(self, request: Request) -> Response:
         channels = selectors.channel_list(project=_project(request))
@@ -288,7 +283,7 @@ class RuleListCreateApi(_AdminApi):
     OutputSerializer = RuleOutput
 
     @extend_schema(
-        responses={200: _results("RuleList", RuleOutput)}, operation_id="alert_rules_list"
+        responses={200: results_of("RuleList", RuleOutput)}, operation_id="alert_rules_list"
     )
     def get(self, request: Request) -> Response:
         rules = selectors.rule_list(project=_project(request))
@@ -425,7 +420,7 @@ class IncidentListApi(_AdminApi):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: _results("IncidentList", IncidentOutput)},
+        responses={200: results_of("IncidentList", IncidentOutput)},
         operation_id="incidents_list",
     )
     def get(self, request: Request) -> Response:
@@ -510,7 +505,7 @@ class NotificationListApi(_AdminApi):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: _results("NotificationList", NotificationOutput)},
+        responses={200: results_of("NotificationList", NotificationOutput)},
         operation_id="notifications_list",
     )
     def get(self, request: Request) -> Response:

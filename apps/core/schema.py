@@ -11,6 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+
+def results_of(name: str, output: type[serializers.Serializer[Any]]) -> Any:
+    """The schema of a list answer as it really is: ``{"results": [...]}``."""
+    return inline_serializer(name, {"results": output(many=True)})
+
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request
+from apps.core.schema import results_of
 from apps.evaluators import selectors, services
 from apps.evaluators.library import TEMPLATES
 from apps.evaluators.local import SCORERS
@@ -77,7 +78,8 @@ class ConnectionListCreateApi(_AdminApi):
         default_model = serializers.CharField(max_length=255)
 
     @extend_schema(
-        responses={200: ConnectionOutput(many=True)}, operation_id="llm_connections_list"
+        responses={200: results_of("LLMConnectionList", ConnectionOutput)},
+        operation_id="llm_connections_list",
     )
     def get(self, request: Request) -> Response:
         rows = selectors.connection_list(project=_project(request))
@@ -207,7 +209,10 @@ class EvaluatorListCreateApi(_AdminApi):
     class InputSerializer(_EvaluatorInput):
         pass
 
-    @extend_schema(responses={200: EvaluatorOutput(many=True)}, operation_id="evaluators_list")
+    @extend_schema(
+        responses={200: results_of("EvaluatorList", EvaluatorOutput)},
+        operation_id="evaluators_list",
+    )
     def get(self, request: Request) -> Response:
         rows = selectors.evaluator_list(project=_project(request))
         return Response({"results": EvaluatorOutput(rows, many=True).data})
@@ -329,7 +334,8 @@ class TemplateOutput(serializers.Serializer[Any]):
 
 class TemplateListApi(_AdminApi):
     @extend_schema(
-        responses={200: TemplateOutput(many=True)}, operation_id="evaluator_templates_list"
+        responses={200: results_of("EvaluatorTemplateList", TemplateOutput)},
+        operation_id="evaluator_templates_list",
     )
     def get(self, request: Request) -> Response:
         rows = [

@@ -92,8 +92,9 @@ class Call(models.Model):
     release = models.CharField(max_length=128, blank=True, default="")
     environment = models.CharField(max_length=64, blank=True, default="")
     # The prompt template this call rendered (see PromptVersion); "" when the app did not say.
-    prompt_name = models.CharField(max_length=255, blank=True, default="")
-    prompt_version = models.CharField(max_length=64, blank=True, default="")
+    # db_default too: raw inserts (the ingest COPY path, maintenance SQL) may leave them out.
+    prompt_name = models.CharField(max_length=255, blank=True, default="", db_default="")
+    prompt_version = models.CharField(max_length=64, blank=True, default="", db_default="")
     tags = ArrayField(models.CharField(max_length=128), default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Fields cut to the ingest limit (e.g. ["prompt"]).
