@@ -86,11 +86,6 @@ class WhitenedShiftDetector(WindowDetector):
         return summary, {"ratio_to_null_median": ratio, "shrinkage": self.shrinkage}
 
 
-def _merge_small(expected_window: FloatArray) -> FloatArray:
-    """A (k,) 0/1 mask of the cells to merge into one (those expected below MIN_EXPECTED)."""
-    return np.asarray(expected_window < MIN_EXPECTED, dtype=np.float64)
-
-
 def chi_square_statistics(window: FloatArray, total: FloatArray, n: int, m: int) -> FloatArray:
     """Homogeneity chi-square of window counts (B, k) against the rest (``total - window``).
 
