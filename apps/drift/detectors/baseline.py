@@ -436,9 +436,9 @@ class Baseline:
         )
         if not drifted:
             return f"No drift: these {n:,} calls look like the baseline ({title}: {test})."
-        reasons = [results[name].summary for name in self.explainers if results[name].drifted] or [
-            results[fired].summary
-        ]
+        # What changed in plain words (intents that grew, new groups), then what the test saw.
+        reasons = [results[name].summary for name in self.explainers if results[name].drifted]
+        reasons.append(results[fired].summary)
         return (
             f"Traffic has drifted from the baseline. {' '.join(reasons)} "
             f"Test that fired: {title} ({test})."
