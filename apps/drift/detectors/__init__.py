@@ -6,7 +6,7 @@ Public contract:
   ``baseline.test(window, *, texts=None) -> BaselineTestResult``; ``to_state()`` /
   ``from_state()`` for storage (JSON-able, arrays base64-encoded).
 * Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
-  one): ``whitened_shift`` (votes by default), ``mean_shift``, ``intent_share``, ``new_intent``,
+  one): ``mean_shift`` and ``whitened_shift`` (vote by default), ``intent_share``, ``new_intent``,
   each a :class:`WindowDetector` with ``statistics(sample)`` over a :class:`PermutationSample`
   and ``explain(context)``, each reported as a :class:`DetectionResult`.
 * :func:`ood_scores` / :func:`calibrate_ood_threshold`: per-call out-of-domain scores.
