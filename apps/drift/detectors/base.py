@@ -1,20 +1,27 @@
-"""The detector contract: a :class:`DetectionResult` and a registry of window detectors.
+"""The detector contract: a :class:`DetectionResult`, the permutation sample every detector
+reads, and a registry of window detectors.
 
-A window detector compares a window of recent vectors with a fitted baseline through one
-statistic (larger means more drift). It never sets its own threshold: :class:`Baseline`
-calibrates every statistic on windows resampled from the reference, so the false-alarm rate is
-the one asked for, whatever the data look like.
+A window detector turns a window of recent vectors and the baseline's reference into one
+statistic (larger means more drift) and says in words what it saw (:meth:`WindowDetector.explain`).
+It never sets its own threshold: :class:`~.baseline.Baseline` pools the window with the
+reference and re-splits the pool at random (:class:`PermutationSample`), so every statistic is
+compared with its own exact no-drift distribution for *this* window against *this* reference.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # intents imports this module for the array aliases
+    from .intents import IntentModel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -25,10 +32,11 @@ class DetectionResult:
     """What one detector concluded about one window.
 
     ``score`` is the detector's statistic (larger means more drift); ``threshold`` is the
-    calibrated critical value of that statistic at the requested false-alarm rate; ``p_value``
-    is the share of no-drift calibration windows scoring at least as high (``None`` where a
-    detector has no p-value). ``summary`` is one or two sentences for a human; ``details`` is
-    JSON-able.
+    critical value of that statistic at the level the combined test used (a quantile of its
+    permutation distribution); ``p_value`` is its exact permutation p-value (``None`` where a
+    detector has none). ``summary`` is one or two sentences for a human; ``details`` is
+    JSON-able and always carries ``title`` (the test's plain name) and ``votes`` (whether the
+    detector takes part in the combined verdict or only explains it).
     """
 
     detector: str
@@ -43,37 +51,124 @@ class DetectionResult:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class WindowStats:
-    """Sufficient statistics of a window compared with "the rest" of the reference.
+@dataclass
+class PermutationSample:
+    """The window and the reference pooled (``N = n + m`` rows), and ``B`` random re-splits.
 
-    At test time "the rest" is the whole reference; during calibration it is the reference
-    minus the resampled window (a permutation-style split, so the no-drift distribution of
-    every statistic matches the one seen by fresh data).
+    Row 0 of ``masks`` marks the real window (the first ``n`` pooled rows); rows ``1..B`` each
+    mark ``n`` rows drawn without replacement from the pool. Under no drift the window and the
+    reference are exchangeable, so a statistic of the real split is one more draw from the
+    distribution of the re-splits: the rank of row 0 is an exact p-value (a permutation test),
+    whatever the sizes. Everything a statistic may depend on (the pooled covariance, the
+    intent labels of pooled rows) is a function of the pool, not of the split, or the
+    exactness would be lost.
+
+    Sums over the window rows of each split are computed once (``masks @ x``), so a statistic
+    that is a difference of means costs one pass per permutation.
     """
 
     n: int
     m: int
-    window_mean: FloatArray
-    rest_mean: FloatArray
-    window_counts: IntArray
-    rest_counts: IntArray
-    # Distance of each window point to its nearest baseline centroid.
+    masks: npt.NDArray[np.float32]  # (B + 1, N)
+    centred: FloatArray  # (N, d): pooled rows centred on the pooled mean
+    eigenvectors: FloatArray  # (d, d): columns are the pooled covariance's eigenvectors
+    eigenvalues: FloatArray  # (d,) their eigenvalues
+    labels: IntArray  # (N,) nearest baseline intent of each pooled row
+    far: npt.NDArray[np.bool_]  # (N,) beyond the baseline's "poorly served" distance
+    k: int
+
+    @property
+    def size(self) -> int:
+        """Number of re-splits ``B`` (row 0, the real split, excluded)."""
+        return int(self.masks.shape[0]) - 1
+
+    @cached_property
+    def mean_gaps(self) -> FloatArray:
+        """(B + 1, d): window mean minus rest mean of every split, in the pooled eigenbasis.
+
+        With pooled rows centred, the rest sums to minus the window, so the gap is
+        ``S (1/n + 1/m)`` for the window sum ``S``; rotating the (B + 1, d) gaps is cheaper
+        than rotating the (N, d) pool.
+        """
+        sums = np.asarray(self.masks @ self.centred.astype(np.float32), dtype=np.float64)
+        return np.asarray(sums @ self.eigenvectors, dtype=np.float64) * (
+            1.0 / self.n + 1.0 / self.m
+        )
+
+    @cached_property
+    def window_counts(self) -> FloatArray:
+        """(B + 1, k): calls of each intent in the window of every split."""
+        onehot = np.zeros((len(self.labels), self.k), dtype=np.float32)
+        onehot[np.arange(len(self.labels)), self.labels] = 1.0
+        return np.asarray(self.masks @ onehot, dtype=np.float64)
+
+    @cached_property
+    def total_counts(self) -> FloatArray:
+        return np.bincount(self.labels, minlength=self.k).astype(np.float64)
+
+    @cached_property
+    def window_far(self) -> FloatArray:
+        """(B + 1,): poorly served calls in the window of every split."""
+        return np.asarray(self.masks @ self.far.astype(np.float32), dtype=np.float64)
+
+
+@dataclass
+class ExplainContext:
+    """What a detector may read to explain a tested window (real split only)."""
+
+    intents: IntentModel
+    terms: Counter[str]
+    false_alarm_rate: float
+    group_radius: float
+    vectors: FloatArray  # the tested window rows
+    texts: Sequence[str] | None
+    positions: IntArray  # row of each tested window row in the caller's window
+    window_labels: IntArray
     window_distances: FloatArray
-    # Calibrated "poorly served" distance: a quantile of the rest's distances.
+    reference_counts: IntArray  # leave-one-out intent counts of the reference
     distance_threshold: float
-    # The share of the rest beyond ``distance_threshold`` (close to 1 - quantile).
-    rest_far_share: float
+    reference_far_share: float
+    reference_mean: FloatArray
+    # The outcome of this detector on this window.
+    score: float
+    p_value: float
+    null: FloatArray  # the statistic over the re-splits
+    drifted: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.window_labels)
 
 
 class WindowDetector(ABC):
-    """One statistic of a window against the baseline; registered by :func:`register`."""
+    """One statistic of a window against the baseline; registered by :func:`register`.
+
+    ``title`` names the test in plain words (it is what the drift page, the API and Slack show
+    as "the test that fired"); ``votes`` says whether the statistic takes part in the combined
+    verdict (the others are computed on the same permutations but only explain it).
+    """
 
     name: ClassVar[str]
+    title: ClassVar[str]
+    votes: ClassVar[bool] = True
 
     @abstractmethod
-    def statistic(self, stats: WindowStats) -> float:
-        """The drift statistic: larger means further from the baseline."""
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        """The statistic of every split, shape (B + 1,): row 0 is the real window."""
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        """One or two sentences about what this statistic saw, and JSON-able details."""
+        ratio = _ratio_to_typical(context.score, context.null)
+        return (
+            f"{self.title.capitalize()}: {ratio:.1f}x its typical no-drift value "
+            f"(p = {context.p_value:.3g}).",
+            {"ratio_to_null_median": ratio},
+        )
+
+
+def _ratio_to_typical(score: float, null: FloatArray) -> float:
+    typical = float(np.median(null)) if null.size else 0.0
+    return score / typical if typical > 0 else float("inf")
 
 
 _REGISTRY: dict[str, type[WindowDetector]] = {}
@@ -87,6 +182,7 @@ def register(cls: D) -> D:
 
 
 def get_detector(name: str) -> WindowDetector:
+    """The registry is the only way to find a detector (plug-ins register themselves)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown detector {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]()
@@ -94,6 +190,15 @@ def get_detector(name: str) -> WindowDetector:
 
 def registered() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def permutation_p_values(statistics: FloatArray) -> FloatArray:
+    """For every split, the share of splits (itself and the real one included) scoring at
+    least as high: row 0 is the real window's exact p-value ``(1 + #{b: T_b >= T_0}) / (B+1)``.
+    """
+    ordered = np.sort(statistics)
+    below = np.searchsorted(ordered, statistics, side="left")
+    return np.asarray((len(statistics) - below) / len(statistics), dtype=np.float64)
 
 
 def empirical_p_value(score: float, null_scores: FloatArray) -> float:

@@ -1,18 +1,31 @@
-"""The window detectors combined by :class:`~.baseline.Baseline`.
+"""The window detectors: statistics over a :class:`~.base.PermutationSample`, each explaining
+itself.
 
-Each returns one statistic from :class:`~.base.WindowStats`; thresholds and p-values come from
-the baseline's calibration, never from constants here.
+Every statistic is a function of the pool (window + reference) and of which rows form the
+window, vectorised over all re-splits at once; thresholds and p-values come from the
+permutations, never from constants here.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from scipy import stats as scipy_stats
 
-from .base import WindowDetector, WindowStats, register
+from .base import (
+    ExplainContext,
+    FloatArray,
+    PermutationSample,
+    WindowDetector,
+    _ratio_to_typical,
+    pct,
+    register,
+)
+from .intents import ctfidf_terms, group_points, term_counts
 
-# Below this expected count a cell of the intent table is merged with the other small ones:
-# the chi-square approximation needs about 5 expected per cell.
+# Below this expected count (in the window) a cell of the intent table is merged with the
+# other small ones: the chi-square statistic is unstable on near-empty cells.
 MIN_EXPECTED = 5.0
 
 
@@ -20,72 +33,200 @@ MIN_EXPECTED = 5.0
 class MeanShiftDetector(WindowDetector):
     """Centroid distance (the linear-kernel MMD): ``||mean(W) - mean(R)||^2 / (1/n + 1/m)``.
 
-    Scaling by ``1/n + 1/m`` makes the no-drift distribution nearly independent of the window
-    size (a weighted chi-square under the CLT). Most powerful for a shift of the intent mix
-    and for a new intent once it holds a few percent of the traffic.
+    Sensitive to any shift of the mean embedding, dominated by the directions where traffic
+    already varies most (a mix shift between the big intents).
     """
 
     name = "mean_shift"
+    title = "mean embedding shift"
 
-    def statistic(self, stats: WindowStats) -> float:
-        gap = stats.window_mean - stats.rest_mean
-        return float(gap @ gap) / (1.0 / stats.n + 1.0 / stats.m)
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        gaps = sample.mean_gaps
+        scale = 1.0 / sample.n + 1.0 / sample.m
+        return np.asarray(np.einsum("bd,bd->b", gaps, gaps) / scale, dtype=np.float64)
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        distance = float(np.linalg.norm(context.vectors.mean(axis=0) - context.reference_mean))
+        ratio = _ratio_to_typical(context.score, context.null)
+        summary = (
+            f"The mean embedding moved by {distance:.3f} ({ratio:.1f}x the typical no-drift "
+            "movement for this window size)."
+        )
+        return summary, {"centroid_distance": distance, "ratio_to_null_median": ratio}
 
 
-def merged_table(window: np.ndarray, rest: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Window and rest counts with the cells expected below ``MIN_EXPECTED`` merged into one."""
-    expected = rest / max(rest.sum(), 1) * n
-    small = expected < MIN_EXPECTED
-    if small.sum() <= 1:
-        return window, rest
-    return (
-        np.append(window[~small], window[small].sum()),
-        np.append(rest[~small], rest[small].sum()),
+@register
+class WhitenedShiftDetector(WindowDetector):
+    """Shrunk-whitened mean shift: ``gap' (C + lam I)^-1 gap / (1/n + 1/m)``.
+
+    ``C`` is the pooled covariance (a function of the pool, so the test stays exact) and
+    ``lam`` a share of its average eigenvalue. Whitening weighs every direction by the
+    traffic's own spread there: a new intent moves the mean into directions where the
+    reference barely varies, which the plain centroid distance drowns in the variance of the
+    big directions. The shrinkage keeps the smallest, noisiest eigenvalues from dominating.
+    """
+
+    name = "whitened_shift"
+    title = "whitened mean shift"
+    shrinkage: ClassVar[float] = 0.1
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        gaps = sample.mean_gaps
+        ridge = self.shrinkage * max(float(sample.eigenvalues.mean()), 1e-12)
+        weights = 1.0 / (np.maximum(sample.eigenvalues, 0.0) + ridge)
+        scale = 1.0 / sample.n + 1.0 / sample.m
+        return np.asarray((gaps**2 @ weights) / scale, dtype=np.float64)
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        ratio = _ratio_to_typical(context.score, context.null)
+        summary = (
+            f"The calls moved away from the baseline in directions where normal traffic "
+            f"barely varies ({ratio:.1f}x the typical no-drift value)."
+        )
+        return summary, {"ratio_to_null_median": ratio, "shrinkage": self.shrinkage}
+
+
+def chi_square_statistics(window: FloatArray, total: FloatArray, n: int, m: int) -> FloatArray:
+    """Homogeneity chi-square of window counts (B, k) against the rest (``total - window``).
+
+    Cells expected below :data:`MIN_EXPECTED` in the window are merged (the choice depends on
+    the pooled totals only, so it is the same for every split).
+    """
+    big = total[None, :] * n / (n + m) >= MIN_EXPECTED
+    merged_window = np.concatenate(
+        [window[:, big[0]], window[:, ~big[0]].sum(axis=1, keepdims=True)], axis=1
     )
-
-
-def chi_square_log_p(window: np.ndarray, rest: np.ndarray, n: int) -> tuple[float, float, int]:
-    """Chi-square test of homogeneity (2 x k): ``(-log10 p, chi2, dof)``."""
-    w, r = merged_table(window.astype(np.float64), rest.astype(np.float64), n)
-    used = (w + r) > 0
-    w, r = w[used], r[used]
-    if len(w) < 2:
-        return 0.0, 0.0, 0
-    table = np.vstack([w, r])
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    dof = len(w) - 1
-    log_p = -float(scipy_stats.chi2.logsf(chi2, dof)) / np.log(10.0)
-    return log_p, chi2, dof
+    merged_total = np.append(total[big[0]], total[~big[0]].sum())
+    used = merged_total > 0
+    merged_window, merged_total = merged_window[:, used], merged_total[used]
+    if merged_total.size < 2:
+        return np.zeros(len(window))
+    big_n = n + m
+    expected = merged_total * n / big_n
+    # For a 2 x k table with fixed margins: sum_c (W_c - E_c)^2 / E_c * N / m.
+    return np.asarray(
+        ((merged_window - expected) ** 2 / expected).sum(axis=1) * big_n / m, dtype=np.float64
+    )
 
 
 @register
 class IntentShareDetector(WindowDetector):
-    """Chi-square test of the window's intent shares against the reference's.
-
-    The statistic is ``-log10 p`` of the 2 x k homogeneity test (small cells merged), so it is
-    comparable across degrees of freedom; it is then calibrated like the others, which also
-    absorbs any error of the chi-square approximation.
-    """
+    """Chi-square test of the window's intent shares against the reference's (baseline
+    intents; pooled rows labelled by their nearest intent centroid)."""
 
     name = "intent_share"
+    title = "intent mix"
 
-    def statistic(self, stats: WindowStats) -> float:
-        return chi_square_log_p(stats.window_counts, stats.rest_counts, stats.n)[0]
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        return chi_square_statistics(sample.window_counts, sample.total_counts, sample.n, sample.m)
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        n = context.n
+        k = context.intents.k
+        window_counts = np.bincount(context.window_labels, minlength=k).astype(np.float64)
+        rest_counts = context.reference_counts.astype(np.float64)
+        m = float(rest_counts.sum())
+        window_share = window_counts / n
+        rest_share = rest_counts / m
+        pooled = (window_counts + rest_counts) / (n + m)
+        se = np.sqrt(np.maximum(pooled * (1 - pooled) * (1 / n + 1 / m), 1e-12))
+        z = (window_share - rest_share) / se
+        # Bonferroni over clusters: only name those that moved beyond chance on their own.
+        adjusted = np.minimum(2 * scipy_stats.norm.sf(np.abs(z)) * len(z), 1.0)
+        clusters: list[dict[str, Any]] = [
+            {
+                "cluster": c,
+                "label": context.intents.labels[c],
+                "baseline_share": float(rest_share[c]),
+                "window_share": float(window_share[c]),
+                "z": float(z[c]),
+                "p_adjusted": float(adjusted[c]),
+            }
+            for c in range(k)
+        ]
+        moved = [c for c in clusters if c["p_adjusted"] <= context.false_alarm_rate]
+        moved.sort(key=lambda c: -abs(c["window_share"] - c["baseline_share"]))
+        grew = [c for c in moved if c["z"] > 0][:3]
+        shrank = [c for c in moved if c["z"] < 0][:3]
+
+        def describe(c: dict[str, Any]) -> str:
+            return f"'{c['label']}' {pct(c['baseline_share'])} -> {pct(c['window_share'])}"
+
+        pieces = []
+        if grew:
+            pieces.append("grew: " + ", ".join(describe(c) for c in grew))
+        if shrank:
+            pieces.append("shrank: " + ", ".join(describe(c) for c in shrank))
+        summary = (
+            "Intent mix changed (" + "; ".join(pieces) + ")."
+            if pieces
+            else f"Intent shares differ little from the baseline (chi-square {context.score:.1f})."
+        )
+        details = {
+            "chi2": context.score,
+            "clusters": clusters,
+            "grew": [c["cluster"] for c in grew],
+            "shrank": [c["cluster"] for c in shrank],
+        }
+        return summary, details
 
 
 @register
 class NewIntentDetector(WindowDetector):
-    """Share of calls poorly served by every baseline cluster, as a binomial z-score.
-
-    "Poorly served" means farther from the nearest centroid than a quantile of the reference's
-    (leave-one-out) distances. The z-score uses the rest's own far share as the null rate.
-    """
+    """Count of calls poorly served by every baseline intent (farther from the nearest
+    centroid than a quantile of the reference's leave-one-out distances)."""
 
     name = "new_intent"
+    title = "calls unlike any baseline intent"
 
-    def statistic(self, stats: WindowStats) -> float:
-        far = float(np.count_nonzero(stats.window_distances > stats.distance_threshold))
-        rate = min(max(stats.rest_far_share, 1e-6), 1 - 1e-6)
-        expected = rate * stats.n
-        return float((far - expected) / np.sqrt(expected * (1 - rate) * (1 + stats.n / stats.m)))
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        return sample.window_far
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        far = np.flatnonzero(context.window_distances > context.distance_threshold)
+        share = len(far) / context.n
+        groups: list[dict[str, Any]] = []
+        if context.drifted and len(far) >= 3:
+            min_size = max(3, int(np.ceil(0.01 * context.n)))
+            vectors = context.vectors
+            for members in group_points(
+                vectors[far], distance_threshold=context.group_radius, min_size=min_size
+            ):
+                rows = far[members]
+                centre = vectors[rows].mean(axis=0)
+                closest = rows[np.argsort(np.linalg.norm(vectors[rows] - centre, axis=1))]
+                nearest, _ = context.intents.assign(centre[None, :])
+                group: dict[str, Any] = {
+                    "size": len(rows),
+                    "share": len(rows) / context.n,
+                    "examples": [int(context.positions[i]) for i in closest[:5]],
+                    "nearest_baseline_cluster": int(nearest[0]),
+                    "label": None,
+                }
+                if context.texts is not None:
+                    texts = context.texts
+                    counts = term_counts([texts[int(context.positions[i])] for i in rows])
+                    terms = ctfidf_terms(
+                        counts, context.terms + counts, n_classes=context.intents.k + 1
+                    )
+                    group["label"] = " / ".join(terms) if terms else None
+                    group["example_texts"] = [texts[int(context.positions[i])] for i in closest[:3]]
+                groups.append(group)
+        summary = (
+            f"{pct(share)} of calls are poorly served by every baseline intent "
+            f"(baseline {pct(context.reference_far_share)})"
+        )
+        if groups:
+            named = [
+                f"'{g['label'] or 'group ' + str(i + 1)}' ({g['size']} calls)"
+                for i, g in enumerate(groups[:3])
+            ]
+            summary += f"; new group{'s' if len(groups) > 1 else ''}: " + ", ".join(named)
+        summary += "."
+        details = {
+            "far_share": share,
+            "baseline_far_share": context.reference_far_share,
+            "distance_threshold": context.distance_threshold,
+            "groups": groups,
+        }
+        return summary, details
