@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.models import Project
-from apps.alerts import services as alert_services
 from apps.alerts import tasks as alert_tasks
 from apps.alerts.models import Notification
+from apps.alerts.services import channels as alert_channels
+from apps.alerts.services import rules as alert_rules
 from apps.ingest.services import ingest_events
 from apps.traces.models import Call
 from apps.traces.rollup_selectors import rollup_totals
@@ -76,10 +77,10 @@ def test_ingest_to_safety_alert(
     assert totals.calls.flagged == len(ATTACKS)
 
     with fake_server() as slack:
-        channel, _ = alert_services.channel_create(
+        channel, _ = alert_channels.channel_create(
             project=project, kind="slack", name="#safety", url=slack.url()
         )
-        alert_services.rule_create(
+        alert_rules.rule_create(
             project=project,
             name="Safety flags",
             metric="safety_flag_rate",

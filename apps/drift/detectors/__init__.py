@@ -6,7 +6,7 @@ Public contract:
   ``baseline.test(window, *, texts=None) -> BaselineTestResult``; ``to_state()`` /
   ``from_state()`` for storage (JSON-able, arrays base64-encoded).
 * Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
-  one): ``mean_shift`` (votes by default), ``whitened_shift`` (opt-in), ``intent_share`` and
+  one): ``mean_shift`` and ``whitened_shift`` (vote by default), ``intent_share`` and
   ``new_intent`` (explainers), each a :class:`WindowDetector` with ``statistics(sample)``
   over a :class:`PermutationSample` and ``explain(context)``, each reported as a
   :class:`DetectionResult`.
