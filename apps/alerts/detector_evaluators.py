@@ -15,6 +15,8 @@ Rule ``params`` (all optional):
 
 * drift rules: ``critical_p_value`` (critical when the check's p-value is at or below it),
   ``max_age`` (seconds a check stays current; default three check intervals);
+* score: ``evaluator`` (its name, required), ``aggregate`` (``mean`` or ``failure_rate``);
+  the rule's operator and thresholds apply, ``filters`` may narrow by ``model``/``release``;
 * prompt_regression: ``prompt``, ``min_calls``, ``alpha`` (default 0.01), ``history``
   (seconds of calls compared; default 7 days);
 * regression: ``metrics`` (names from ``DEFAULT_METRICS``), ``alpha`` (default 0.01),
@@ -343,3 +345,46 @@ def evaluate_prompt_regression(rule: AlertRule, now: datetime) -> list[Observati
             )
         )
     return observations
+
+
+@register_evaluator(RuleKind.SCORE)
+def evaluate_score(rule: AlertRule, now: datetime) -> list[Observation]:
+    """An evaluator's mean score (or failure rate) over the rule's window, against its
+    thresholds: quality on calls nobody labelled."""
+    from apps.alerts.evaluators import severity_for
+    from apps.evaluators.selectors import score_metric
+
+    params = rule.params or {}
+    name = str(params.get("evaluator", ""))
+    aggregate = "failure_rate" if params.get("aggregate") == "failure_rate" else "mean"
+    filters = rule.filters or {}
+    metric = score_metric(
+        project=rule.project_id,
+        evaluator_name=name,
+        start=now - timedelta(seconds=rule.window_s),
+        end=now,
+        aggregate=aggregate,
+        model=filters.get("model") or None,
+        release=filters.get("release") or None,
+    )
+    if metric.value is None or metric.count < rule.min_samples:
+        return [
+            Observation(
+                group={}, value=None, sample_count=metric.count, severity=None,
+                summary=f"{metric.count} scores of {name} (minimum {rule.min_samples}).",
+            )
+        ]  # fmt: skip
+    label = "failure rate" if aggregate == "failure_rate" else "mean score"
+    shown = f"{metric.value:.1%}" if aggregate == "failure_rate" else f"{metric.value:.3f}"
+    return [
+        Observation(
+            group={},
+            value=metric.value,
+            sample_count=metric.count,
+            severity=severity_for(rule, metric.value),
+            threshold=rule.threshold,
+            summary=f"Evaluator {name}: {label} {shown} over {metric.count} scored calls.",
+            confidence=f"{metric.count} scores in the window.",
+            details={"metric": f"score:{name}", "aggregate": aggregate},
+        )
+    ]

@@ -58,6 +58,7 @@ class RuleKind(models.TextChoices):
     NEW_INTENT = "new_intent", "New intent"
     REGRESSION = "regression", "Quality regression"
     PROMPT_REGRESSION = "prompt_regression", "A new prompt version regressed"
+    SCORE = "score", "Evaluator score"
 
 
 class Metric(models.TextChoices):

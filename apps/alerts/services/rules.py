@@ -22,6 +22,9 @@ from apps.alerts.models import (
 from apps.alerts.services.outbox import User, user_id
 from apps.core.errors import ApplicationError
 
+# A score rule watches an evaluator's mean score or its share of failed verdicts.
+SCORE_AGGREGATES = ("mean", "failure_rate")
+
 # Drift checks run hourly and regression tests bootstrap: no need to look every minute.
 DEFAULT_CHECK_INTERVAL_S: dict[str, int] = {
     RuleKind.EMBEDDING_DRIFT: 300,
@@ -112,10 +115,21 @@ def _validate_rule(rule: AlertRule) -> None:
         rule.metric = Metric.COST
         rule.group_by = ["end_user"]
         rule.operator = Operator.GT
+    elif rule.kind == RuleKind.SCORE:
+        rule.metric = ""
+        params = rule.params if isinstance(rule.params, dict) else {}
+        if not isinstance(params.get("evaluator"), str) or not params["evaluator"].strip():
+            raise ApplicationError(
+                "params.evaluator: the evaluator's name is required", field="params"
+            )
+        if params.get("aggregate", "mean") not in SCORE_AGGREGATES:
+            raise ApplicationError(
+                f"params.aggregate: one of {', '.join(SCORE_AGGREGATES)}", field="params"
+            )
     else:
         rule.metric = ""
     if (
-        rule.kind in (RuleKind.METRIC, RuleKind.BUDGET)
+        rule.kind in (RuleKind.METRIC, RuleKind.BUDGET, RuleKind.SCORE)
         and rule.threshold is None
         and rule.critical_threshold is None
     ):
