@@ -433,3 +433,21 @@ def test_a_manually_resolved_incident_does_not_fire_again_inside_the_window(
     evaluation.rule_evaluate(rule_id=rule.pk, now=later)
     assert Incident.objects.count() == 2
     assert Incident.objects.order_by("-id").first().state == IncidentState.FIRING
+
+
+def test_a_resolved_incident_keeps_the_value_its_summary_states(project, now):
+    from apps.dashboard.templatetags.dashboard import incident_value
+
+    rule = _rule(project, metric="error_rate", threshold=0.2)
+    add_calls(project, count=20, errors=20, at=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    later = now + timedelta(minutes=6)
+    add_calls(project, count=100, errors=13, at=later)  # recovered to 13%
+    evaluation.rule_evaluate(rule_id=rule.pk, now=later)
+    incident = Incident.objects.select_related("rule").get()
+    assert incident.state == IncidentState.RESOLVED
+    assert "100.0%" in incident.summary
+    assert incident.value == pytest.approx(1.0)
+    assert incident_value(incident) == "100.0%"
+    assert incident_value(incident, "threshold") == "20.0%"
+    assert incident.details["resolved_value"] == pytest.approx(0.13)

@@ -190,7 +190,11 @@ def _apply_observation(
             outcome.events += events
         incident.save(update_fields=INCIDENT_FIELDS)
     elif incident is not None and obs.value is not None:
-        _copy_observation(incident, obs, now)
+        # The value, summary and threshold stay those of the breach (the summary says what
+        # happened, the value column must agree with it); the value it recovered to is kept
+        # beside them.
+        incident.last_evaluated_at = now
+        incident.details = {**incident.details, "resolved_value": obs.value}
         ids = incident_close(incident, now=now, channels=channels, message="")
         outcome.events.append(
             EventKind.RESOLVED if incident.fired_at is not None else EventKind.CANCELLED
