@@ -239,7 +239,10 @@ def run_filtered_queries(
                 exact = True
             if exact:
                 exact_used += 1
-                cursor.execute(f"{base}{where} ORDER BY d + 0 LIMIT 10", [literal, project])
+                cursor.execute(
+                    f"{base}{where} ORDER BY (h <=> %s::halfvec({DIM})) + 0 LIMIT 10",
+                    [literal, project, literal],
+                )
                 rows = cursor.fetchall()
             latencies.append((time.perf_counter() - t0) * 1000)
             hits.append([int(r[0]) for r in rows])

@@ -360,3 +360,85 @@ def test_alert_rules_and_incident_actions(alice, reviewer_user, project) -> None
     client.post(f"/alerts/rules/{rule.pk}/disable/")
     rule.refresh_from_db()
     assert not rule.enabled
+
+
+def test_incident_page_acknowledge_with_a_note_mute_and_the_windows_calls(
+    alice, reviewer_user, project, other_project
+) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from django.utils import timezone
+
+    from apps.alerts.models import AlertRule, Incident
+    from apps.alerts.services.rules import rule_create
+
+    rule = rule_create(
+        project=project,
+        name="Errors",
+        kind="metric",
+        metric="error_rate",
+        operator=">",
+        threshold=0.2,
+        window="10m",
+        group_by=["model"],
+    )
+    now = timezone.now()
+    incident = Incident.objects.create(
+        project=project,
+        rule=rule,
+        group_key='{"model":"gpt-4o"}',
+        group={"model": "gpt-4o"},
+        state="firing",
+        severity="warning",
+        value=0.5,
+        threshold=0.2,
+        sample_count=20,
+        summary="Error rate is 50.0% over the last 10 min for model gpt-4o.",
+        started_at=now - timedelta(minutes=2),
+        last_evaluated_at=now,
+    )
+    inside = make_call(
+        project, model="gpt-4o", status="error", start_time=now - timedelta(minutes=5)
+    )
+    make_call(project, model="gpt-4o", status="error", start_time=now - timedelta(hours=3))
+    make_call(project, model="claude-3", status="error", start_time=now - timedelta(minutes=5))
+    client = login(alice)
+    body = client.get(f"/alerts/incidents/{incident.pk}/").content.decode()
+    assert "50.0%" in body
+    assert "20.0%" in body  # the threshold in the summary's unit
+    # The calls link: the breached window, the incident's group, its errors.
+    page = client.get(f"/alerts/incidents/{incident.pk}/")
+    url = page.context["calls_url"]
+    query = parse_qs(urlparse(url).query)
+    assert query["model"] == ["gpt-4o"]
+    assert query["status"] == ["error"]
+    calls = client.get(url)
+    assert [c.id for c in calls.context["calls"]] == [inside.id]
+
+    client.post(
+        f"/alerts/incidents/{incident.pk}/acknowledge/",
+        {"note": "rolling back", "next": "incident"},
+    )
+    response = client.post(
+        f"/alerts/incidents/{incident.pk}/mute/", {"duration": "4h", "next": "incident"}
+    )
+    assert response["Location"] == f"/alerts/incidents/{incident.pk}/"
+    incident.refresh_from_db()
+    assert incident.acknowledged_by_id == alice.pk
+    assert (
+        timedelta(hours=3, minutes=59) < incident.muted_until - timezone.now() <= timedelta(hours=4)
+    )
+    events = [(e.kind, e.message) for e in incident.events.order_by("id")]
+    assert events[0] == ("acknowledged", "rolling back")
+    assert events[1][0] == "muted"
+    assert "muted until" in client.get(f"/alerts/incidents/{incident.pk}/").content.decode()
+    client.post(f"/alerts/incidents/{incident.pk}/mute/", {"duration": "forever"})
+    incident.refresh_from_db()
+    assert incident.muted_until is not None  # a bad duration changes nothing
+    assert login(reviewer_user).post(f"/alerts/incidents/{incident.pk}/mute/").status_code == 403
+    # Another tenant's incident id is a 404.
+    other_rule = AlertRule.objects.create(project=other_project, name="x", kind="metric")
+    other = Incident.objects.create(
+        project=other_project, rule=other_rule, state="firing", severity="warning", started_at=now
+    )
+    assert client.get(f"/alerts/incidents/{other.pk}/").status_code == 404

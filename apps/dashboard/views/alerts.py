@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.alerts.selectors import (
@@ -15,7 +20,11 @@ from apps.alerts.selectors import (
     rule_get,
     rule_list,
 )
-from apps.alerts.services.incidents import incident_acknowledge, incident_resolve
+from apps.alerts.services.incidents import (
+    incident_acknowledge,
+    incident_mute,
+    incident_resolve,
+)
 from apps.alerts.services.rules import rule_create, rule_delete, rule_update
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, acting_user, project_view
@@ -47,23 +56,78 @@ def alerts(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     return render(request, "dashboard/alerts.html", context)
 
 
+MUTE_CHOICES = (("1h", 3600), ("4h", 4 * 3600), ("1d", 86400), ("1w", 7 * 86400))
+# Group labels that are call filters of the same name on /calls/.
+GROUP_FILTERS = ("model", "release", "environment", "status")
+
+
+@project_view("read")
+def incident_detail(request: HttpRequest, access: ProjectAccess, incident_id: int) -> HttpResponse:
+    try:
+        incident = incident_get(project=access.project, incident_id=incident_id)
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        raise  # pragma: no cover - flash_error raises 404 for NotFound
+    rule = incident.rule
+    # The breached window: the rule's window before the first breach, up to the last look
+    # (or the resolve), so the calls behind the numbers are one click away.
+    end = incident.resolved_at or incident.last_evaluated_at or incident.started_at
+    start = incident.started_at - timedelta(seconds=rule.window_s)
+    query = {"start": start.isoformat(), "end": (end + timedelta(seconds=1)).isoformat()}
+    for name, value in (incident.group or {}).items():
+        if name in GROUP_FILTERS and value:
+            query[name] = str(value)
+    if rule.metric == "error_rate":
+        query["status"] = "error"
+    context = {
+        "incident": incident,
+        "rule": rule,
+        "events": list(incident.events.all()),
+        "calls_url": f"{reverse('dashboard:calls')}?{urlencode(query)}",
+        "all_calls_url": f"{reverse('dashboard:calls')}?"
+        + urlencode(
+            {k: v for k, v in query.items() if k != "status" or "status" in incident.group}
+        ),
+        "is_muted": bool(incident.muted_until and incident.muted_until > timezone.now()),
+        "mute_choices": [label for label, _ in MUTE_CHOICES],
+        "can_act": access.allows("admin"),
+        "examples": (incident.details or {}).get("examples") or [],
+    }
+    return render(request, "dashboard/incident.html", context)
+
+
 @require_POST
 @project_view("admin")
 def incident_action(
     request: HttpRequest, access: ProjectAccess, incident_id: int, action: str
 ) -> HttpResponse:
-    if action not in ("acknowledge", "resolve"):
+    if action not in ("acknowledge", "resolve", "mute", "unmute"):
         raise Http404("action: not found")
+    note = request.POST.get("note", "").strip()[:2000]
     try:
         incident = incident_get(project=access.project, incident_id=incident_id)
         if action == "acknowledge":
-            incident_acknowledge(incident=incident, user=acting_user(request))
+            incident_acknowledge(incident=incident, user=acting_user(request), note=note)
             messages.success(request, f"Incident #{incident.pk} acknowledged.")
-        else:
-            incident_resolve(incident=incident, user=acting_user(request))
+        elif action == "resolve":
+            incident_resolve(incident=incident, user=acting_user(request), message=note)
             messages.success(request, f"Incident #{incident.pk} resolved.")
+        else:
+            seconds = dict(MUTE_CHOICES).get(request.POST.get("duration", ""), 0)
+            if action == "mute" and not seconds:
+                raise ApplicationError("duration: choose 1h, 4h, 1d or 1w", field="duration")
+            incident_mute(
+                incident=incident,
+                user=acting_user(request),
+                duration_s=seconds if action == "mute" else 0,
+            )
+            messages.success(
+                request, f"Incident #{incident.pk} {'muted' if action == 'mute' else 'unmuted'}."
+            )
     except ApplicationError as exc:
         flash_error(request, exc)
+    if request.POST.get("next") == "incident":
+        return redirect("dashboard:incident", incident_id=incident_id)
     return redirect("dashboard:alerts")
 
 

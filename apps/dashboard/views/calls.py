@@ -42,7 +42,8 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "base_query": query_without(request, "cursor"),
     }
     filters = CallFilters(
-        start=window.start if window else None,
+        start=data["start"] or (window.start if window else None),
+        end=data["end"] or None,
         model=data["model"] or None,
         release=data["release"] or None,
         environment=data["environment"] or None,
