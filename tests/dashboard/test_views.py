@@ -442,3 +442,40 @@ def test_incident_page_acknowledge_with_a_note_mute_and_the_windows_calls(
         project=other_project, rule=other_rule, state="firing", severity="warning", started_at=now
     )
     assert client.get(f"/alerts/incidents/{other.pk}/").status_code == 404
+
+
+def test_rule_form_keeps_its_input_on_an_error_and_rules_are_editable(alice, project) -> None:
+    from apps.alerts.models import AlertRule
+
+    client = login(alice)
+    body = {
+        "name": "Slow answers",
+        "kind": "metric",
+        "metric": "latency_p95",
+        "operator": ">",
+        "threshold": "2000",
+        "window": "banana",
+    }
+    response = client.post("/alerts/rules/", body)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'value="Slow answers"' in page
+    assert 'value="2000"' in page
+    assert 'value="banana"' in page
+    assert "duration" in page  # the error names the problem
+    assert not AlertRule.objects.exists()
+
+    client.post("/alerts/rules/", {**body, "window": "15m"})
+    rule = AlertRule.objects.get()
+    edit = client.get(f"/alerts/rules/{rule.pk}/edit/").content.decode()
+    assert 'value="Slow answers"' in edit
+    assert 'value="15m"' in edit
+    response = client.post(
+        f"/alerts/rules/{rule.pk}/edit/", {**body, "threshold": "3000", "window": "1h"}
+    )
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.threshold, rule.window_s) == (3000.0, 3600)
+    bad = client.post(f"/alerts/rules/{rule.pk}/edit/", {**body, "window": "-"})
+    assert bad.status_code == 400
+    assert 'value="-"' in bad.content.decode()
