@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument(
         "--filtered", action="store_true", help="project/status filters over several projects"
     )
-    parser.add_argument("--exact-max", type=int, default=20_000, help="the app's EXACT_MAX_ROWS")
+    parser.add_argument("--exact-max", type=int, default=5_000, help="the app's EXACT_MAX_ROWS")
     parser.add_argument("--max-scan", type=int, default=100_000, help="hnsw.max_scan_tuples")
     args = parser.parse_args()
     if args.filtered:
