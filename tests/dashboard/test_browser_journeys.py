@@ -107,6 +107,14 @@ def test_an_incident_is_muted_and_its_calls_opened(
     make_call(project, model="gpt-4o", status="error", ago=timedelta(hours=5))  # not the window
     session.login("alice")
     session.goto("/alerts/")
+    # The sidebar counts the open incident on every page.
+    assert (
+        session.page.locator(".nav-link:has-text('Alerts') .nav-count")
+        .inner_text()
+        .replace(",", "")
+        .split()[0]
+        == "1"
+    )
     with session.page.expect_navigation():
         session.page.click("text=Error rate is 50.0%")
     session.page.select_option("select[name=duration]", "4h")
