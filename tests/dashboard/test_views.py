@@ -479,3 +479,22 @@ def test_rule_form_keeps_its_input_on_an_error_and_rules_are_editable(alice, pro
     bad = client.post(f"/alerts/rules/{rule.pk}/edit/", {**body, "window": "-"})
     assert bad.status_code == 400
     assert 'value="-"' in bad.content.decode()
+
+
+def test_every_input_pattern_is_a_valid_v_flag_regex(alice, project) -> None:
+    """Chrome compiles ``pattern`` with the ``v`` flag, where ``[-a]`` is a syntax error and
+    the whole check silently stops working. Checked with node's RegExp when node is present."""
+    import re
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    body = login(alice).get("/settings/").content.decode()
+    patterns = re.findall(r'pattern="([^"]*)"', body)
+    assert patterns
+    for pattern in patterns:
+        script = f"new RegExp({json.dumps('^(?:' + pattern + ')$')}, 'v')"
+        result = subprocess.run([node, "-e", script], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{pattern}: {result.stderr}"
