@@ -2,6 +2,7 @@
 recall@10 against exact search.
 
     python -m bench.search [--n 100000] [--queries 200] [--ef 40,100]
+    python -m bench.search --filtered [--n 100000] [--ef 100]   # recall under filters
 
 The vectors: the 14,484 SNIPS utterances embedded once with the bundled MiniLM (cached under
 .driftline/cache/, shared with bench.drift), plus synthetic neighbours to reach ``--n``
@@ -31,12 +32,19 @@ from tqdm import tqdm
 from bench.common import RESULTS, ROOT, percentile, print_table, setup_django
 
 CACHE = ROOT / ".driftline" / "cache"
+SHARED_CACHE = Path("/work/cache")
+# --filtered: share of the table per project (one large tenant, a long tail of small ones).
+PROJECT_SHARES = (0.40, 0.20, 0.12, 0.10, 0.08, 0.05, 0.03, 0.02)
+ERROR_RATE = 0.1
 DIM = 384
 NOISE = 0.03  # per-dimension sigma: cosine ~0.85 between a neighbour and its parent
 
 
 def snips_vectors() -> npt.NDArray[np.float32]:
-    cached = sorted(CACHE.glob("snips-*all-MiniLM-L6-v2_384-14484-*.npy"))
+    # /work/cache: the embeddings shared between checkouts of this machine.
+    cached = sorted(CACHE.glob("snips-*all-MiniLM-L6-v2_384-14484-*.npy")) + sorted(
+        SHARED_CACHE.glob("snips-*all-MiniLM-L6-v2_384-14484-*.npy")
+    )
     if cached:
         return np.asarray(np.load(cached[0]), dtype=np.float32)
     from apps.embeddings.providers import get_provider
@@ -161,6 +169,158 @@ def recall(hits: list[list[int]], truth: npt.NDArray[np.int64]) -> float:
     )
 
 
+def load_filtered_table(corpus: npt.NDArray[np.float32], seed: int = 11) -> tuple[Any, Any]:
+    """``bench_vectors`` with a project and a status per row, as the app filters them."""
+    from django.db import connection
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    rng = np.random.default_rng(seed)
+    projects = rng.choice(len(PROJECT_SHARES), size=len(corpus), p=PROJECT_SHARES)
+    errors = rng.random(len(corpus)) < ERROR_RATE
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_vectors")
+        cursor.execute(
+            f"CREATE UNLOGGED TABLE bench_vectors (id bigint PRIMARY KEY, project int, "
+            f"error bool, h halfvec({DIM}))"
+        )
+        raw = cursor.connection
+        register_vector(raw)
+        sql = "COPY bench_vectors (id, project, error, h) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(["int8", "int4", "bool", "halfvec"])
+            for i in tqdm(range(len(corpus)), desc="COPY vectors", unit="row", unit_scale=True):
+                copy.write_row((i, int(projects[i]), bool(errors[i]), HalfVector(corpus[i])))
+        # The app's btree (project, start_time) stands in as (project, error).
+        cursor.execute("CREATE INDEX bench_vectors_project ON bench_vectors (project, error)")
+        cursor.execute("ANALYZE bench_vectors")
+    return projects, errors
+
+
+def run_filtered_queries(
+    queries: npt.NDArray[np.float32],
+    filters: list[tuple[int, bool]],
+    strategy: str,
+    ef: int,
+    exact_max: int,
+    max_scan: int,
+) -> tuple[list[float], list[list[int]], int]:
+    """One strategy over all queries. ``post-filter``: HNSW then the WHERE (pgvector < 0.8
+    behaviour); ``iterative``: hnsw.iterative_scan = relaxed_order; ``app``: the app's rule
+    (exact search when at most ``exact_max`` rows pass, else iterative, exact if it comes back
+    short)."""
+    from django.db import connection, transaction
+
+    base = f"SELECT id, h <=> %s::halfvec({DIM}) AS d FROM bench_vectors WHERE project = %s"  # noqa: S608 (constants only)
+    latencies, hits, exact_used = [], [], 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        mode = "off" if strategy == "post-filter" else "relaxed_order"
+        cursor.execute(f"SET LOCAL hnsw.iterative_scan = {mode}")
+        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan)}")
+        for i, q in enumerate(tqdm(queries, desc=strategy, unit="q", leave=False)):
+            project, ok_only = filters[i]
+            where = " AND NOT error" if ok_only else ""
+            literal = str(q.tolist())
+            t0 = time.perf_counter()
+            exact = False
+            if strategy == "app":
+                cursor.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM bench_vectors WHERE project = %s{where} "  # noqa: S608
+                    f"LIMIT {exact_max + 1}) s",
+                    [project],
+                )
+                exact = int(cursor.fetchone()[0]) <= exact_max
+            rows: list[Any] = []
+            if not exact:
+                cursor.execute(f"{base}{where} ORDER BY d LIMIT 10", [literal, project])
+                rows = sorted(cursor.fetchall(), key=lambda r: r[1])
+            if strategy == "app" and len(rows) < 10:
+                exact = True
+            if exact:
+                exact_used += 1
+                cursor.execute(
+                    f"{base}{where} ORDER BY (h <=> %s::halfvec({DIM})) + 0 LIMIT 10",
+                    [literal, project, literal],
+                )
+                rows = cursor.fetchall()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            hits.append([int(r[0]) for r in rows])
+    return latencies, hits, exact_used
+
+
+def main_filtered(args: argparse.Namespace) -> None:
+    setup_django()
+    from django.db import connection
+
+    real = snips_vectors()
+    corpus, queries = build_corpus(real, args.n, args.queries, args.synth)
+    projects, errors = load_filtered_table(corpus)
+    build_s, size = build_index("h", "halfvec_cosine_ops", args.m, args.efc)
+    # Queries spread over the projects, large and small; every other one also filters status.
+    filters = [(i % len(PROJECT_SHARES), i % 2 == 1) for i in range(len(queries))]
+    corpus16 = corpus.astype(np.float16).astype(np.float32)
+    truth: list[list[int]] = []
+    for i, q in enumerate(queries):
+        project, ok_only = filters[i]
+        mask = projects == project
+        if ok_only:
+            mask &= ~errors
+        idx = np.flatnonzero(mask)
+        sims = corpus16[idx] @ q
+        truth.append(idx[np.argsort(-sims)[:10]].tolist())
+    results: dict[str, Any] = {
+        "n": len(corpus),
+        "projects": list(PROJECT_SHARES),
+        "build_s": build_s,
+        "index_mb": size / 2**20,
+        "exact_max": args.exact_max,
+        "max_scan_tuples": args.max_scan,
+    }
+    rows: list[list[Any]] = []
+    for strategy in ("post-filter", "iterative", "app"):
+        for ef in sorted({min(1000, int(x)) for x in args.ef.split(",")}):
+            latencies, hits, exact_used = run_filtered_queries(
+                queries, filters, strategy, ef, args.exact_max, args.max_scan
+            )
+            rec = float(
+                np.mean([len(set(h) & set(t)) / 10 for h, t in zip(hits, truth, strict=True)])
+            )
+            small = [j for j, (p, _) in enumerate(filters) if PROJECT_SHARES[p] <= 0.05]
+            rec_small = float(np.mean([len(set(hits[j]) & set(truth[j])) / 10 for j in small]))
+            r = {
+                "p50_ms": percentile(latencies, 50),
+                "p95_ms": percentile(latencies, 95),
+                "recall_at_10": rec,
+                "recall_at_10_small_projects": rec_small,
+                "exact_searches": exact_used,
+            }
+            results[f"{strategy}/ef{ef}"] = r
+            rows.append(
+                [
+                    strategy,
+                    ef,
+                    r["p50_ms"],
+                    r["p95_ms"],
+                    f"{rec:.3f}",
+                    f"{rec_small:.3f}",
+                    f"{exact_used}/{len(queries)}",
+                ]
+            )
+    print_table(
+        f"Filtered HNSW search (halfvec), {len(corpus):,} x {DIM} over {len(PROJECT_SHARES)} "
+        f"projects (shares {', '.join(f'{s:.0%}' for s in PROJECT_SHARES)}), filter: project, "
+        f"and status=ok on every other query ({ERROR_RATE:.0%} errors); {len(queries)} held-out "
+        f"queries; truth: exact cosine over the filtered rows; index build {build_s:.0f} s",
+        ["strategy", "ef_search", "p50 ms", "p95 ms", "recall@10", "small projects", "exact"],
+        rows,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_vectors")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(RESULTS / f"search-filtered-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
@@ -170,7 +330,15 @@ def main() -> None:
     parser.add_argument("--efc", type=int, default=64, help="ef_construction (the app: 64)")
     parser.add_argument("--synth", choices=["blend", "noise"], default="blend")
     parser.add_argument("--types", default="halfvec,vector", help="halfvec, vector or both")
+    parser.add_argument(
+        "--filtered", action="store_true", help="project/status filters over several projects"
+    )
+    parser.add_argument("--exact-max", type=int, default=5_000, help="the app's EXACT_MAX_ROWS")
+    parser.add_argument("--max-scan", type=int, default=100_000, help="hnsw.max_scan_tuples")
     args = parser.parse_args()
+    if args.filtered:
+        main_filtered(args)
+        return
     # pgvector caps hnsw.ef_search at 1000.
     efs = sorted({min(1000, int(x)) for x in args.ef.split(",")})
     setup_django()

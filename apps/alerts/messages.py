@@ -23,10 +23,8 @@ def ui_url(path: str, *, project_slug: str, query: str = "", fragment: str = "")
 
 
 def incident_url(incident: Incident, *, project_slug: str) -> str:
-    # The alerts page lists every incident (state=all); the anchor is the incident's row.
-    return ui_url(
-        "/alerts/", project_slug=project_slug, query="state=all", fragment=f"incident-{incident.pk}"
-    )
+    # The incident's own page: its numbers, timeline, the calls of the window, mute/resolve.
+    return ui_url(f"/alerts/incidents/{incident.pk}/", project_slug=project_slug)
 
 
 def call_url(call_id: str, *, project_slug: str) -> str:

@@ -120,3 +120,8 @@ def notification_list(
     if status:
         qs = qs.filter(status=status)
     return qs
+
+
+def open_incident_count(*, project: Project) -> int:
+    """Pending and firing incidents of a project (the sidebar's badge)."""
+    return Incident.objects.filter(project=project, state__in=OPEN_STATES).count()

@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from apps.accounts.selectors import project_list_for_user
+from apps.alerts.selectors import open_incident_count
 
 NAV = (
     ("overview", "Overview", "/"),
@@ -35,6 +36,8 @@ def project_context(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if access is not None and user is not None and user.is_authenticated:
         context["switch_projects"] = list(project_list_for_user(user=user)[:50])
+        # One indexed count per page: the on-call engineer sees open incidents from anywhere.
+        context["open_incidents"] = open_incident_count(project=access.project)
     section = request.path.strip("/").split("/", 1)[0]
     context["active_nav"] = section or "overview"
     return context

@@ -37,6 +37,9 @@ class CallFilterForm(forms.Form):
         choices=[("", "any"), ("1", "flagged"), ("0", "not flagged")], required=False
     )
     trace = forms.CharField(required=False, max_length=64)
+    # An explicit window (an incident's breached window, a chart point): ISO datetimes.
+    start = forms.DateTimeField(required=False)
+    end = forms.DateTimeField(required=False)
     cursor = forms.CharField(required=False, max_length=200)
 
 

@@ -44,7 +44,9 @@ urlpatterns = [
     path("review/export/", review.review_export, name="review-export"),
     path("alerts/", alerts.alerts, name="alerts"),
     path("alerts/rules/", alerts.rule_new, name="rule-create"),
+    path("alerts/rules/<int:rule_id>/edit/", alerts.rule_edit, name="rule-edit"),
     path("alerts/rules/<int:rule_id>/<str:action>/", alerts.rule_action, name="rule-action"),
+    path("alerts/incidents/<int:incident_id>/", alerts.incident_detail, name="incident"),
     path(
         "alerts/incidents/<int:incident_id>/<str:action>/",
         alerts.incident_action,

@@ -12,6 +12,7 @@ from apps.accounts.permissions import HasScope, request_project
 from apps.core.strict import StrictSerializer
 from apps.embeddings.models import EmbeddingKind
 from apps.embeddings.selectors import MAX_K, call_similar, calls_search, embedding_lag
+from apps.traces.selectors import CallFilters
 
 
 class _KnnParams(StrictSerializer):
@@ -22,6 +23,19 @@ class _KnnParams(StrictSerializer):
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     project = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, max_length=255)
+    release = serializers.CharField(required=False, max_length=128)
+    environment = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(["ok", "error"], required=False)
+
+
+def _filters(data: dict[str, object]) -> CallFilters:
+    return CallFilters(
+        model=str(data["model"]) if data.get("model") else None,
+        release=str(data["release"]) if data.get("release") else None,
+        environment=str(data["environment"]) if data.get("environment") else None,
+        status=str(data["status"]) if data.get("status") else None,
+    )
 
 
 class CallSimilarApi(APIView):
@@ -47,6 +61,7 @@ class CallSimilarApi(APIView):
             kind=data["kind"],
             start=data.get("start"),
             end=data.get("end"),
+            filters=_filters(data),
         )
         return Response({"results": [h.as_dict() for h in hits]})
 
@@ -74,6 +89,7 @@ class SemanticSearchApi(APIView):
             kind=data["kind"],
             start=data.get("start"),
             end=data.get("end"),
+            filters=_filters(data),
         )
         return Response({"results": [h.as_dict() for h in hits]})
 

@@ -74,8 +74,7 @@ def test_fire_429_retry_exactly_one_message_then_one_resolve(
     assert "33.3%" in str(payload["blocks"])
     button = next(b for b in payload["blocks"] if b["type"] == "actions")["elements"][0]
     assert button["url"] == (
-        f"{settings.DRIFTLINE_BASE_URL}/alerts/?project=support-bot&state=all"
-        f"#incident-{incident.pk}"
+        f"{settings.DRIFTLINE_BASE_URL}/alerts/incidents/{incident.pk}/?project=support-bot"
     )
     examples = next(b for b in payload["blocks"] if "Example calls" in str(b))
     assert f"{settings.DRIFTLINE_BASE_URL}/calls/" in examples["text"]["text"]

@@ -407,3 +407,47 @@ def test_long_windows_read_rollups_and_agree_with_raw_calls(project, now, metric
         cost_usd=9.0, total_tokens=1, status="ok", flagged=False, latency_ms=1.0
     )
     assert evaluators._grouped(rule, metric, start, at, ["model"]) == rolled
+
+
+def test_a_manually_resolved_incident_does_not_fire_again_inside_the_window(
+    project, slack_channel, alice
+):
+    from django.utils import timezone
+
+    rule = _rule(project, slack_channel, metric="error_rate", threshold=0.2, window="10m")
+    start = timezone.now()
+    add_calls(project, count=20, errors=10, at=start)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=start)
+    incident = Incident.objects.get()
+    assert incident.state == IncidentState.FIRING
+    incidents.incident_resolve(incident=incident, user=alice, message="rolled back")
+    sent = Notification.objects.count()
+    # A minute later the same bad calls are still in the 10-minute window.
+    outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=start + timedelta(minutes=1))
+    assert outcome.groups[0].state == "held"
+    assert Incident.objects.count() == 1
+    assert Notification.objects.count() == sent
+    # Once the window has rolled past the resolve, a breach that still holds opens a new one.
+    later = start + timedelta(minutes=11)
+    add_calls(project, count=20, errors=10, at=later)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=later)
+    assert Incident.objects.count() == 2
+    assert Incident.objects.order_by("-id").first().state == IncidentState.FIRING
+
+
+def test_a_resolved_incident_keeps_the_value_its_summary_states(project, now):
+    from apps.dashboard.templatetags.dashboard import incident_value
+
+    rule = _rule(project, metric="error_rate", threshold=0.2)
+    add_calls(project, count=20, errors=20, at=now)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    later = now + timedelta(minutes=6)
+    add_calls(project, count=100, errors=13, at=later)  # recovered to 13%
+    evaluation.rule_evaluate(rule_id=rule.pk, now=later)
+    incident = Incident.objects.select_related("rule").get()
+    assert incident.state == IncidentState.RESOLVED
+    assert "100.0%" in incident.summary
+    assert incident.value == pytest.approx(1.0)
+    assert incident_value(incident) == "100.0%"
+    assert incident_value(incident, "threshold") == "20.0%"
+    assert incident.details["resolved_value"] == pytest.approx(0.13)

@@ -360,3 +360,141 @@ def test_alert_rules_and_incident_actions(alice, reviewer_user, project) -> None
     client.post(f"/alerts/rules/{rule.pk}/disable/")
     rule.refresh_from_db()
     assert not rule.enabled
+
+
+def test_incident_page_acknowledge_with_a_note_mute_and_the_windows_calls(
+    alice, reviewer_user, project, other_project
+) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from django.utils import timezone
+
+    from apps.alerts.models import AlertRule, Incident
+    from apps.alerts.services.rules import rule_create
+
+    rule = rule_create(
+        project=project,
+        name="Errors",
+        kind="metric",
+        metric="error_rate",
+        operator=">",
+        threshold=0.2,
+        window="10m",
+        group_by=["model"],
+    )
+    now = timezone.now()
+    incident = Incident.objects.create(
+        project=project,
+        rule=rule,
+        group_key='{"model":"gpt-4o"}',
+        group={"model": "gpt-4o"},
+        state="firing",
+        severity="warning",
+        value=0.5,
+        threshold=0.2,
+        sample_count=20,
+        summary="Error rate is 50.0% over the last 10 min for model gpt-4o.",
+        started_at=now - timedelta(minutes=2),
+        last_evaluated_at=now,
+    )
+    inside = make_call(
+        project, model="gpt-4o", status="error", start_time=now - timedelta(minutes=5)
+    )
+    make_call(project, model="gpt-4o", status="error", start_time=now - timedelta(hours=3))
+    make_call(project, model="claude-3", status="error", start_time=now - timedelta(minutes=5))
+    client = login(alice)
+    body = client.get(f"/alerts/incidents/{incident.pk}/").content.decode()
+    assert "50.0%" in body
+    assert "20.0%" in body  # the threshold in the summary's unit
+    # The calls link: the breached window, the incident's group, its errors.
+    page = client.get(f"/alerts/incidents/{incident.pk}/")
+    url = page.context["calls_url"]
+    query = parse_qs(urlparse(url).query)
+    assert query["model"] == ["gpt-4o"]
+    assert query["status"] == ["error"]
+    calls = client.get(url)
+    assert [c.id for c in calls.context["calls"]] == [inside.id]
+
+    client.post(
+        f"/alerts/incidents/{incident.pk}/acknowledge/",
+        {"note": "rolling back", "next": "incident"},
+    )
+    response = client.post(
+        f"/alerts/incidents/{incident.pk}/mute/", {"duration": "4h", "next": "incident"}
+    )
+    assert response["Location"] == f"/alerts/incidents/{incident.pk}/"
+    incident.refresh_from_db()
+    assert incident.acknowledged_by_id == alice.pk
+    assert (
+        timedelta(hours=3, minutes=59) < incident.muted_until - timezone.now() <= timedelta(hours=4)
+    )
+    events = [(e.kind, e.message) for e in incident.events.order_by("id")]
+    assert events[0] == ("acknowledged", "rolling back")
+    assert events[1][0] == "muted"
+    assert "muted until" in client.get(f"/alerts/incidents/{incident.pk}/").content.decode()
+    client.post(f"/alerts/incidents/{incident.pk}/mute/", {"duration": "forever"})
+    incident.refresh_from_db()
+    assert incident.muted_until is not None  # a bad duration changes nothing
+    assert login(reviewer_user).post(f"/alerts/incidents/{incident.pk}/mute/").status_code == 403
+    # Another tenant's incident id is a 404.
+    other_rule = AlertRule.objects.create(project=other_project, name="x", kind="metric")
+    other = Incident.objects.create(
+        project=other_project, rule=other_rule, state="firing", severity="warning", started_at=now
+    )
+    assert client.get(f"/alerts/incidents/{other.pk}/").status_code == 404
+
+
+def test_rule_form_keeps_its_input_on_an_error_and_rules_are_editable(alice, project) -> None:
+    from apps.alerts.models import AlertRule
+
+    client = login(alice)
+    body = {
+        "name": "Slow answers",
+        "kind": "metric",
+        "metric": "latency_p95",
+        "operator": ">",
+        "threshold": "2000",
+        "window": "banana",
+    }
+    response = client.post("/alerts/rules/", body)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'value="Slow answers"' in page
+    assert 'value="2000"' in page
+    assert 'value="banana"' in page
+    assert "duration" in page  # the error names the problem
+    assert not AlertRule.objects.exists()
+
+    client.post("/alerts/rules/", {**body, "window": "15m"})
+    rule = AlertRule.objects.get()
+    edit = client.get(f"/alerts/rules/{rule.pk}/edit/").content.decode()
+    assert 'value="Slow answers"' in edit
+    assert 'value="15m"' in edit
+    response = client.post(
+        f"/alerts/rules/{rule.pk}/edit/", {**body, "threshold": "3000", "window": "1h"}
+    )
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.threshold, rule.window_s) == (3000.0, 3600)
+    bad = client.post(f"/alerts/rules/{rule.pk}/edit/", {**body, "window": "-"})
+    assert bad.status_code == 400
+    assert 'value="-"' in bad.content.decode()
+
+
+def test_every_input_pattern_is_a_valid_v_flag_regex(alice, project) -> None:
+    """Chrome compiles ``pattern`` with the ``v`` flag, where ``[-a]`` is a syntax error and
+    the whole check silently stops working. Checked with node's RegExp when node is present."""
+    import re
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    body = login(alice).get("/settings/").content.decode()
+    patterns = re.findall(r'pattern="([^"]*)"', body)
+    assert patterns
+    for pattern in patterns:
+        script = f"new RegExp({json.dumps('^(?:' + pattern + ')$')}, 'v')"
+        result = subprocess.run([node, "-e", script], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{pattern}: {result.stderr}"

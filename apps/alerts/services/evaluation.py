@@ -39,7 +39,9 @@ class GroupOutcome:
     value: float | None
     sample_count: int
     severity: str | None
-    state: str  # incident state after evaluation, "ok" without an incident, "no_data"
+    # incident state after evaluation, "ok" without an incident, "no_data", or "held" (breaching
+    # but just resolved by a person: see _reopen_held)
+    state: str
     incident_id: int | None = None
     events: list[str] = field(default_factory=list)
 
@@ -65,6 +67,25 @@ def _in_cooldown(rule: AlertRule, incident: Incident, now: datetime) -> bool:
         .exclude(pk=incident.pk)
         .exists()
     )
+
+
+def _reopen_held(rule: AlertRule, group_key: str, now: datetime) -> bool:
+    """A person resolved this group's last incident a moment ago: do not open it again at once.
+
+    The calls that breached are still inside the rule's window after a manual resolve, so the
+    condition holds by construction until the window has rolled past them; re-firing then
+    would undo the person's action within a minute. Held for the longer of the rule's window
+    and its cooldown after a manual resolve; automatic resolves are governed by the cooldown
+    (``_in_cooldown``) as before.
+    """
+    hold = max(rule.window_s, rule.cooldown_s)
+    return Incident.objects.filter(
+        rule=rule,
+        group_key=group_key,
+        state=IncidentState.RESOLVED,
+        resolved_by__isnull=False,
+        resolved_at__gt=now - timedelta(seconds=hold),
+    ).exists()
 
 
 def _copy_observation(incident: Incident, obs: Observation, now: datetime) -> None:
@@ -111,6 +132,9 @@ def _apply_observation(
 ) -> tuple[GroupOutcome, list[int]]:
     outcome = GroupOutcome(obs.group, obs.value, obs.sample_count, obs.severity, "ok")
     ids: list[int] = []
+    if obs.severity is not None and incident is None and _reopen_held(rule, obs.group_key, now):
+        outcome.state = "held"
+        return outcome, ids
     if obs.severity is not None:
         if incident is None:
             incident = Incident(
@@ -166,7 +190,11 @@ def _apply_observation(
             outcome.events += events
         incident.save(update_fields=INCIDENT_FIELDS)
     elif incident is not None and obs.value is not None:
-        _copy_observation(incident, obs, now)
+        # The value, summary and threshold stay those of the breach (the summary says what
+        # happened, the value column must agree with it); the value it recovered to is kept
+        # beside them.
+        incident.last_evaluated_at = now
+        incident.details = {**incident.details, "resolved_value": obs.value}
         ids = incident_close(incident, now=now, channels=channels, message="")
         outcome.events.append(
             EventKind.RESOLVED if incident.fired_at is not None else EventKind.CANCELLED

@@ -76,7 +76,7 @@ def _locked_incident(incident: Incident) -> Incident:
 
 
 @transaction.atomic
-def incident_acknowledge(*, incident: Incident, user: User) -> Incident:
+def incident_acknowledge(*, incident: Incident, user: User, note: str = "") -> Incident:
     incident = _locked_incident(incident)
     if incident.state == IncidentState.RESOLVED:
         raise ApplicationError("incident: already resolved", field="state", status_code=409)
@@ -85,7 +85,7 @@ def incident_acknowledge(*, incident: Incident, user: User) -> Incident:
         incident.acknowledged_at = now
         incident.acknowledged_by_id = user_id(user)
         incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
-        record_event(incident, EventKind.ACKNOWLEDGED, now=now, actor=user)
+        record_event(incident, EventKind.ACKNOWLEDGED, now=now, actor=user, message=note[:2000])
     return incident
 
 

@@ -13,6 +13,18 @@ register = template.Library()
 
 
 @register.filter
+def incident_value(incident: Any, field: str = "value") -> str:
+    """An incident's value (or ``threshold``) in the unit its summary uses: 13.0%, not 0.130."""
+    from apps.alerts.evaluators import format_value
+
+    value = getattr(incident, field, None)
+    if value is None:
+        return "\u2013"  # an en dash, as the rest of the table
+    metric = incident.rule.metric or str((incident.details or {}).get("metric", ""))
+    return format_value(metric, value)
+
+
+@register.filter
 def kpi_value(kpi: Kpi) -> str:
     return fmt(kpi.value, kpi.fmt)
 

@@ -42,21 +42,9 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "facets": call_facets(project=project, since=time_window("30d").start),
         "base_query": query_without(request, "cursor"),
     }
-    if data["semantic"]:
-        try:
-            hits = calls_search(
-                project=project,
-                query=data["semantic"],
-                k=PAGE_SIZE,
-                start=window.start if window else None,
-            )
-        except ApplicationError as exc:
-            flash_error(request, exc)
-            hits = []
-        context.update(mode="semantic", hits=dedupe_hits(hits))
-        return render(request, "dashboard/calls.html", context)
     filters = CallFilters(
-        start=window.start if window else None,
+        start=data["start"] or (window.start if window else None),
+        end=data["end"] or None,
         model=data["model"] or None,
         release=data["release"] or None,
         environment=data["environment"] or None,
@@ -66,6 +54,19 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         search=data["q"] or None,
         flagged={"1": True, "0": False}.get(data["flagged"]),
     )
+    if data["semantic"]:
+        try:
+            hits = calls_search(
+                project=project,
+                query=data["semantic"],
+                k=PAGE_SIZE,
+                filters=filters,
+            )
+        except ApplicationError as exc:
+            flash_error(request, exc)
+            hits = []
+        context.update(mode="semantic", hits=dedupe_hits(hits))
+        return render(request, "dashboard/calls.html", context)
     try:
         calls, next_cursor = call_page(
             project=project, filters=filters, limit=PAGE_SIZE, cursor=data["cursor"] or None
