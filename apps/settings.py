@@ -289,6 +289,8 @@ DRIFTLINE_EMBEDDING_CACHE_DIR = Path(
 # HNSW candidates per similar-call search: recall@10 0.97 at 100k vectors a project with 100
 # (~1 ms); at a million, 1,000 gives 0.95 in ~16 ms (docs/sizing.md).
 DRIFTLINE_SEARCH_EF_SEARCH = envint("DRIFTLINE_SEARCH_EF_SEARCH", 100)
+# Filtered searches over at most this many vectors are exact (apps/embeddings/selectors.py).
+DRIFTLINE_SEARCH_EXACT_MAX_ROWS = envint("DRIFTLINE_SEARCH_EXACT_MAX_ROWS", 5000)
 # Calls embedded per project per hour before sampling starts (errors, flagged calls and calls
 # with feedback are always embedded).
 DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR = envint("DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR", 20_000)
