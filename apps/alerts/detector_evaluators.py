@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from apps.alerts.evaluators import (
     Observation,
@@ -356,7 +356,9 @@ def evaluate_score(rule: AlertRule, now: datetime) -> list[Observation]:
 
     params = rule.params or {}
     name = str(params.get("evaluator", ""))
-    aggregate = "failure_rate" if params.get("aggregate") == "failure_rate" else "mean"
+    aggregate: Literal["mean", "failure_rate"] = (
+        "failure_rate" if params.get("aggregate") == "failure_rate" else "mean"
+    )
     filters = rule.filters or {}
     metric = score_metric(
         project=rule.project_id,
