@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -90,3 +93,54 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
     for row in rows:
         table.add_row(*[f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
+
+
+def post_concurrently(
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    bodies: Sequence[bytes],
+    clients: int,
+    *,
+    tally: Callable[[int, bytes], int],
+    desc: str = "batches",
+) -> tuple[float, list[float], int]:
+    """POST every body to ``url + path`` from ``clients`` keep-alive connections at once.
+
+    Returns the wall time, each request's latency in ms and the sum of ``tally(status, body)``
+    over the answers (events accepted, failures: what the caller counts).
+    """
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    total = 0
+    lock = threading.Lock()
+    pending = iter(bodies)
+    progress = tqdm(total=len(bodies), desc=desc, unit="batch")
+
+    def worker() -> None:
+        nonlocal total
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        while True:
+            with lock:
+                body = next(pending, None)
+            if body is None:
+                break
+            t0 = time.perf_counter()
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            answer = response.read()
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed * 1000)
+                total += tally(response.status, answer)
+                progress.update(1)
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    progress.close()
+    return time.perf_counter() - t0, latencies, total

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,7 +36,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.common import RESULTS, ROOT, free_port, percentile, print_table, setup_django
+from bench.common import (
+    RESULTS,
+    ROOT,
+    free_port,
+    percentile,
+    post_concurrently,
+    print_table,
+    setup_django,
+)
 
 PROMPTS = [
     "How do I reset my password?",
@@ -74,46 +80,16 @@ def make_event(i: int) -> dict[str, Any]:
 def run_api(
     url: str, key: str, bodies: list[bytes], clients: int
 ) -> tuple[float, list[float], int]:
-    host, port = url.removeprefix("http://").split(":")
-    latencies: list[float] = []
-    accepted = 0
-    lock = threading.Lock()
-    index = 0
-    progress = tqdm(total=len(bodies), desc="API batches", unit="batch")
-
-    def worker() -> None:
-        nonlocal index, accepted
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        while True:
-            with lock:
-                if index >= len(bodies):
-                    break
-                body = bodies[index]
-                index += 1
-            t0 = time.perf_counter()
-            conn.request(
-                "POST",
-                "/api/v1/ingest",
-                body,
-                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            )
-            response = conn.getresponse()
-            payload = json.loads(response.read())
-            elapsed = time.perf_counter() - t0
-            with lock:
-                latencies.append(elapsed * 1000)
-                accepted += payload.get("accepted", 0)
-                progress.update(1)
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    progress.close()
-    return time.perf_counter() - t0, latencies, accepted
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return post_concurrently(
+        url,
+        "/api/v1/ingest",
+        headers,
+        bodies,
+        clients,
+        tally=lambda _status, body: int(json.loads(body).get("accepted", 0)),
+        desc="API batches",
+    )
 
 
 PLAIN = "bench_plain_call"
@@ -228,13 +204,13 @@ def measure(
         # Warm every worker's connections and imports before timing.
         run_api(url, key, bodies[:8], clients)
         seconds, latencies, accepted = run_api(url, key, bodies[8:], clients)
-    events = sum(len(json.loads(b)["batch"]) for b in bodies[8:])
-    if accepted != events:
-        raise RuntimeError(f"{name}: accepted {accepted} of {events}")
+    sent = sum(len(json.loads(b)["batch"]) for b in bodies[8:])
+    if accepted != sent:
+        raise RuntimeError(f"{name}: accepted {accepted} of {sent}")
     return {
         "name": name,
-        "events": events,
-        "events_per_s": events / seconds,
+        "events": sent,
+        "events_per_s": sent / seconds,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
     }

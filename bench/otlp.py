@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import http.client
 import json
 import os
-import threading
 import time
 from typing import Any
 
-from bench.common import RESULTS, gunicorn, percentile, print_table, setup_django
+from bench.common import RESULTS, gunicorn, percentile, post_concurrently, print_table, setup_django
 
 PROMPTS = [
     "How do I reset my password?",
@@ -105,47 +103,20 @@ def make_export(first: int, size: int) -> bytes:
 
 
 def run(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[float, list[float], int]:
-    host, port = url.removeprefix("http://").split(":")
-    latencies: list[float] = []
-    failures = 0
-    lock = threading.Lock()
-    index = 0
-
-    def worker() -> None:
-        nonlocal index, failures
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        while True:
-            with lock:
-                if index >= len(bodies):
-                    break
-                body = bodies[index]
-                index += 1
-            t0 = time.perf_counter()
-            conn.request(
-                "POST",
-                "/v1/traces",
-                body,
-                {
-                    "Authorization": f"Bearer {key}",
-                    "Content-Type": "application/x-protobuf",
-                    "Content-Encoding": "gzip",
-                },
-            )
-            response = conn.getresponse()
-            response.read()
-            elapsed = time.perf_counter() - t0
-            with lock:
-                latencies.append(elapsed * 1000)
-                failures += response.status != 200
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - t0, latencies, failures
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/x-protobuf",
+        "Content-Encoding": "gzip",
+    }
+    return post_concurrently(
+        url,
+        "/v1/traces",
+        headers,
+        bodies,
+        clients,
+        tally=lambda status, _body: int(status != 200),
+        desc="OTLP exports",
+    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -141,6 +142,46 @@ def _test_database_url() -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+@contextmanager
+def run_worker(
+    queues: str, *, log_name: str, node: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on ``queues``, on the test database and Redis.
+
+    Its log goes to ``.driftline/test/<log_name>``; it is stopped when the block ends.
+    """
+    worker_env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DRIFTLINE_ENV": "test",
+        "DATABASE_TEST_NAME": settings.DATABASES["default"]["NAME"],
+        **(env or {}),
+    }
+    log_path = ROOT / ".driftline" / "test" / log_name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "celery", "-A", "apps", "worker", "-Q", queues]
+    command += ["--pool", "solo", "-l", "INFO"] + (["-n", node] if node else [])
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while b"ready" not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(
     django_db_setup: None, django_db_blocker: object
@@ -149,53 +190,10 @@ def celery_worker_process(
 
     Tests using it need ``transactional_db`` so the worker sees their rows.
     """
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "DRIFTLINE_ENV": "test",
-        "DATABASE_TEST_NAME": settings.DATABASES["default"]["NAME"],
-        # The tests' fake Slack listens on 127.0.0.1.
-        "DRIFTLINE_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
-    log_path = ROOT / ".driftline" / "test" / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "apps",
-            "worker",
-            "-Q",
-            "default,ingest,embed,drift,alerts",
-            "--pool",
-            "solo",
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while b"ready" not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    # The tests' fake Slack listens on 127.0.0.1.
+    private = {"DRIFTLINE_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with run_worker("default,ingest,embed,drift,alerts", log_name="worker.log", env=private) as p:
+        yield p
 
 
 def wait_for(predicate: object, *, timeout: float = 60.0, interval: float = 0.2) -> bool:

@@ -1,14 +1,26 @@
-"""API defaults: one error shape for every 4xx, ``{"error": ..., "field": ...}``."""
+"""API defaults: one error shape for every 4xx, ``{"error": ..., "field": ...}``.
+
+A database that is down or restarting is the server's trouble, not the client's, and it passes:
+it answers 503 with ``Retry-After`` (which the SDK honours) instead of a 500.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from django.db import InterfaceError, OperationalError
 
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client should wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER_S = 5
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -17,6 +29,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.field:
             body["field"] = exc.field
         return Response(body, status=exc.status_code)
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"error": "the database is unavailable; retry later"},
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

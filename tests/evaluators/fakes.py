@@ -1,60 +1,29 @@
 """Local fake LLM providers (OpenAI-compatible chat completions and Anthropic messages).
 
-The server answers from a script of :class:`Answer` (one per request; ``default`` when the
-script is empty) and records every request. Helpers build well-formed structured answers in
-each provider's wire format, so tests exercise the real parsing code.
+The shared scripted server (:mod:`tests.http_fakes`) answers one scripted :class:`Answer` per
+request. Helpers build well-formed structured answers in each provider's wire format, so tests
+exercise the real parsing code.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.http_fakes import Answer, FakeServer, Recorded, fake_server
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = None  # dict -> JSON; str -> as is
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class FakeLLM:
-    host: str
-    port: int
-    script: list[Answer] = field(default_factory=list)
-    default: Answer = field(default_factory=lambda: Answer(500, {"error": "no answer scripted"}))
-    requests: list[Recorded] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def answer(self, *answers: Answer) -> None:
-        with self.lock:
-            self.script.extend(answers)
-
-    def next_answer(self) -> Answer:
-        with self.lock:
-            return self.script.pop(0) if self.script else self.default
+FakeLLM = FakeServer
+__all__ = [
+    "Answer",
+    "FakeLLM",
+    "Recorded",
+    "anthropic_answer",
+    "error_answer",
+    "fake_llm",
+    "openai_answer",
+]
 
 
 def openai_answer(
@@ -110,45 +79,5 @@ def error_answer(status: int, message: str, headers: dict[str, str] | None = Non
 
 @contextmanager
 def fake_llm() -> Iterator[FakeLLM]:
-    state: dict[str, FakeLLM] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            server = state["server"]
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            with server.lock:
-                server.requests.append(Recorded(self.path, dict(self.headers.items()), body))
-            answer = server.next_answer()
-            if answer.delay_s:
-                time.sleep(answer.delay_s)
-            payload = (
-                answer.body.encode()
-                if isinstance(answer.body, str)
-                else json.dumps(answer.body).encode()
-            )
-            try:
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client timed out and left
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    server = FakeLLM("127.0.0.1", httpd.server_address[1])
-    state["server"] = server
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with fake_server(default=Answer(500, {"error": "no answer scripted"})) as server:
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -4,22 +4,18 @@ asks the (fake) judge; the score shows in the call detail and the judge call is 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.core.errors import ApplicationError
 from apps.evaluators import services
 from apps.evaluators.models import JudgeCall, Score
 from apps.traces.models import Call
-from tests.conftest import ROOT, _test_database_url, wait_for
+from tests.conftest import ROOT, run_worker, wait_for
 from tests.evaluators.conftest import openai_connection
 from tests.evaluators.fakes import FakeLLM, openai_answer
 from tests.ingest.test_ingest_api import call_event, post
@@ -28,53 +24,11 @@ from tests.ingest.test_ingest_api import call_event, post
 @pytest.fixture
 def evaluate_worker(django_db_setup: None) -> Iterator[subprocess.Popen[bytes]]:
     """A worker on the ingest and evaluate queues, on the test database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "DRIFTLINE_ENV": "test",
-        "DATABASE_TEST_NAME": settings.DATABASES["default"]["NAME"],
-        "DRIFTLINE_LLM_ALLOW_PRIVATE": "1",  # the fake judge listens on 127.0.0.1
-    }
-    log_path = ROOT / ".driftline" / "test" / "evaluate-worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "apps",
-                "worker",
-                "-Q",
-                "ingest,evaluate",
-                "--pool",
-                "solo",
-                "-n",
-                "evaluate-test@%h",
-                "-l",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while b"ready" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(log_path.read_text()[-3000:])
-            time.sleep(0.2)
+    private = {"DRIFTLINE_LLM_ALLOW_PRIVATE": "1"}  # the fake judge listens on 127.0.0.1
+    with run_worker(
+        "ingest,evaluate", log_name="evaluate-worker.log", node="evaluate-test@%h", env=private
+    ) as process:
         yield process
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.mark.worker
