@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
