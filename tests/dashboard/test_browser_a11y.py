@@ -96,6 +96,25 @@ class A11ySession:
     def scroll_width(self) -> int:
         return int(self.page.evaluate("() => document.scrollingElement.scrollWidth"))
 
+    def too_wide(self) -> list[str]:
+        """The innermost elements that reach past the viewport's right edge (for the message)."""
+        return list(
+            self.page.evaluate(
+                """() => {
+                     const w = document.documentElement.clientWidth;
+                     const out = [...document.querySelectorAll('body *')].filter(el => {
+                       const r = el.getBoundingClientRect();
+                       return r.right > w + 1 && r.width > 0 &&
+                         ![...el.children].some(c => c.getBoundingClientRect().right > w + 1);
+                     });
+                     return out.slice(0, 6).map(el => el.tagName.toLowerCase() +
+                       (el.className && el.className.baseVal === undefined ?
+                        '.' + el.className.trim().split(/\\s+/).join('.') : '') +
+                       ' right=' + Math.round(el.getBoundingClientRect().right));
+                   }"""
+            )
+        )
+
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"a11y-{name}.png"), full_page=True)
@@ -177,6 +196,7 @@ def test_every_page_passes_axe_and_fits_390px(
     found: dict[str, Any] = {}
     failures: list[str] = []
     widths: dict[str, int] = {}
+    wide: dict[str, list[str]] = {}
 
     for viewport, label in ((DESKTOP, "1280"), (PHONE, "390")):
         anonymous = a11y(viewport)
@@ -199,17 +219,19 @@ def test_every_page_passes_axe_and_fits_390px(
             found[f"{name}@{label}"] = violations
             failures += [f"{name}@{label}: {line}" for line in _serious(violations)]
             widths[f"{name}@{label}"] = s.scroll_width()
+            if widths[f"{name}@{label}"] > viewport["width"]:
+                wide[f"{name}@{label}"] = s.too_wide()
             if name in SHOT_PAGES:
                 s.shot(f"{name}-{label}")
         assert s.problems == [], s.problems
 
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "axe.json").write_text(
-        json.dumps({"violations": found, "scroll_width": widths}, indent=1)
+        json.dumps({"violations": found, "scroll_width": widths, "too_wide": wide}, indent=1)
     )
     too_wide = {k: w for k, w in widths.items() if k.endswith("@390") and w > PHONE["width"]}
     assert not failures, "\n".join(failures)
-    assert not too_wide, too_wide
+    assert not too_wide, (too_wide, wide)
 
 
 def test_focus_is_visible_and_the_menu_button_toggles_the_sidebar(
