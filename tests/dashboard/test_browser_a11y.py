@@ -21,6 +21,7 @@ import pytest
 
 from apps.evaluators.models import Evaluator
 from tests.dashboard.test_browser import (  # noqa: F401 - the fixture browser
+    CHROMIUM,
     PASSWORD,
     SHOTS,
     _alerts,
@@ -36,6 +37,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is not installed (apt-get install chromium); skipped",
+    ),
     pytest.mark.skipif(
         not AXE.exists(),
         reason="node_modules/axe-core is not installed (needs npm: `make browser-deps` runs "
@@ -53,9 +58,9 @@ IMPACTS_THAT_FAIL = {"serious", "critical"}
 class A11ySession:
     """A browser context with axe-core injected into every document it opens."""
 
-    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int]) -> None:
+    def __init__(self, chromium: Any, base_url: str, viewport: dict[str, int]) -> None:
         self.base_url = base_url
-        self.context = browser.new_context(viewport=viewport)
+        self.context = chromium.new_context(viewport=viewport)
         # An init script runs through the DevTools protocol, so the page's CSP (script-src
         # 'self') does not apply to it and the page itself is left unchanged.
         self.context.add_init_script(path=str(AXE))
@@ -265,8 +270,7 @@ def test_focus_is_visible_and_the_menu_button_toggles_the_sidebar(
     weak = [
         r
         for r in rings
-        if r["tag"] != "BODY"
-        and not (r["visible"] and r["style"] != "none" and r["width"] >= 2)
+        if r["tag"] != "BODY" and not (r["visible"] and r["style"] != "none" and r["width"] >= 2)
     ]
     assert not weak, weak
 
