@@ -120,9 +120,9 @@ class A11ySession:
             )
         )
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, *, full_page: bool = True) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"a11y-{name}.png"), full_page=True)
+        self.page.screenshot(path=str(SHOTS / f"a11y-{name}.png"), full_page=full_page)
 
     def close(self) -> None:
         self.context.close()
@@ -228,6 +228,8 @@ def test_every_page_passes_axe_and_fits_390px(
                 wide[f"{name}@{label}"] = s.too_wide()
             if name in SHOT_PAGES:
                 s.shot(f"{name}-{label}")
+                if viewport is PHONE:  # what a phone shows first, at full resolution
+                    s.shot(f"{name}-{label}-top", full_page=False)
         assert s.problems == [], s.problems
 
     ARTIFACTS.mkdir(exist_ok=True)
