@@ -22,9 +22,15 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
 	touch $(STAMP)
 
-install: $(STAMP)
+# axe-core for the accessibility browser test (package.json pins it; node_modules is ignored).
+NPM_STAMP := node_modules/.installed
+$(NPM_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $(NPM_STAMP); \
+	else echo "npm not installed: the accessibility browser test will be skipped"; fi
 
-browser-deps:
+install: $(STAMP) $(NPM_STAMP)
+
+browser-deps: $(NPM_STAMP)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 
 run: $(STAMP)
