@@ -79,6 +79,36 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+class InviteForm(forms.Form):
+    email = forms.EmailField(required=False, max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class InviteAcceptForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False, max_length=254)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=128)
+    password2 = forms.CharField(widget=forms.PasswordInput, max_length=128, label="Again")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password") and data.get("password") != data.get("password2"):
+            self.add_error("password2", "the two passwords differ")
+        return data
+
+
+class RetentionForm(forms.Form):
+    retention_days = forms.IntegerField(min_value=1, max_value=3650)
+
+
+class KeyFilterForm(forms.Form):
+    key_name = forms.CharField(required=False, max_length=120)
+    key_scope = forms.ChoiceField(choices=[("", "any"), *Scope.choices], required=False)
+    key_status = forms.ChoiceField(
+        choices=[("", "any"), ("active", "active"), ("revoked", "revoked")], required=False
+    )
+
+
 class ProjectCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(max_length=80, required=False)

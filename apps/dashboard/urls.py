@@ -68,15 +68,26 @@ urlpatterns = [
     ),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/keys/", settings.key_create, name="key-create"),
+    path("settings/keys/created/", settings.key_created, name="key-created"),
     path("settings/keys/<int:key_id>/revoke/", settings.key_revoke, name="key-revoke"),
     path("settings/members/", settings.member_save, name="member-save"),
     path(
         "settings/members/<int:membership_id>/remove/", settings.member_delete, name="member-remove"
     ),
     path("settings/projects/", settings.project_new, name="project-create"),
+    path("settings/retention/", settings.retention_save, name="retention-save"),
+    path("settings/invites/", settings.invite_new, name="invite-create"),
+    path("settings/invites/created/", settings.invite_created, name="invite-created"),
+    path(
+        "settings/invites/<int:invitation_id>/revoke/",
+        settings.invite_revoke,
+        name="invite-revoke",
+    ),
+    path("invite/<str:token>/", auth.invite_accept, name="invite-accept"),
     path("settings/prices/", settings.price_save, name="price-save"),
     path("settings/prices/<int:override_id>/delete/", settings.price_delete, name="price-delete"),
     path("settings/channels/", settings.channel_new, name="channel-create"),
+    path("settings/channels/created/", settings.channel_created, name="channel-created"),
     path(
         "settings/channels/<int:channel_id>/delete/", settings.channel_remove, name="channel-delete"
     ),
