@@ -37,6 +37,8 @@ class CallFilterForm(forms.Form):
         choices=[("", "any"), ("1", "flagged"), ("0", "not flagged")], required=False
     )
     trace = forms.CharField(required=False, max_length=64)
+    # A new-intent group of a drift check: "<check id>:<group index>".
+    drift_group = forms.RegexField(regex=r"^\d{1,12}:\d{1,3}$", required=False, max_length=20)
     # An explicit window (an incident's breached window, a chart point): ISO datetimes.
     start = forms.DateTimeField(required=False)
     end = forms.DateTimeField(required=False)
@@ -49,6 +51,7 @@ class ReviewFilterForm(forms.Form):
         choices=[("", "any"), *[(s, s) for s in REVIEW_SIGNALS]], required=False
     )
     intent = forms.CharField(required=False, max_length=200)
+    batch = forms.CharField(required=False, max_length=200)
 
 
 class ReviewLabelForm(forms.Form):
@@ -127,6 +130,15 @@ class PriceOverrideForm(forms.Form):
 class IntentRenameForm(forms.Form):
     intent_id = forms.IntegerField(min_value=1)
     name = forms.CharField(max_length=200)
+
+
+class IntentGroupForm(forms.Form):
+    check_id = forms.IntegerField(min_value=1)
+    index = forms.IntegerField(min_value=0, max_value=100)
+
+
+class IntentGroupNameForm(IntentGroupForm):
+    name = forms.CharField(max_length=200, required=False)
 
 
 class BaselineFitForm(forms.Form):
