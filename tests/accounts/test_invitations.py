@@ -45,7 +45,8 @@ def test_accepting_makes_the_account_with_the_role_once(organization) -> None:
     membership = Membership.objects.get(user=user)
     assert (membership.organization_id, membership.role) == (organization.pk, Role.REVIEWER)
     row = Invitation.objects.get()
-    assert row.accepted_at is not None and row.accepted_by_id == user.pk
+    assert row.accepted_at is not None
+    assert row.accepted_by_id == user.pk
     with pytest.raises(ApplicationError, match="invalid, used or expired"):
         invitation_accept(token=created.token, username="rosa2", password=PASSWORD)
     assert not User.objects.filter(username="rosa2").exists()

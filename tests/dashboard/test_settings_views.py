@@ -52,7 +52,8 @@ def test_channel_secret_is_shown_once_after_a_redirect(alice, project) -> None:
     page = client.get(posted["Location"])
     assert page.status_code == 200
     secret = re.search(r'<code id="secret">([^<]+)</code>', page.content.decode())
-    assert secret and len(secret.group(1)) >= 20
+    assert secret
+    assert len(secret.group(1)) >= 20
     assert secret.group(1) not in client.get(posted["Location"], follow=True).content.decode()
     assert Channel.objects.filter(project=project).count() == 1
 
@@ -75,17 +76,20 @@ def test_an_invited_reviewer_signs_up_and_reaches_only_reviewer_pages(
     assert "/invite/" in link
     assert Invitation.objects.get().token_hash not in link
     # The link page is gone after one showing.
-    assert "invite-link" not in owner.get("/settings/invites/created/", follow=True).content.decode()
+    gone = owner.get("/settings/invites/created/", follow=True).content.decode()
+    assert "invite-link" not in gone
     path = link.split("testserver", 1)[1]
     invitee = Client()
     form = invitee.get(path)
-    assert form.status_code == 200 and "reviewer" in form.content.decode()
+    assert form.status_code == 200
+    assert "reviewer" in form.content.decode()
     bad = invitee.post(
         path, {"username": "rosa", "password": PASSWORD, "password2": "something else"}
     )
     assert bad.status_code == 400
     done = invitee.post(path, {"username": "rosa", "password": PASSWORD, "password2": PASSWORD})
-    assert done.status_code == 302 and done["Location"] == "/"
+    assert done.status_code == 302
+    assert done["Location"] == "/"
     membership = Membership.objects.get(user__username="rosa")
     assert (membership.organization_id, membership.role) == (organization.pk, "reviewer")
     assert invitee.get("/").status_code == 200
@@ -206,9 +210,12 @@ def test_keys_are_filtered_on_the_page(alice, project) -> None:
     client = login(alice)
     body = client.get("/settings/?key_name=sdk&key_status=active").content.decode()
     table = body.split('id="key-table"', 1)[1].split("</table>", 1)[0]
-    assert "sdk-prod" in table and "sdk-old" not in table and "reader" not in table
+    assert "sdk-prod" in table
+    assert "sdk-old" not in table
+    assert "reader" not in table
     body = client.get("/settings/?key_scope=read").content.decode()
     table = body.split('id="key-table"', 1)[1].split("</table>", 1)[0]
-    assert "&lt;b&gt;reader&lt;/b&gt;" in table and "sdk-prod" not in table
+    assert "&lt;b&gt;reader&lt;/b&gt;" in table
+    assert "sdk-prod" not in table
     body = client.get("/settings/?key_name=nothing").content.decode()
     assert "No key matches these filters." in body
