@@ -55,7 +55,8 @@ def incidents_similar_past(*, incident: Incident, limit: int = 10) -> list[PastI
     out = []
     for past in rows:
         below = past.rule.operator in (Operator.LT, Operator.LTE)
-        values = [v for v in (past.lowest if below else past.highest, past.value) if v is not None]  # type: ignore[attr-defined]
+        worst = past.lowest if below else past.highest
+        values = [v for v in (worst, past.value) if v is not None]
         peak = (min(values) if below else max(values)) if values else None
         metric = past.rule.metric or str((past.details or {}).get("metric", ""))
         out.append(
