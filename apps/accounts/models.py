@@ -92,3 +92,33 @@ class ApiKey(TimestampedModel):
     def has_scope(self, scope: str) -> bool:
         # admin implies read; ingest stays separate so a leaked SDK key cannot read data.
         return scope in self.scopes or (scope == Scope.READ and Scope.ADMIN in self.scopes)
+
+
+class Invitation(TimestampedModel):
+    """A one-time link that lets someone create an account with a role in an organization.
+
+    Only a SHA-256 of the token is kept (the link has 256 bits of entropy, as API keys do);
+    the link is shown once to the admin who made it, and e-mailed when SMTP is configured.
+    Accepting is a conditional UPDATE of ``accepted_at``, so a link works once.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField(blank=True, default="")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # "" (no mail server configured), "sent", or "failed: <reason>": shown to the admin.
+    email_status = models.CharField(max_length=255, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} ({self.role})"

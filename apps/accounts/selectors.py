@@ -6,8 +6,9 @@ import hmac
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from apps.accounts.models import ApiKey, Membership, Project, Role
+from apps.accounts.models import ApiKey, Invitation, Membership, Organization, Project, Role
 from apps.accounts.services import hash_secret, parse_raw_key
 
 
@@ -52,5 +53,40 @@ def role_for_user(*, user: AbstractBaseUser | AnonymousUser, project: Project) -
     return membership.role if membership else None
 
 
-def api_key_list(*, project: Project) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(project=project).order_by("-created_at")
+def api_key_list(
+    *, project: Project, name: str = "", scope: str = "", active: bool | None = None
+) -> QuerySet[ApiKey]:
+    """The project's keys, newest first; ``name`` matches a part of the name, ``scope`` one of
+    the scopes, ``active`` keeps the unrevoked (True) or revoked (False) ones."""
+    qs = ApiKey.objects.filter(project=project)
+    if name:
+        qs = qs.filter(name__icontains=name)
+    if scope:
+        qs = qs.filter(scopes__contains=[scope])
+    if active is not None:
+        qs = qs.filter(revoked_at__isnull=active)
+    return qs.order_by("-created_at")
+
+
+def invitation_for_token(*, token: str) -> Invitation | None:
+    """The usable invitation of a link's token (unused, unrevoked, unexpired), or None."""
+    if not token or len(token) > 200:
+        return None
+    return (
+        Invitation.objects.select_related("organization", "created_by")
+        .filter(
+            token_hash=hash_secret(token),
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .first()
+    )
+
+
+def invitation_list(*, organization: Organization) -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(organization=organization)
+        .select_related("created_by", "accepted_by")
+        .order_by("-created_at")
+    )

@@ -37,6 +37,8 @@ class CallFilterForm(forms.Form):
         choices=[("", "any"), ("1", "flagged"), ("0", "not flagged")], required=False
     )
     trace = forms.CharField(required=False, max_length=64)
+    # A new-intent group of a drift check: "<check id>:<group index>".
+    drift_group = forms.RegexField(regex=r"^\d{1,12}:\d{1,3}$", required=False, max_length=20)
     # An explicit window (an incident's breached window, a chart point): ISO datetimes.
     start = forms.DateTimeField(required=False)
     end = forms.DateTimeField(required=False)
@@ -49,6 +51,7 @@ class ReviewFilterForm(forms.Form):
         choices=[("", "any"), *[(s, s) for s in REVIEW_SIGNALS]], required=False
     )
     intent = forms.CharField(required=False, max_length=200)
+    batch = forms.CharField(required=False, max_length=200)
 
 
 class ReviewLabelForm(forms.Form):
@@ -79,6 +82,36 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+class InviteForm(forms.Form):
+    email = forms.EmailField(required=False, max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class InviteAcceptForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False, max_length=254)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=128)
+    password2 = forms.CharField(widget=forms.PasswordInput, max_length=128, label="Again")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password") and data.get("password") != data.get("password2"):
+            self.add_error("password2", "the two passwords differ")
+        return data
+
+
+class RetentionForm(forms.Form):
+    retention_days = forms.IntegerField(min_value=1, max_value=3650)
+
+
+class KeyFilterForm(forms.Form):
+    key_name = forms.CharField(required=False, max_length=120)
+    key_scope = forms.ChoiceField(choices=[("", "any"), *Scope.choices], required=False)
+    key_status = forms.ChoiceField(
+        choices=[("", "any"), ("active", "active"), ("revoked", "revoked")], required=False
+    )
+
+
 class ProjectCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(max_length=80, required=False)
@@ -97,6 +130,15 @@ class PriceOverrideForm(forms.Form):
 class IntentRenameForm(forms.Form):
     intent_id = forms.IntegerField(min_value=1)
     name = forms.CharField(max_length=200)
+
+
+class IntentGroupForm(forms.Form):
+    check_id = forms.IntegerField(min_value=1)
+    index = forms.IntegerField(min_value=0, max_value=100)
+
+
+class IntentGroupNameForm(IntentGroupForm):
+    name = forms.CharField(max_length=200, required=False)
 
 
 class BaselineFitForm(forms.Form):

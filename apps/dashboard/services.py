@@ -4,7 +4,7 @@ calling the owning app's services (keys, members, projects, price overrides)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.contrib.auth.models import User
@@ -12,11 +12,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.models import ApiKey, Membership, Organization, Project
+from apps.accounts.models import ApiKey, Invitation, Membership, Organization, Project
 from apps.accounts.services import (
+    CreatedInvitation,
     CreatedKey,
     api_key_create,
     api_key_revoke,
+    invitation_create,
+    invitation_email_send,
+    invitation_revoke,
     membership_set,
     project_create,
 )
@@ -116,6 +120,23 @@ def member_remove(*, organization: Organization, membership_id: int, acting: Use
     if membership.user_id == acting.pk:
         raise ApplicationError("you cannot remove yourself", field="member")
     membership.delete()
+
+
+def ui_invitation_create(
+    *, organization: Organization, email: str, role: str, user: User, link_for: Callable[[str], str]
+) -> tuple[CreatedInvitation, str]:
+    """An invitation and its link (``link_for(token)``), e-mailed when SMTP is configured."""
+    created = invitation_create(organization=organization, email=email, role=role, created_by=user)
+    link = link_for(created.token)
+    invitation_email_send(invitation=created.invitation, link=link)
+    return created, link
+
+
+def ui_invitation_revoke(*, organization: Organization, invitation_id: int) -> Invitation:
+    invitation = Invitation.objects.filter(organization=organization, pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound("invitation: not found")
+    return invitation_revoke(invitation=invitation)
 
 
 def ui_project_create(*, organization: Organization, name: str, slug: str = "") -> Project:

@@ -37,6 +37,9 @@ urlpatterns = [
     path("compare/", compare.compare, name="compare"),
     path("drift/", drift.drift, name="drift"),
     path("drift/intents/rename/", drift.intent_rename, name="intent-rename"),
+    path("drift/groups/name/", drift.group_name, name="drift-group-name"),
+    path("drift/groups/review/", drift.group_review, name="drift-group-review"),
+    path("drift/check/", drift.check_now, name="drift-check-now"),
     path("drift/baselines/fit/", drift.baseline_fit, name="baseline-fit"),
     path("drift/baselines/<int:baseline_id>/pin/", drift.baseline_pin, name="baseline-pin"),
     path("review/", review.review, name="review"),
@@ -68,15 +71,26 @@ urlpatterns = [
     ),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/keys/", settings.key_create, name="key-create"),
+    path("settings/keys/created/", settings.key_created, name="key-created"),
     path("settings/keys/<int:key_id>/revoke/", settings.key_revoke, name="key-revoke"),
     path("settings/members/", settings.member_save, name="member-save"),
     path(
         "settings/members/<int:membership_id>/remove/", settings.member_delete, name="member-remove"
     ),
     path("settings/projects/", settings.project_new, name="project-create"),
+    path("settings/retention/", settings.retention_save, name="retention-save"),
+    path("settings/invites/", settings.invite_new, name="invite-create"),
+    path("settings/invites/created/", settings.invite_created, name="invite-created"),
+    path(
+        "settings/invites/<int:invitation_id>/revoke/",
+        settings.invite_revoke,
+        name="invite-revoke",
+    ),
+    path("invite/<str:token>/", auth.invite_accept, name="invite-accept"),
     path("settings/prices/", settings.price_save, name="price-save"),
     path("settings/prices/<int:override_id>/delete/", settings.price_delete, name="price-delete"),
     path("settings/channels/", settings.channel_new, name="channel-create"),
+    path("settings/channels/created/", settings.channel_created, name="channel-created"),
     path(
         "settings/channels/<int:channel_id>/delete/", settings.channel_remove, name="channel-delete"
     ),

@@ -178,3 +178,21 @@ class DriftCheck(models.Model):
 
     def __str__(self) -> str:
         return f"drift check {self.pk} ({self.status})"
+
+
+class IntentGroupName(models.Model):
+    """A name someone gave a new-intent group, kept at the group's centre (the mean of its
+    example vectors) so that the same group found by a later check shows the same name."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    centroid = VectorField(dimensions=DIMENSION)
+    provider_key = models.CharField(max_length=200, blank=True, default="")
+    named_on = models.ForeignKey(
+        DriftCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,8 +1,10 @@
-"""Per-project price overrides (negotiated rates, self-hosted models)."""
+"""Per-project price overrides (negotiated rates, self-hosted models) and review requests."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.core.models import TimestampedModel
@@ -26,3 +28,28 @@ class PriceOverride(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.project_id}:{self.model_pattern}"
+
+
+class ReviewRequest(models.Model):
+    """A call someone asked reviewers to label (a batch: a new drift intent, say), shown in the
+    review queue's "Requested" mode until a reviewer labels it. Unique per (call, batch), so
+    sending the same sample twice queues it once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    call_id = models.UUIDField()
+    batch = models.CharField(max_length=200)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "call_id", "batch"], name="reviewrequest_call_batch"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "batch"], name="reviewrequest_batch")]
+
+    def __str__(self) -> str:
+        return f"review of {self.call_id} ({self.batch})"

@@ -1,14 +1,19 @@
-"""Glue between stored calls and the pure quality code (pricing, safety signals)."""
+"""Glue between stored calls and the pure quality code (pricing, safety signals); review
+requests (calls someone asked reviewers to label)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from django.contrib.auth.models import AbstractBaseUser
 
+from apps.core.errors import ApplicationError
 from apps.quality.models import PriceOverride as PriceOverrideRow
+from apps.quality.models import ReviewRequest
 from apps.quality.pricing import PriceOverride, compute_cost
 from apps.quality.safety import compute_signals
 from apps.traces.models import Call
@@ -90,3 +95,40 @@ def call_signals(
         response_embedding=response_embedding,
         provider_key=provider_key,
     )
+
+
+# --- Review requests ---------------------------------------------------------------------------
+
+
+def review_request_create(
+    *,
+    project_id: int,
+    call_ids: Sequence[uuid.UUID | str],
+    batch: str,
+    requested_by: AbstractBaseUser | None = None,
+) -> int:
+    """Ask reviewers to label these calls (the review queue's "Requested" mode, by ``batch``).
+    Calls of other projects are ignored; a call already requested in the batch is not repeated.
+    Returns how many calls were newly queued."""
+    batch = " ".join(batch.split())[:200]
+    if not batch:
+        raise ApplicationError("batch: required", field="batch")
+    ids = list(
+        Call.objects.filter(project_id=project_id, id__in=[str(i) for i in call_ids]).values_list(
+            "id", flat=True
+        )
+    )
+    before = ReviewRequest.objects.filter(project_id=project_id, batch=batch).count()
+    ReviewRequest.objects.bulk_create(
+        [
+            ReviewRequest(
+                project_id=project_id,
+                call_id=call_id,
+                batch=batch,
+                requested_by_id=requested_by.pk if requested_by else None,
+            )
+            for call_id in ids
+        ],
+        ignore_conflicts=True,
+    )
+    return ReviewRequest.objects.filter(project_id=project_id, batch=batch).count() - before

@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ class CallFilters:
     flagged: bool | None = None
     prompt_name: str | None = None
     prompt_version: str | None = None
+    call_ids: Sequence[uuid.UUID] | None = None  # only these calls (a drift group's, say)
 
 
 def call_queryset(*, project: Project, filters: CallFilters | None = None) -> QuerySet[Call]:
@@ -43,6 +45,8 @@ def call_queryset(*, project: Project, filters: CallFilters | None = None) -> Qu
         qs = qs.filter(start_time__gte=f.start)
     if f.end:
         qs = qs.filter(start_time__lt=f.end)
+    if f.call_ids is not None:
+        qs = qs.filter(id__in=list(f.call_ids))
     for field, value in (
         ("model", f.model),
         ("release", f.release),

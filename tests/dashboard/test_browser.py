@@ -243,7 +243,7 @@ def test_pages_render_charts_and_escape_untrusted_text(
     # A locator wait: wait_for_function would eval() a string, which the CSP rightly blocks.
     # 3 detector charts (combined, mean shift, new-intent share), intent shares, the map.
     session.page.locator(".js-plotly-plot").nth(4).wait_for()
-    assert session.page.locator("text=poem / sea").is_visible()
+    assert session.page.locator(".js-group-name", has_text="poem / sea").is_visible()
     session.shot("drift")
 
     _alerts(project, alice)

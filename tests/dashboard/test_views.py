@@ -141,7 +141,9 @@ def test_overview_empty_state_offers_a_key_and_the_snippet(alice, project) -> No
     assert "Send your first call" in body
     assert settings.DRIFTLINE_BASE_URL in body
     assert "driftline.init(" in body
-    response = client.post("/settings/keys/", {"name": "sdk", "scopes": ["ingest"]})
+    posted = client.post("/settings/keys/", {"name": "sdk", "scopes": ["ingest"]})
+    assert posted.status_code == 302  # post/redirect/get: a reload creates nothing
+    response = client.get(posted["Location"])
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     key = ApiKey.objects.get(project=project, name="sdk")

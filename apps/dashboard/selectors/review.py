@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.quality.models import ReviewRequest
 from apps.traces.models import (
     LLM_KINDS,
     NEGATIVE_LABELS,
@@ -23,7 +24,9 @@ from apps.traces.models import (
 
 # --- Review queue ------------------------------------------------------------------------------
 
-REVIEW_MODES = ("recent", "negative", "signal", "intent", "random")
+REVIEW_MODES = ("recent", "negative", "signal", "intent", "random", "requested")
+# Requested calls (a drift group's sample) may be older than a week: they wait this long.
+REQUESTED_DAYS = 90
 # LLM calls only: an @observe'd function (kind "span") or an HTTP span is not an answer to label.
 REVIEW_KINDS = LLM_KINDS
 REVIEW_SIGNALS = ("flagged", "error", "refusal", "injection", "toxicity", "pii")
@@ -35,6 +38,7 @@ class ReviewFilters:
     signal: str = ""
     intent: str = ""
     days: int = 7
+    batch: str = ""  # mode "requested": one batch of review requests ("" = all)
 
 
 def _negative_feedback_exists(project: Project) -> Exists:
@@ -61,7 +65,8 @@ def _signal_q(signal: str) -> Q:
 
 def review_queryset(*, project: Project, filters: ReviewFilters) -> QuerySet[Call]:
     """Calls waiting for a reviewer label: LLM calls with text, no reviewer label yet."""
-    since = timezone.now() - timedelta(days=filters.days)
+    days = REQUESTED_DAYS if filters.mode == "requested" else filters.days
+    since = timezone.now() - timedelta(days=days)
     reviewed = Exists(
         Feedback.objects.filter(project=project, call_id=OuterRef("id"), source="reviewer")
     )
@@ -77,7 +82,22 @@ def review_queryset(*, project: Project, filters: ReviewFilters) -> QuerySet[Cal
         qs = qs.filter(_signal_q(filters.signal))
     elif filters.mode == "intent" and filters.intent:
         qs = qs.filter(metadata__intent=filters.intent)
+    elif filters.mode == "requested":
+        requests = ReviewRequest.objects.filter(project=project, call_id=OuterRef("id"))
+        if filters.batch:
+            requests = requests.filter(batch=filters.batch)
+        qs = qs.filter(Exists(requests))
     return qs
+
+
+def review_batches(*, project: Project, limit: int = 50) -> list[str]:
+    """Batches of review requests, newest first (the "Requested" mode's choices)."""
+    rows = (
+        ReviewRequest.objects.filter(project=project)
+        .order_by("-created_at")
+        .values_list("batch", flat=True)[: limit * 50]
+    )
+    return list(dict.fromkeys(rows))[:limit]
 
 
 def review_queue(*, project: Project, filters: ReviewFilters, limit: int = 25) -> list[Call]:

@@ -31,6 +31,7 @@ from apps.alerts.services.rules import rule_create, rule_delete, rule_update
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, acting_user, project_view
 from apps.dashboard.forms import AlertRuleForm
+from apps.dashboard.selectors.incidents import incidents_similar_past
 from apps.dashboard.views.common import flash_error
 
 STATES = ("open", "pending", "firing", "resolved", "all")
@@ -112,6 +113,7 @@ def incident_detail(request: HttpRequest, access: ProjectAccess, incident_id: in
         "mute_choices": [label for label, _ in MUTE_CHOICES],
         "can_act": access.allows("admin"),
         "examples": (incident.details or {}).get("examples") or [],
+        "similar": incidents_similar_past(incident=incident),
     }
     return render(request, "dashboard/incident.html", context)
 

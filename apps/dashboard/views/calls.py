@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +15,7 @@ from apps.dashboard.forms import CallFilterForm, cleaned
 from apps.dashboard.selectors.calls import call_signal_badges, dedupe_hits, trace_tree
 from apps.dashboard.selectors.overview import call_facets, project_has_calls
 from apps.dashboard.views.common import flash_error, onboarding_context, query_without
+from apps.drift.services.intent_groups import intent_group_call_ids, intent_group_get
 from apps.embeddings.selectors import call_similar, calls_search
 from apps.evaluators.selectors import scores_for_call
 from apps.traces.metrics import RANGES, time_window
@@ -27,6 +29,21 @@ from apps.traces.selectors import (
 from apps.traces.trace_selectors import trace_spans, trace_timeline
 
 PAGE_SIZE = 50
+
+
+def _drift_group_call_ids(
+    request: HttpRequest, access: ProjectAccess, value: str
+) -> list[uuid.UUID] | None:
+    """``?drift_group=<check>:<index>``: the calls of a new-intent group (drift page link)."""
+    if not value:
+        return None
+    check_id, index = (int(part) for part in value.split(":"))
+    try:
+        ref = intent_group_get(project=access.project, check_id=check_id, index=index)
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        return []
+    return intent_group_call_ids(ref=ref)
 
 
 @project_view("read")
@@ -53,6 +70,7 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         trace_id=data["trace"] or None,
         search=data["q"] or None,
         flagged={"1": True, "0": False}.get(data["flagged"]),
+        call_ids=_drift_group_call_ids(request, access, data["drift_group"]),
     )
     if data["semantic"]:
         try:

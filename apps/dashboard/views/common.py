@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -34,11 +35,36 @@ def onboarding_context(access: ProjectAccess) -> dict[str, Any]:
     }
 
 
+ONCE_PREFIX = "dashboard:once:"
+# A secret waiting in the session for its one showing is dropped after this long.
+ONCE_MAX_AGE_S = 600
+
+
+def once_put(request: HttpRequest, name: str, data: dict[str, Any]) -> None:
+    """Keep a just-created secret for the page that shows it, after a redirect (post/redirect/
+    get: reloading that page must not create another). Sessions are server-side rows, so the
+    secret never reaches a cookie; the page pops it, so it is shown once."""
+    request.session[ONCE_PREFIX + name] = {**data, "_at": time.time()}
+
+
+def once_pop(request: HttpRequest, name: str) -> dict[str, Any] | None:
+    data: dict[str, Any] | None = request.session.pop(ONCE_PREFIX + name, None)
+    if not data or time.time() - float(data.pop("_at", 0)) > ONCE_MAX_AGE_S:
+        return None
+    return data
+
+
+def once_discard(request: HttpRequest) -> None:
+    """Drop secrets nobody came to see (the redirect was not followed)."""
+    for key in [k for k in request.session.keys() if k.startswith(ONCE_PREFIX)]:  # noqa: SIM118 - a session is not iterable
+        request.session.pop(key, None)
+
+
 def render_key_created(
     request: HttpRequest, access: ProjectAccess, *, raw: str, name: str, scopes: list[str]
 ) -> HttpResponse:
-    """The page that shows a new key once. Rendered straight from the POST (the raw key is
-    never stored, not even in the session), with caching disabled."""
+    """The page that shows a new key once (reached by a redirect after the POST, the key taken
+    out of the session), with caching disabled."""
     response = render(
         request,
         "dashboard/key_created.html",

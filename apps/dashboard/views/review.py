@@ -18,6 +18,7 @@ from apps.dashboard.selectors.review import (
     REVIEW_MODES,
     REVIEW_SIGNALS,
     ReviewFilters,
+    review_batches,
     review_intents,
     review_progress,
     review_queue,
@@ -33,7 +34,10 @@ SUGGESTED_LABELS = ("hallucination", "off-topic", "unsafe", "incomplete", "wrong
 def _filters(request: HttpRequest) -> ReviewFilters:
     data = cleaned(ReviewFilterForm(request.GET))
     return ReviewFilters(
-        mode=data["mode"] or "recent", signal=data["signal"], intent=data["intent"]
+        mode=data["mode"] or "recent",
+        signal=data["signal"],
+        intent=data["intent"],
+        batch=data["batch"],
     )
 
 
@@ -61,6 +65,7 @@ def review(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "modes": REVIEW_MODES,
         "signals": REVIEW_SIGNALS,
         "intents": review_intents(project=project),
+        "batches": review_batches(project=project) if filters.mode == "requested" else [],
         "items": items,
         "progress": review_progress(project=project, filters=filters, user=request.user),
         "suggested_labels": SUGGESTED_LABELS,
@@ -93,7 +98,7 @@ def review_label(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     # Back to the same queue: only the queue's own filter parameters are carried over.
     params = QueryDict(back.lstrip("?"))
     kept = QueryDict(mutable=True)
-    for name in ("mode", "signal", "intent"):
+    for name in ("mode", "signal", "intent", "batch"):
         value = params.get(name)
         if value:
             kept[name] = value

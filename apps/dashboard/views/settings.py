@@ -1,18 +1,27 @@
 """Settings: projects, members and roles, API keys, alert channels, price overrides.
 
 Reading the page and managing keys, channels and prices needs ``admin`` (owners and members;
-reviewers get 403); changing members and creating projects needs ``owner``.
+reviewers get 403); changing members, inviting people, retention and creating projects needs
+``owner``. Every POST answers with a redirect; a secret made by one (a key, a signing secret, an
+invitation link) waits in the session for the page that shows it once, so reloading that page
+creates nothing.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Membership, Scope
-from apps.accounts.selectors import api_key_list, project_list_for_user
+from apps.accounts.selectors import api_key_list, invitation_list, project_list_for_user
+from apps.accounts.services import project_retention_set
 from apps.alerts.selectors import channel_get, channel_list
 from apps.alerts.services.channels import channel_create, channel_delete, channel_send_test
 from apps.core.errors import ApplicationError
@@ -20,9 +29,13 @@ from apps.dashboard.access import SESSION_KEY, ProjectAccess, acting_user, proje
 from apps.dashboard.forms import (
     ApiKeyCreateForm,
     ChannelForm,
+    InviteForm,
+    KeyFilterForm,
     MemberForm,
     PriceOverrideForm,
     ProjectCreateForm,
+    RetentionForm,
+    cleaned,
 )
 from apps.dashboard.services import (
     member_remove,
@@ -31,21 +44,46 @@ from apps.dashboard.services import (
     price_override_set,
     ui_api_key_create,
     ui_api_key_revoke,
+    ui_invitation_create,
+    ui_invitation_revoke,
     ui_project_create,
 )
-from apps.dashboard.views.common import flash_error, render_key_created
+from apps.dashboard.views.common import (
+    flash_error,
+    once_discard,
+    once_pop,
+    once_put,
+    render_key_created,
+)
 from apps.quality.models import PriceOverride
 
 
 @project_view("admin")
 def settings_page(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
+    once_discard(request)  # a secret whose page was never opened is not kept
+    key_filter = cleaned(KeyFilterForm(request.GET))
+    api_keys = api_key_list(
+        project=project,
+        name=key_filter["key_name"].strip(),
+        scope=key_filter["key_scope"],
+        active={"active": True, "revoked": False}.get(key_filter["key_status"]),
+    ).select_related("created_by")
     context = {
         "projects": project_list_for_user(user=request.user),
         "members": Membership.objects.filter(organization_id=project.organization_id)
         .select_related("user")
         .order_by("user__username"),
-        "api_keys": api_key_list(project=project).select_related("created_by"),
+        "api_keys": api_keys,
+        "key_filter": key_filter,
+        "key_filtered": any(key_filter[k] for k in ("key_name", "key_scope", "key_status")),
+        "scope_choices": Scope.choices,
+        "invitations": invitation_list(organization=project.organization)[:20]
+        if access.is_owner
+        else [],
+        "invite_form": InviteForm(),
+        "email_configured": bool(django_settings.EMAIL_HOST),
+        "now": timezone.now(),
         "channels": channel_list(project=project),
         "prices": PriceOverride.objects.filter(project=project).order_by("model_pattern"),
         "key_form": ApiKeyCreateForm(initial={"name": "sdk", "scopes": [Scope.INGEST]}),
@@ -78,12 +116,27 @@ def key_create(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     except ApplicationError as exc:
         flash_error(request, exc)
         return _back()
-    return render_key_created(
+    once_put(
         request,
-        access,
-        raw=created.raw,
-        name=created.api_key.name,
-        scopes=list(created.api_key.scopes),
+        "key",
+        {
+            "raw": created.raw,
+            "name": created.api_key.name,
+            "scopes": list(created.api_key.scopes),
+            "project_id": access.project.pk,
+        },
+    )
+    return redirect("dashboard:key-created")
+
+
+@project_view("admin")
+def key_created(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    data = once_pop(request, "key")
+    if data is None or data.get("project_id") != access.project.pk:
+        messages.info(request, "A key is shown once only. Create another if it was not copied.")
+        return _back()
+    return render_key_created(
+        request, access, raw=data["raw"], name=data["name"], scopes=data["scopes"]
     )
 
 
@@ -127,6 +180,83 @@ def member_delete(request: HttpRequest, access: ProjectAccess, membership_id: in
             acting=acting_user(request),
         )
         messages.success(request, "Member removed.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return _back()
+
+
+@require_POST
+@project_view("owner")
+def invite_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "An invitation needs a role (and a valid e-mail, if given).")
+        return _back()
+    try:
+        created, link = ui_invitation_create(
+            organization=access.project.organization,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            user=acting_user(request),
+            link_for=lambda token: request.build_absolute_uri(
+                reverse("dashboard:invite-accept", args=[token])
+            ),
+        )
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        return _back()
+    invitation = created.invitation
+    once_put(
+        request,
+        "invite",
+        {
+            "link": link,
+            "role": invitation.role,
+            "email": invitation.email,
+            "email_status": invitation.email_status,
+            "expires_at": invitation.expires_at.isoformat(),
+        },
+    )
+    return redirect("dashboard:invite-created")
+
+
+@project_view("owner")
+def invite_created(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    data = once_pop(request, "invite")
+    if data is None:
+        messages.info(request, "An invitation link is shown once only. Invite again if needed.")
+        return _back()
+    data["expires_at"] = datetime.fromisoformat(data["expires_at"])
+    response = render(request, "dashboard/invite_created.html", data)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@project_view("owner")
+def invite_revoke(request: HttpRequest, access: ProjectAccess, invitation_id: int) -> HttpResponse:
+    try:
+        ui_invitation_revoke(organization=access.project.organization, invitation_id=invitation_id)
+        messages.success(request, "Invitation revoked: its link no longer works.")
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    return _back()
+
+
+@require_POST
+@project_view("owner")
+def retention_save(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    form = RetentionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Retention: a whole number of days from 1 to 3650.")
+        return _back()
+    try:
+        project = project_retention_set(
+            project=access.project, days=form.cleaned_data["retention_days"]
+        )
+        messages.success(
+            request, f"{project.name} now keeps calls for {project.retention_days} days."
+        )
     except ApplicationError as exc:
         flash_error(request, exc)
     return _back()
@@ -192,13 +322,23 @@ def channel_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         flash_error(request, exc)
         return _back()
     if secret:
-        response = render(
-            request, "dashboard/secret_created.html", {"channel": channel, "secret": secret}
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        once_put(request, "channel", {"name": channel.name, "secret": secret})
+        return redirect("dashboard:channel-created")
     messages.success(request, f"Channel {channel.name} added.")
     return _back()
+
+
+@project_view("admin")
+def channel_created(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    data = once_pop(request, "channel")
+    if data is None:
+        messages.info(request, "A signing secret is shown once only.")
+        return _back()
+    response = render(
+        request, "dashboard/secret_created.html", {"channel_name": data["name"], **data}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST
