@@ -15,6 +15,7 @@ from apps.dashboard.views import (
     overview,
     prompts,
     review,
+    safety,
     sessions,
     settings,
 )
@@ -74,6 +75,7 @@ urlpatterns = [
         "settings/members/<int:membership_id>/remove/", settings.member_delete, name="member-remove"
     ),
     path("settings/projects/", settings.project_new, name="project-create"),
+    path("settings/safety/", safety.safety_settings_save, name="safety-settings-save"),
     path("settings/prices/", settings.price_save, name="price-save"),
     path("settings/prices/<int:override_id>/delete/", settings.price_delete, name="price-delete"),
     path("settings/channels/", settings.channel_new, name="channel-create"),

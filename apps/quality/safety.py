@@ -74,6 +74,7 @@ def compute_signals(
     prompt_embedding: np.ndarray | None = None,
     response_embedding: np.ndarray | None = None,
     provider_key: str | None = None,
+    safety_fpr: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Signals for one call (see the module docstring for the keys).
 
@@ -89,7 +90,9 @@ def compute_signals(
     (a probe trained in another space is not used). Without vectors the heuristics answer (well
     under 1 ms per typical call) and ``signal_source`` is ``"heuristic"``. Retrieved context
     (``metadata["context"]`` and the other :data:`CONTEXT_KEYS`, or the response of a
-    ``retrieval`` span) is checked for indirect injection.
+    ``retrieval`` span) is checked for indirect injection. ``safety_fpr`` is the project's
+    chosen benign FPR per learned signal (:func:`apps.quality.selectors.safety_fpr_for_project`);
+    a signal it does not name flags at the deployment's default point.
     """
     fields: Mapping[str, Any] = call or {}
     metadata = fields.get("metadata")
@@ -106,6 +109,7 @@ def compute_signals(
         response_embedding=_as_vector(response_embedding),
         provider_key=provider_key,
         context=_context_text(fields, metadata, response or ""),
+        safety_fpr=dict(safety_fpr or {}),
     )
     signals: dict[str, Any] = dict(_DEFAULTS)
     flags: list[str] = []
@@ -153,10 +157,14 @@ def _context_text(fields: Mapping[str, Any], metadata: Any, response: str) -> st
     return "\n".join(parts)
 
 
-def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo]:
-    """Per learned flag: the target benign FPR (settings), the FPR expected there (measured on
-    held-out benign data), the expected recall, and whether a probe for ``provider_key`` ships."""
-    return learned.operating_points(provider_key)
+def operating_points(
+    provider_key: str | None = None, fprs: Mapping[str, float] | None = None
+) -> list[OperatingPointInfo]:
+    """Per learned flag: the target benign FPR (``fprs``, a project's choice, else the
+    deployment's setting), the FPR expected there (measured on held-out benign data), the
+    expected recall (in-distribution and on held-out source families), and whether a probe for
+    ``provider_key`` ships."""
+    return learned.operating_points(provider_key, fprs)
 
 
 def warm_up(provider_key: str | None = None) -> int:

@@ -217,6 +217,7 @@ class InjectionScorer(Scorer):
                 vector=call.prompt_embedding,
                 heuristic=heuristic,
                 provider_key=call.provider_key,
+                fpr=call.safety_fpr.get("injection"),
             )
             if text
             else None
