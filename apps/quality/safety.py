@@ -22,6 +22,8 @@ flags             list[str]        reasons for ``flagged`` (e.g. "injection", "p
 flagged           bool             any safety signal over its threshold
 signal_source     str              "embedding+heuristic" when a learned probe scored the call
                                    (the embed worker passed vectors), else "heuristic"
+safety_fpr        dict             only when a probe scored: the benign FPR of the operating
+                                   point each learned signal was cut at (``{"injection": 0.01}``)
 ================  ===============  ===========================================================
 
 Scores of 0..1 flag at :data:`~apps.quality.scorers.base.FLAG_CUTOFF`; learned scores are
@@ -132,6 +134,15 @@ def compute_signals(
     signals["signal_source"] = (
         "embedding+heuristic" if "embedding+heuristic" in sources else "heuristic"
     )
+    # The operating point (benign FPR) each learned score was cut at, so that a stored flag says
+    # what false-positive rate it was raised at even after the project moves its point.
+    points = {
+        signal: learned.clip_fpr(context.safety_fpr.get(signal) or learned.target_fpr(signal))
+        for signal in learned.SIGNALS
+        if signals.get(f"{signal}_source") == "embedding+heuristic"
+    }
+    if points:
+        signals["safety_fpr"] = points
     if errors:
         signals["scorer_errors"] = errors
     return signals

@@ -261,3 +261,53 @@ def test_settings_page_shows_and_saves_the_points(
     rita = _login(reviewer_user)
     assert rita.post("/settings/safety/", {"injection_fpr": "0.001"}).status_code == 403
     assert safety_fpr_for_project(project_id=project.pk) == {"injection": 0.05}
+
+
+def test_a_learned_score_records_its_operating_point() -> None:
+    vector = _between("injection", 0.05, 0.01)
+    signals = compute_signals(
+        prompt=PROMPT,
+        response="Sunny.",
+        prompt_embedding=vector,
+        response_embedding=vector,
+        provider_key=KEY,
+        safety_fpr={"injection": 0.05},
+    )
+    assert signals["safety_fpr"] == {"injection": 0.05, "toxicity": 0.01, "refusal": 0.01}
+    assert "safety_fpr" not in compute_signals(prompt=PROMPT, response="Sunny.")
+
+
+@pytest.mark.django_db
+def test_overview_and_call_page_say_the_fpr_of_their_flags(alice: object, project: Project) -> None:
+    from tests.dashboard.factories import make_call
+
+    safety_settings_set(project=project, toxicity_fpr=0.02)
+    vector = _between("injection", 0.05, 0.01)
+    signals = compute_signals(
+        prompt=PROMPT,
+        response="",
+        prompt_embedding=vector,
+        provider_key=KEY,
+        safety_fpr={"injection": 0.05},
+    )
+    call = make_call(
+        project,
+        prompt=PROMPT,
+        signals=signals,
+        injection=signals["injection"],
+        flagged=signals["flagged"],
+        processed_at=timezone.now(),
+    )
+    client = _login(alice)
+    overview = client.get("/").content.decode()
+    assert 'id="safety-fpr-caption"' in overview
+    assert "toxicity 2%" in overview
+    assert "injection 1%" in overview
+    page = client.get(f"/calls/{call.id}/").content.decode()
+    assert 'id="flag-fpr-legend"' in page
+    assert "operating point for a 5% benign false-positive rate" in page  # injection, as stored
+    heuristic = make_call(
+        project, prompt="hello", signals={"flags": []}, processed_at=timezone.now()
+    )
+    page = client.get(f"/calls/{heuristic.id}/").content.decode()
+    assert "Scored by the heuristics" in page
