@@ -37,15 +37,18 @@ from bench.quality import corpus
 
 PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Regularisation per signal, chosen by the worst held-out family (``python -m
-# bench.quality.signals --grid``), never by in-distribution figures.
-C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 3.0}
-# Injection: benign weight shared by family, so the hand-written hard negatives count as much as
-# SNIPS. At C=0.3 that halves the hard negatives' FPR at 1% (0.29 -> 0.17) and keeps every
-# held-out family >= 0.85 (worst: sysprompt); chosen by the worst family, as C is. Toxicity: the
-# same weighting at C=3 lifts the worst family at 1% (slurs 0.30 -> 0.41) and cuts the hard
-# negatives' FPR (0.13 -> 0.04); C=10 was 0.02 better on slurs at twice the hard-negative FPR.
-# Refusal: the same, C=3: garak's mitigation phrases 0.51 -> 0.67 at 1%.
-BENIGN_BY_FAMILY = {"injection": True, "toxicity": True, "refusal": True}
+# bench.quality.signals --grid``), never by in-distribution figures; a choice must also keep the
+# hand-written attacks/refusals of tests/quality/test_learned.py (styles no training family has).
+# Injection C=0.3: worst family at 1% 0.933 (C=1: 0.933, C=3: 0.933 but in-the-wild lower).
+# Weighting benign by family (hard negatives as much as SNIPS) halved the hard negatives' FPR
+# (0.29 -> 0.17) but lowered sysprompt to 0.86 and missed a hand-written "[system](#override)"
+# attack: not taken. Toxicity: benign by family at C=3 lifts the worst family at 1% (slurs
+# 0.30 -> 0.41) and cuts the hard negatives' FPR (0.13 -> 0.04); C=10 was 0.02 better on slurs
+# at twice the hard-negative FPR. Refusal: benign by family at C=3 lifted garak's mitigation
+# phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
+# not taken.
+C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 1.0}
+BENIGN_BY_FAMILY = {"injection": False, "toxicity": True, "refusal": False}
 HEURISTICS: dict[str, Callable[[str], float]] = {
     "injection": injection_heuristic,
     "toxicity": toxicity,
