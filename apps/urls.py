@@ -38,6 +38,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.alerts.urls")),
     path("", include("apps.drift.urls")),
     path("", include("apps.evaluators.urls")),
+    path("", include("apps.quality.urls")),
 ]
 
 urlpatterns = [

@@ -15,6 +15,7 @@ from apps.dashboard.views import (
     overview,
     prompts,
     review,
+    safety,
     sessions,
     settings,
 )
@@ -87,6 +88,7 @@ urlpatterns = [
         name="invite-revoke",
     ),
     path("invite/<str:token>/", auth.invite_accept, name="invite-accept"),
+    path("settings/safety/", safety.safety_settings_save, name="safety-settings-save"),
     path("settings/prices/", settings.price_save, name="price-save"),
     path("settings/prices/<int:override_id>/delete/", settings.price_delete, name="price-delete"),
     path("settings/channels/", settings.channel_new, name="channel-create"),

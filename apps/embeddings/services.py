@@ -307,9 +307,11 @@ def call_injection_update(*, project_id: int, call_ids: Sequence[str | uuid.UUID
     """
     if not injection_scoring_available():
         return 0
+    from apps.quality.selectors import safety_fpr_for_project
     from apps.quality.services import SIGNAL_FIELDS, call_signals
 
     ids = _parse_ids(call_ids)
+    safety_fpr = safety_fpr_for_project(project_id=project_id)  # once per batch
     vectors: dict[tuple[uuid.UUID, str], tuple[Any, str]] = {
         (call_id, kind): (vector, key)
         for call_id, kind, vector, key in CallEmbedding.objects.filter(
@@ -329,6 +331,7 @@ def call_injection_update(*, project_id: int, call_ids: Sequence[str | uuid.UUID
             if response is None or response[1] != key
             else np.asarray(response[0], dtype=np.float32),
             provider_key=key,
+            safety_fpr=safety_fpr,
         )
         if Call.objects.filter(project_id=project_id, id=call.id).update(
             injection=signals.get("injection"),

@@ -53,3 +53,19 @@ class ReviewRequest(models.Model):
 
     def __str__(self) -> str:
         return f"review of {self.call_id} ({self.batch})"
+
+
+class SafetySettings(TimestampedModel):
+    """A project's operating points: the benign false-positive rate each learned safety flag is
+    set for. A null field keeps the deployment's default (``DRIFTLINE_SAFETY_FPR[_<SIGNAL>]``,
+    else 1%). Allowed values: :data:`apps.quality.scorers.learned.FPR_CHOICES`."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="safety_settings"
+    )
+    injection_fpr = models.FloatField(null=True, blank=True)
+    toxicity_fpr = models.FloatField(null=True, blank=True)
+    refusal_fpr = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: safety settings"

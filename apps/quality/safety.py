@@ -22,6 +22,8 @@ flags             list[str]        reasons for ``flagged`` (e.g. "injection", "p
 flagged           bool             any safety signal over its threshold
 signal_source     str              "embedding+heuristic" when a learned probe scored the call
                                    (the embed worker passed vectors), else "heuristic"
+safety_fpr        dict             only when a probe scored: the benign FPR of the operating
+                                   point each learned signal was cut at (``{"injection": 0.01}``)
 ================  ===============  ===========================================================
 
 Scores of 0..1 flag at :data:`~apps.quality.scorers.base.FLAG_CUTOFF`; learned scores are
@@ -74,6 +76,7 @@ def compute_signals(
     prompt_embedding: np.ndarray | None = None,
     response_embedding: np.ndarray | None = None,
     provider_key: str | None = None,
+    safety_fpr: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Signals for one call (see the module docstring for the keys).
 
@@ -89,7 +92,9 @@ def compute_signals(
     (a probe trained in another space is not used). Without vectors the heuristics answer (well
     under 1 ms per typical call) and ``signal_source`` is ``"heuristic"``. Retrieved context
     (``metadata["context"]`` and the other :data:`CONTEXT_KEYS`, or the response of a
-    ``retrieval`` span) is checked for indirect injection.
+    ``retrieval`` span) is checked for indirect injection. ``safety_fpr`` is the project's
+    chosen benign FPR per learned signal (:func:`apps.quality.selectors.safety_fpr_for_project`);
+    a signal it does not name flags at the deployment's default point.
     """
     fields: Mapping[str, Any] = call or {}
     metadata = fields.get("metadata")
@@ -106,6 +111,7 @@ def compute_signals(
         response_embedding=_as_vector(response_embedding),
         provider_key=provider_key,
         context=_context_text(fields, metadata, response or ""),
+        safety_fpr=dict(safety_fpr or {}),
     )
     signals: dict[str, Any] = dict(_DEFAULTS)
     flags: list[str] = []
@@ -128,6 +134,15 @@ def compute_signals(
     signals["signal_source"] = (
         "embedding+heuristic" if "embedding+heuristic" in sources else "heuristic"
     )
+    # The operating point (benign FPR) each learned score was cut at, so that a stored flag says
+    # what false-positive rate it was raised at even after the project moves its point.
+    points = {
+        signal: learned.clip_fpr(context.safety_fpr.get(signal) or learned.target_fpr(signal))
+        for signal in learned.SIGNALS
+        if signals.get(f"{signal}_source") == "embedding+heuristic"
+    }
+    if points:
+        signals["safety_fpr"] = points
     if errors:
         signals["scorer_errors"] = errors
     return signals
@@ -153,10 +168,14 @@ def _context_text(fields: Mapping[str, Any], metadata: Any, response: str) -> st
     return "\n".join(parts)
 
 
-def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo]:
-    """Per learned flag: the target benign FPR (settings), the FPR expected there (measured on
-    held-out benign data), the expected recall, and whether a probe for ``provider_key`` ships."""
-    return learned.operating_points(provider_key)
+def operating_points(
+    provider_key: str | None = None, fprs: Mapping[str, float] | None = None
+) -> list[OperatingPointInfo]:
+    """Per learned flag: the target benign FPR (``fprs``, a project's choice, else the
+    deployment's setting), the FPR expected there (measured on held-out benign data), the
+    expected recall (in-distribution and on held-out source families), and whether a probe for
+    ``provider_key`` ships."""
+    return learned.operating_points(provider_key, fprs)
 
 
 def warm_up(provider_key: str | None = None) -> int:

@@ -4,18 +4,20 @@ requests (calls someone asked reviewers to label)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from django.contrib.auth.models import AbstractBaseUser
 
+from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.quality.models import PriceOverride as PriceOverrideRow
-from apps.quality.models import ReviewRequest
+from apps.quality.models import ReviewRequest, SafetySettings
 from apps.quality.pricing import PriceOverride, compute_cost
 from apps.quality.safety import compute_signals
+from apps.quality.scorers import learned
 from apps.traces.models import Call
 from apps.traces.text import last_user_message
 
@@ -75,11 +77,14 @@ def call_signals(
     prompt_embedding: npt.NDArray[np.float32] | None = None,
     response_embedding: npt.NDArray[np.float32] | None = None,
     provider_key: str | None = None,
+    safety_fpr: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The signals of a stored call: the one place that maps a call onto ``compute_signals``.
 
     The ingest worker calls it without vectors (heuristics); the embed worker again with the
-    prompt's and response's vectors and their ``provider_key`` (learned probes).
+    prompt's and response's vectors and their ``provider_key`` (learned probes), and the
+    project's operating points ``safety_fpr`` (:func:`apps.quality.selectors.
+    safety_fpr_for_project`, looked up once per batch).
     """
     return compute_signals(
         prompt=call.prompt or last_user_message(call.messages),
@@ -94,6 +99,7 @@ def call_signals(
         prompt_embedding=prompt_embedding,
         response_embedding=response_embedding,
         provider_key=provider_key,
+        safety_fpr=safety_fpr,
     )
 
 
@@ -132,3 +138,28 @@ def review_request_create(
         ignore_conflicts=True,
     )
     return ReviewRequest.objects.filter(project_id=project_id, batch=batch).count() - before
+
+
+def safety_settings_set(*, project: Project, **fprs: float | None) -> SafetySettings:
+    """Set a project's benign FPR per learned signal (``injection_fpr=0.005``, ...).
+
+    A value must be one of :data:`~apps.quality.scorers.learned.FPR_CHOICES` (points the probe
+    files carry measured figures for), or None to go back to the default; a signal not named is
+    left as it is. Applies to calls scored from now on (the embed worker reads it per batch).
+    """
+    fields = [f"{signal}_fpr" for signal in learned.SIGNALS]
+    unknown = sorted(set(fprs) - set(fields))
+    if unknown:
+        raise ApplicationError(f"unknown setting: {', '.join(unknown)}", field=unknown[0])
+    allowed = ", ".join(f"{c:g}" for c in learned.FPR_CHOICES)
+    for name, value in fprs.items():
+        if value is not None and not any(
+            abs(float(value) - c) < 1e-12 for c in learned.FPR_CHOICES
+        ):
+            raise ApplicationError(f"{name}: must be one of {allowed} (or null)", field=name)
+    row, _ = SafetySettings.objects.get_or_create(project=project)
+    if fprs:
+        for name, value in fprs.items():
+            setattr(row, name, None if value is None else float(value))
+        row.save(update_fields=[*fprs, "updated_at"])
+    return row

@@ -37,9 +37,18 @@ from bench.quality import corpus
 
 PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Regularisation per signal, chosen by the worst held-out family (``python -m
-# bench.quality.signals --grid``), never by in-distribution figures.
-C_BY_SIGNAL = {"injection": 1.0, "toxicity": 1.0, "refusal": 1.0}
-BENIGN_BY_FAMILY = {"injection": False, "toxicity": False, "refusal": False}
+# bench.quality.signals --grid``), never by in-distribution figures; a choice must also keep the
+# hand-written attacks/refusals of tests/quality/test_learned.py (styles no training family has).
+# Injection C=0.3: worst family at 1% 0.933 (C=1: 0.933, C=3: 0.933 but in-the-wild lower).
+# Weighting benign by family (hard negatives as much as SNIPS) halved the hard negatives' FPR
+# (0.29 -> 0.17) but lowered sysprompt to 0.86 and missed a hand-written "[system](#override)"
+# attack: not taken. Toxicity: benign by family at C=3 lifts the worst family at 1% (slurs
+# 0.30 -> 0.41) and cuts the hard negatives' FPR (0.13 -> 0.04); C=10 was 0.02 better on slurs
+# at twice the hard-negative FPR. Refusal: benign by family at C=3 lifted garak's mitigation
+# phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
+# not taken.
+C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 1.0}
+BENIGN_BY_FAMILY = {"injection": False, "toxicity": True, "refusal": False}
 HEURISTICS: dict[str, Callable[[str], float]] = {
     "injection": injection_heuristic,
     "toxicity": toxicity,
@@ -166,8 +175,8 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
     # recall expected at each point; the benign train split stays in every fold.
     pos_index = np.flatnonzero(data.positive)
     oof = np.zeros(len(pos_index))
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    for fit_idx, held_idx in folds.split(pos_index, data.family[pos_index]):
+    kfold = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for fit_idx, held_idx in kfold.split(pos_index, data.family[pos_index]):
         mask = data.split == "train"
         mask = mask.copy()
         mask[pos_index[fit_idx]] = True
@@ -175,7 +184,7 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
         held = np.zeros(len(data.texts), dtype=bool)
         held[pos_index[held_idx]] = True
         oof[held_idx] = logits(fold_model, data, held)
-    points = []
+    points: list[dict[str, Any]] = []
     for fpr in learned.FPR_GRID:
         t = threshold_for(benign_dev, fpr)
         points.append(
@@ -186,6 +195,12 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
                 "dev_recall": round(float((oof >= t).mean()), 4),
             }
         )
+    # What a user can expect at each point on sources never trained on (the settings page and
+    # API show it beside the point): leave-one-source-out, as bench.quality.signals prints it.
+    folds = _folds(data, c)
+    for point in points:
+        rows = [_held_out(data, fold, float(point["target_fpr"])) for fold in folds]
+        point.update(heldout_summary(data, rows))
     slope = _platt_slope(benign_dev, oof)
     weights = model.coef_[0]
     result = {
@@ -237,8 +252,17 @@ class HeldOut:
     flag_benign: npt.NDArray[np.bool_]  # benign test flags
 
 
-def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> list[HeldOut]:
-    """For each positive family: train without it, threshold on benign dev, measure it."""
+@dataclass
+class _Fold:
+    family: str
+    dev: npt.NDArray[np.float64]  # benign dev logits
+    held: npt.NDArray[np.float64]  # the held-out family's logits
+    test: npt.NDArray[np.float64]  # benign test logits
+
+
+def _folds(data: Data, c: float) -> list[_Fold]:
+    """For each positive family: the model trained without it, applied to benign dev, the
+    family and benign test."""
     out = []
     dev = data.split == "dev"
     test = data.split == "test"
@@ -246,31 +270,53 @@ def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> lis
         held = data.family == name
         train = (data.positive & ~held) | (data.split == "train")
         model = fit(data, train, c)
-        t = threshold_for(logits(model, data, dev), fpr)
-        held_logits = logits(model, data, held)
-        test_logits = logits(model, data, test)
-        auroc = roc_auc_score(
-            np.r_[np.zeros(len(test_logits)), np.ones(len(held_logits))],
-            np.r_[test_logits, held_logits],
-        )
         out.append(
-            HeldOut(
-                family=name,
-                n=int(held.sum()),
-                recall=float((held_logits >= t).mean()),
-                benign_fpr=float((test_logits >= t).mean()),
-                auroc=float(auroc),
-                z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
-                z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
-                flag_held=held_logits >= t,
-                flag_benign=test_logits >= t,
-                fpr_by_benign_family={
-                    fam: float((test_logits[data.family[test] == fam] >= t).mean())
-                    for fam in data.benign_families
-                },
+            _Fold(
+                name, logits(model, data, dev), logits(model, data, held), logits(model, data, test)
             )
         )
     return out
+
+
+def _held_out(data: Data, fold: _Fold, fpr: float) -> HeldOut:
+    test = data.split == "test"
+    t = threshold_for(fold.dev, fpr)
+    held_logits, test_logits = fold.held, fold.test
+    auroc = roc_auc_score(
+        np.r_[np.zeros(len(test_logits)), np.ones(len(held_logits))],
+        np.r_[test_logits, held_logits],
+    )
+    return HeldOut(
+        family=fold.family,
+        n=len(held_logits),
+        recall=float((held_logits >= t).mean()),
+        benign_fpr=float((test_logits >= t).mean()),
+        auroc=float(auroc),
+        z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+        z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
+        flag_held=held_logits >= t,
+        flag_benign=test_logits >= t,
+        fpr_by_benign_family={
+            fam: float((test_logits[data.family[test] == fam] >= t).mean())
+            for fam in data.benign_families
+        },
+    )
+
+
+def leave_one_out(data: Data, c: float, fpr: float = learned.DEFAULT_FPR) -> list[HeldOut]:
+    """For each positive family: train without it, threshold on benign dev, measure it."""
+    return [_held_out(data, fold, fpr) for fold in _folds(data, c)]
+
+
+def heldout_summary(data: Data, rows: list[HeldOut]) -> dict[str, Any]:
+    """Pooled recall of the held-out families, the worst one, the mean benign test FPR."""
+    worst = min(rows, key=lambda r: r.recall)
+    return {
+        "heldout_recall": round(sum(r.recall * r.n for r in rows) / sum(r.n for r in rows), 4),
+        "heldout_worst_family": worst.family,
+        "heldout_worst_recall": round(worst.recall, 4),
+        "heldout_benign_fpr": round(float(np.mean([r.benign_fpr for r in rows])), 5),
+    }
 
 
 def pooled_auroc(rows: list[HeldOut]) -> float:

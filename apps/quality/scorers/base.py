@@ -59,7 +59,9 @@ class CallContext:
     the prompt (user text) and the response, in the vector space named ``provider_key``; None
     when the call was not embedded (sampled out, provider down): scorers then fall back to their
     heuristics. ``context`` is retrieved or tool-supplied text the call carried (RAG documents),
-    which is where indirect injections hide.
+    which is where indirect injections hide. ``safety_fpr`` is the project's chosen benign FPR
+    per learned signal (``{"injection": 0.005}``); a signal it does not name uses the default
+    operating point (:func:`apps.quality.scorers.learned.target_fpr`).
     """
 
     prompt: str
@@ -71,6 +73,7 @@ class CallContext:
     response_embedding: npt.NDArray[np.float32] | None = None
     provider_key: str | None = None
     context: str = ""
+    safety_fpr: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def untrusted_text(self) -> str:

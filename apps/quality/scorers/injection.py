@@ -34,8 +34,11 @@ _RULES: list[tuple[str, float, str]] = [
         "override",
         0.85,
         r"\b(?:ignore|disregard|forget|override|bypass|skip)\s+(?:all\s+|any\s+|every\s+)?(?:of\s+)?"
-        r"(?:the\s+|your\s+|my\s+|these\s+|those\s+)?(?:previous|prior|above|preceding|earlier|"
-        r"original|initial|former|system|old|existing)?\s*(?:instructions?|prompts?|rules|"
+        r"(?:the\s+|your\s+|my\s+|these\s+|those\s+)?(?:(?:previous|prior|above|preceding|earlier|"
+        r"original|initial|former|system|old|existing)"
+        # "ignore any previous and following instructions": positions joined by and/or
+        r"(?:\s+(?:and|or|&)\s+(?:following|subsequent|below|later|above|previous|prior))?)?"
+        r"\s*(?:instructions?|prompts?|rules|"
         r"directives?|guidelines|programming|directions|constraints|restrictions|context|"
         r"messages?|commands?)\b",
     ),
@@ -217,6 +220,7 @@ class InjectionScorer(Scorer):
                 vector=call.prompt_embedding,
                 heuristic=heuristic,
                 provider_key=call.provider_key,
+                fpr=call.safety_fpr.get("injection"),
             )
             if text
             else None

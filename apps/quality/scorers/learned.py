@@ -23,7 +23,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ SIGNALS = ("injection", "toxicity", "refusal")
 DEFAULT_FPR = 0.01
 # The operating points a file carries; a target between two is interpolated on log(FPR).
 FPR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+# The operating points a project can choose in its settings (a subset of the grid, so that the
+# expected FPR and held-out recall shown for each are measured, not interpolated).
+FPR_CHOICES = (0.001, 0.005, 0.01, 0.02, 0.05)
 
 
 def probe_path(signal: str) -> Path:
@@ -52,8 +55,13 @@ def target_fpr(signal: str) -> float:
                 value = float(raw)
             except ValueError:
                 continue
-            return min(max(value, FPR_GRID[0]), FPR_GRID[-1])
+            return clip_fpr(value)
     return DEFAULT_FPR
+
+
+def clip_fpr(value: float) -> float:
+    """``value`` clipped to the range of FPRs the files were built for."""
+    return min(max(value, FPR_GRID[0]), FPR_GRID[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,13 @@ class OperatingPoint:
     threshold: float  # on the raw logit
     dev_fpr: float  # benign FPR measured at ``threshold`` on the benign dev split
     dev_recall: float  # out-of-fold recall on the positives at ``threshold``
+    # Leave-one-source-out at this FPR (bench.quality.learned.leave_one_out, shipped by the
+    # training script): pooled recall of the held-out families, the worst family and its recall,
+    # and the mean benign FPR on benign test. None in a file built without them.
+    heldout_recall: float | None = None
+    heldout_worst_family: str | None = None
+    heldout_worst_recall: float | None = None
+    heldout_benign_fpr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,10 @@ class LinearProbe:
                 float(p["threshold"]),
                 float(p["dev_fpr"]),
                 float(p["dev_recall"]),
+                _optional_float(p.get("heldout_recall")),
+                p.get("heldout_worst_family"),
+                _optional_float(p.get("heldout_worst_recall")),
+                _optional_float(p.get("heldout_benign_fpr")),
             )
             for p in raw["operating_points"]
         )
@@ -131,10 +150,18 @@ class LinearProbe:
     def expected_recall(self, fpr: float) -> float:
         return self._interpolate(fpr, "dev_recall")
 
+    def point(self, fpr: float) -> OperatingPoint | None:
+        """The shipped point built for exactly ``fpr``, if any."""
+        return next((p for p in self.points if math.isclose(p.target_fpr, fpr)), None)
+
     def probability(self, logit: float, fpr: float) -> float:
         """Calibrated score: 0.5 at the operating point for ``fpr``, monotone in ``logit``."""
         z = self.slope * (logit - self.threshold(fpr))
         return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 _PROBES: dict[str, LinearProbe | None] = {}
@@ -194,30 +221,45 @@ class OperatingPointInfo:
     expected_fpr: float
     expected_recall: float | None
     source: str  # "embedding+heuristic" when a learned probe is shipped, else "heuristic"
+    # Leave-one-source-out figures at this point (families the probe was not trained on).
+    heldout_recall: float | None = None
+    heldout_worst_family: str | None = None
+    heldout_worst_recall: float | None = None
 
 
-def operating_points(provider_key: str | None = None) -> list[OperatingPointInfo]:
-    """The chosen operating point of each learned flag and its expected benign FPR."""
-    out = []
-    for signal in SIGNALS:
-        fpr = target_fpr(signal)
-        found = probe(signal)
-        usable = found is not None and (
-            provider_key is None or same_space(found.provider_key, provider_key)
-        )
-        if found is not None and usable:
-            out.append(
-                OperatingPointInfo(
-                    signal,
-                    fpr,
-                    round(found.expected_fpr(fpr), 4),
-                    round(found.expected_recall(fpr), 4),
-                    "embedding+heuristic",
-                )
-            )
-        else:
-            out.append(OperatingPointInfo(signal, fpr, float("nan"), None, "heuristic"))
-    return out
+def operating_point_info(
+    signal: str, fpr: float, provider_key: str | None = None
+) -> OperatingPointInfo:
+    """What is expected of ``signal``'s flag at benign FPR ``fpr``."""
+    fpr = clip_fpr(fpr)
+    found = probe(signal)
+    if found is None or (
+        provider_key is not None and not same_space(found.provider_key, provider_key)
+    ):
+        return OperatingPointInfo(signal, fpr, float("nan"), None, "heuristic")
+    exact = found.point(fpr)
+    return OperatingPointInfo(
+        signal,
+        fpr,
+        round(found.expected_fpr(fpr), 4),
+        round(found.expected_recall(fpr), 4),
+        "embedding+heuristic",
+        heldout_recall=None if exact is None else exact.heldout_recall,
+        heldout_worst_family=None if exact is None else exact.heldout_worst_family,
+        heldout_worst_recall=None if exact is None else exact.heldout_worst_recall,
+    )
+
+
+def operating_points(
+    provider_key: str | None = None, fprs: Mapping[str, float] | None = None
+) -> list[OperatingPointInfo]:
+    """The chosen operating point of each learned flag and its expected benign FPR: ``fprs``
+    (a project's choice per signal) where it names the signal, else the deployment default."""
+    chosen = fprs or {}
+    return [
+        operating_point_info(signal, chosen.get(signal) or target_fpr(signal), provider_key)
+        for signal in SIGNALS
+    ]
 
 
 def score(
@@ -226,12 +268,17 @@ def score(
     vector: npt.NDArray[Any] | None,
     heuristic: float,
     provider_key: str | None,
+    fpr: float | None = None,
 ) -> tuple[float, str] | None:
-    """``(calibrated score, "embedding+heuristic")`` or None when no probe fits the vector."""
+    """``(calibrated score, "embedding+heuristic")`` or None when no probe fits the vector.
+
+    The score is 0.5 at the operating point for benign FPR ``fpr`` (a project's choice), or
+    the deployment's :func:`target_fpr` when None."""
     if vector is None:
         return None
     found = probe_for(signal, provider_key, int(np.asarray(vector).shape[-1]))
     if found is None:
         return None
-    value = found.probability(found.logit(vector, heuristic), target_fpr(signal))
+    point = target_fpr(signal) if fpr is None else clip_fpr(fpr)
+    value = found.probability(found.logit(vector, heuristic), point)
     return round(value, 4), "embedding+heuristic"

@@ -142,6 +142,7 @@ class RefusalScorer(Scorer):
                 vector=call.response_embedding,
                 heuristic=float(heuristic),
                 provider_key=call.provider_key,
+                fpr=call.safety_fpr.get("refusal"),
             )
             if call.response.strip()
             else None

@@ -100,6 +100,7 @@ class ToxicityScorer(Scorer):
                     vector=vector,
                     heuristic=lexicon_score,
                     provider_key=call.provider_key,
+                    fpr=call.safety_fpr.get("toxicity"),
                 )
                 if text
                 else None
