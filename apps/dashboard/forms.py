@@ -10,6 +10,7 @@ from apps.accounts.models import Role, Scope
 from apps.alerts.models import Metric, Operator, RuleKind
 from apps.dashboard.selectors.review import REVIEW_MODES, REVIEW_SIGNALS
 from apps.traces.metrics import RANGES
+from apps.traces.models import CallKind
 
 RANGE_CHOICES = [(k, k) for k in RANGES]
 
@@ -50,6 +51,10 @@ class CallFilterForm(forms.Form):
         choices=[("", "any"), ("1", "flagged"), ("0", "not flagged")], required=False
     )
     trace = forms.CharField(required=False, max_length=64)
+    # "metrics": the calls the overview's numbers count (LLM and embedding calls, no spans).
+    kind = forms.ChoiceField(
+        choices=[("", "any"), ("metrics", "LLM calls"), *CallKind.choices], required=False
+    )
     # An explicit window (an incident's breached window, a chart point): ISO datetimes.
     start = forms.DateTimeField(required=False)
     end = forms.DateTimeField(required=False)

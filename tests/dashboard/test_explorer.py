@@ -186,3 +186,57 @@ def test_hostile_saved_view_names_are_escaped(project: Any, alice: Any) -> None:
     html = client.get("/calls/").content.decode()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.django_db
+def test_overview_kpis_open_the_calls_behind_them(project: Any, alice: Any) -> None:
+    for latency in (100.0, 200.0, 300.0, 7000.0):
+        make_call(project, latency_ms=latency, model="gpt-4o")
+    # A chain span around them is slower still, but the overview does not count spans.
+    make_call(project, latency_ms=9000.0, model="gpt-4o", kind="chain")
+    client = login(alice)
+    html = client.get("/", {"range": "24h", "model": "gpt-4o"}).content.decode()
+    link = re.search(r'href="(/calls/\?[^"]+)" data-kpi-link="p99"', html)
+    assert link is not None
+    url = link.group(1).replace("&amp;", "&")
+    params = parse_qs(urlsplit(url).query)
+    assert params["sort"] == ["-latency"]
+    assert params["model"] == ["gpt-4o"]
+    assert params["kind"] == ["metrics"]
+    calls_html = client.get(url).content.decode()
+    assert "Not applied" not in calls_html
+    latencies = [float(v) for v in re.findall(r'data-latency="([0-9.]+)"', calls_html)]
+    assert latencies
+    assert latencies[0] == 7000.0
+    errors = re.search(r'href="(/calls/\?[^"]+)" data-kpi-link="errors"', html)
+    assert errors is not None
+    assert "status=error" in errors.group(1)
+
+
+@pytest.mark.django_db
+def test_chart_points_carry_the_calls_of_their_bucket(project: Any, alice: Any) -> None:
+    make_call(project, latency_ms=1500.0)
+    client = login(alice)
+    response = client.get("/", {"range": "24h"})
+    latency = response.context["charts"]["latency"]
+    p99 = next(t for t in latency["data"] if t["name"] == "p99")
+    queries = [q for q, y in zip(p99["customdata"], p99["y"], strict=True) if y is not None]
+    assert len(queries) == 1
+    params = parse_qs(queries[0])
+    start = timezone.datetime.fromisoformat(params["start"][0])
+    end = timezone.datetime.fromisoformat(params["end"][0])
+    assert end - start == timedelta(minutes=30)
+    assert params["sort"] == ["-latency"]
+    assert float(params["latency_min"][0]) <= 1500.0
+    page = client.get("/calls/?" + queries[0]).content.decode()
+    assert [float(v) for v in re.findall(r'data-latency="([0-9.]+)"', page)] == [1500.0]
+
+
+def test_one_cost_spike_is_clipped_and_marked() -> None:
+    from apps.dashboard.charts import cost_outliers
+
+    values = [0.1, 0.12, 0.09, 0.11, 0.1, 40.0, 0.13, 0.0]
+    out, top = cost_outliers(values)
+    assert out == {5}
+    assert 0.13 < top < 1.0
+    assert cost_outliers([0.1, 0.2, 0.3, 0.4, 0.5]) == (set(), 0.0)  # a trend is not a spike

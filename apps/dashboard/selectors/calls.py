@@ -17,7 +17,7 @@ from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.dashboard.models import SavedView
 from apps.traces.metrics import time_window
-from apps.traces.models import SIGNAL_CUTOFF, Call
+from apps.traces.models import LLM_KINDS, SIGNAL_CUTOFF, Call
 from apps.traces.selectors import CallFilters, call_queryset
 
 
@@ -127,6 +127,7 @@ class CallQuery:
     filters: CallFilters
     ranges: dict[str, tuple[float | None, float | None]]
     sort: str = DEFAULT_SORT
+    kinds: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> str:
@@ -162,7 +163,9 @@ def call_query_from_params(data: Mapping[str, Any]) -> CallQuery:
     sort = data.get("sort") or DEFAULT_SORT
     if sort.lstrip("-") not in SORTS:
         sort = DEFAULT_SORT
-    return CallQuery(filters=filters, ranges=ranges, sort=sort)
+    kind = data.get("kind") or ""
+    kinds = LLM_KINDS if kind == "metrics" else ((kind,) if kind else ())
+    return CallQuery(filters=filters, ranges=ranges, sort=sort, kinds=kinds)
 
 
 def _number(value: Any) -> float | None:
@@ -171,6 +174,8 @@ def _number(value: Any) -> float | None:
 
 def explorer_queryset(*, project: Project, query: CallQuery) -> QuerySet[Call]:
     qs = call_queryset(project=project, filters=query.filters)
+    if query.kinds:
+        qs = qs.filter(kind__in=query.kinds)
     for column, (low, high) in query.ranges.items():
         if low is not None:
             qs = qs.filter(**{f"{column}__gte": low})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -55,11 +56,16 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "range_fields": _range_fields(request, form),
         "sort": query.sort,
         "sort_choices": CALL_SORT_CHOICES[1:],
+        "kind_choices": form.fields["kind"].choices,  # type: ignore[attr-defined]
         "sort_links": _sort_links(request, query.sort),
         "ranges": list(RANGES),
         "facets": call_facets(project=project, since=time_window("30d").start),
         "base_query": list_query,
         "back_query": saved_view_query(list_query),
+        # Back to the overview under the same dimension filters.
+        "overview_query": urlencode(
+            {k: data[k] for k in ("model", "release", "environment", "tag") if data[k]}
+        ),
         "saved_views": saved_views_for(project=project, user=request.user),
         "saved_view_query": saved_view_query(list_query),
     }
