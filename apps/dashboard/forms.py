@@ -53,7 +53,7 @@ class CallFilterForm(forms.Form):
     trace = forms.CharField(required=False, max_length=64)
     # "metrics": the calls the overview's numbers count (LLM and embedding calls, no spans).
     kind = forms.ChoiceField(
-        choices=[("", "any"), ("metrics", "LLM calls"), *CallKind.choices], required=False
+        choices=[("", "Any"), ("metrics", "LLM calls"), *CallKind.choices], required=False
     )
     # An explicit window (an incident's breached window, a chart point): ISO datetimes.
     start = forms.DateTimeField(required=False)
