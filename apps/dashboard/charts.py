@@ -197,7 +197,7 @@ def cost_chart(
             }
             for i in sorted(outliers)
         ]
-    linear = {"yaxis.type": "linear"}
+    linear: dict[str, Any] = {"yaxis.type": "linear"}
     if outliers:
         linear.update({"yaxis.range": [0, top], "yaxis.autorange": False})
     else:

@@ -240,3 +240,33 @@ def test_one_cost_spike_is_clipped_and_marked() -> None:
     assert out == {5}
     assert 0.13 < top < 1.0
     assert cost_outliers([0.1, 0.2, 0.3, 0.4, 0.5]) == (set(), 0.0)  # a trend is not a spike
+
+
+@pytest.mark.django_db
+def test_overview_percentiles_match_percentile_cont(project: Any, alice: Any) -> None:
+    """The p50/p95/p99 cards (rollup histograms) against PostgreSQL's percentile_cont over the
+    same calls: within the sketch's 2%, and distinct when the latencies are."""
+    import random
+
+    from django.db import connection
+
+    from apps.traces.rollups import rollup_add_calls, rollup_flush
+
+    rng = random.Random(3)
+    rows = [{"latency_ms": round(rng.lognormvariate(7.0, 0.6), 1)} for _ in range(400)]
+    made = _bulk(project, rows)
+    rollup_add_calls(project_id=project.pk, call_ids=[c.id for c in made])
+    rollup_flush(project_id=project.pk, wait=True)
+    response = login(alice).get("/", {"range": "24h"})
+    current = response.context["current"].calls
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
+            "FROM traces_call WHERE project_id = %s",
+            [project.pk],
+        )
+        exact = cursor.fetchone()[0]
+    for got, want in zip((current.p50_ms, current.p95_ms, current.p99_ms), exact, strict=True):
+        assert got == pytest.approx(want, rel=0.02)
+    assert current.p50_ms < current.p95_ms < current.p99_ms
+    assert "of 400 LLM calls" in response.content.decode()
