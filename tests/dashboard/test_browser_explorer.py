@@ -134,9 +134,14 @@ def test_a_sorted_filtered_list_survives_reload_a_call_and_review(
     session.page.wait_for_load_state("networkidle")
     assert costs() == before
     assert _params(session.page.url)["sort"] == ["-cost"]
-    # To the review queue and back.
-    session.page.goto(f"{session.base_url}/review/")
-    session.page.go_back()
+    # To a call, its review queue, and back by the queue's "← Calls" link.
+    with session.page.expect_navigation():
+        session.page.locator("table.calls-table tbody td.prompt-cell a").first.click()
+    with session.page.expect_navigation():
+        session.page.click("[data-open-review]")
+    assert "/review/" in session.page.url
+    with session.page.expect_navigation():
+        session.page.click("[data-back-to-calls]")
     session.page.wait_for_load_state("networkidle")
     assert costs() == before
     # A bad bound is a visible error; the other filters stay.
