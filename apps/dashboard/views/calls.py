@@ -61,6 +61,7 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "ranges": list(RANGES),
         "facets": call_facets(project=project, since=time_window("30d").start),
         "base_query": list_query,
+        "query_without_window": query_without(request, "cursor", "start", "end"),
         "back_query": saved_view_query(list_query),
         # Back to the overview under the same dimension filters.
         "overview_query": urlencode(
