@@ -7,6 +7,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.compare.apis import CompareApi, PromptCompareApi
+from apps.compare.insights_api import CostInsightsApi
 from apps.ingest.apis import IngestApi
 from apps.ingest.otlp.api import LangfuseOtlpTracesView, OtlpLogsView, OtlpTracesView
 from apps.ops.apis import HealthApi
@@ -34,6 +35,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("users", UserListApi.as_view(), name="users"),
     path("traces/<path:trace_id>", TraceDetailApi.as_view(), name="trace-detail"),
     path("compare", CompareApi.as_view(), name="compare"),
+    path("insights/cost", CostInsightsApi.as_view(), name="insights-cost"),
     path("", include("apps.embeddings.urls")),
     path("", include("apps.alerts.urls")),
     path("", include("apps.drift.urls")),

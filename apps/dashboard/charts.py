@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from apps.traces.metrics import CallBucket, FeedbackBucket
+from apps.traces.rollups import ALPHA
 from apps.traces.trace_selectors import AgentGraph
 
 PALETTE = [
@@ -88,12 +90,37 @@ def _x(buckets: Sequence[CallBucket | FeedbackBucket]) -> list[datetime]:
     return [b.bucket for b in buckets]
 
 
-def volume_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+def _links(base: Sequence[str] | None, extra: str | Sequence[str] = "") -> list[str] | None:
+    """Per point, the calls explorer's query string behind it (``customdata``; the page's
+    chart_links.js opens ``/calls/?<it>`` on a click). ``base`` holds one query per bucket (its
+    time range and the page's filters), ``extra`` the series' own filter, one for all points
+    or one per point."""
+    if base is None:
+        return None
+    extras = [extra] * len(base) if isinstance(extra, str) else list(extra)
+    return [q + (f"&{e}" if e else "") for q, e in zip(base, extras, strict=True)]
+
+
+def volume_chart(
+    series: Sequence[CallBucket], *, links: Sequence[str] | None = None
+) -> dict[str, Any]:
     x = _x(series)
     fig = _figure(
         [
-            go.Bar(x=x, y=[b.calls - b.errors for b in series], name="ok", marker_color=PALETTE[0]),
-            go.Bar(x=x, y=[b.errors for b in series], name="errors", marker_color=PALETTE[4]),
+            go.Bar(
+                x=x,
+                y=[b.calls - b.errors for b in series],
+                name="ok",
+                marker_color=PALETTE[0],
+                customdata=_links(links, "status=ok"),
+            ),
+            go.Bar(
+                x=x,
+                y=[b.errors for b in series],
+                name="errors",
+                marker_color=PALETTE[4],
+                customdata=_links(links, "status=error"),
+            ),
             go.Scatter(
                 x=x,
                 y=[b.error_rate for b in series],
@@ -102,6 +129,7 @@ def volume_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
                 mode="lines",
                 line={"color": PALETTE[4], "width": 1.5, "dash": "dot"},
                 hovertemplate="%{y:.1%}",
+                customdata=_links(links, "status=error"),
             ),
         ],
         barmode="stack",
@@ -118,16 +146,98 @@ def volume_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
     return figure_json(fig)
 
 
-def cost_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+def cost_outliers(values: Sequence[float], *, factor: float = 4.0) -> tuple[set[int], float]:
+    """Buckets whose cost would flatten the others, and the axis top that shows the rest.
+
+    A bucket is an outlier when it is above ``factor`` times the largest of the others that
+    remain (checked from the top down, at most 3) and above 10x the median of the non-zero
+    buckets: one runaway batch job, not a busy afternoon. Returns (indexes, axis top); no
+    outliers -> (set(), 0.0)."""
+    order = sorted((v, i) for i, v in enumerate(values) if v > 0)
+    if len(order) < 4:
+        return set(), 0.0
+    median = order[len(order) // 2][0]
+    out: set[int] = set()
+    while len(out) < 3 and len(order) - len(out) >= 4:
+        top_value, top_index = order[-1 - len(out)]
+        rest = order[-2 - len(out)][0]
+        if top_value > factor * rest and top_value > 10 * median:
+            out.add(top_index)
+        else:
+            break
+    if not out:
+        return set(), 0.0
+    return out, order[-1 - len(out)][0] * 1.3
+
+
+def cost_chart(
+    series: Sequence[CallBucket], *, links: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Cost bars and a token line. One spike does not flatten the rest: the axis is clipped at
+    the other buckets, the clipped bars are coloured and labelled with their value, and a
+    button switches to a log axis."""
     x = _x(series)
+    cost = [round(b.cost_usd, 6) for b in series]
+    outliers, top = cost_outliers(cost)
+    colors = [PALETTE[3] if i in outliers else PALETTE[2] for i in range(len(cost))]
+    layout: dict[str, Any] = {}
+    yaxis: dict[str, Any] = {"tickprefix": "$"}
+    if outliers:
+        yaxis["range"] = [0, top]
+        yaxis["autorange"] = False
+        layout["annotations"] = [
+            {
+                "x": x[i].isoformat(),
+                "y": top,
+                "yref": "y",
+                "text": f"${cost[i]:,.2f} ↑",
+                "showarrow": False,
+                "yanchor": "bottom",
+                "font": {"size": 11, "color": INK},
+            }
+            for i in sorted(outliers)
+        ]
+    linear: dict[str, Any] = {"yaxis.type": "linear"}
+    if outliers:
+        linear.update({"yaxis.range": [0, top], "yaxis.autorange": False})
+    else:
+        linear["yaxis.autorange"] = True
+    layout["updatemenus"] = [
+        {
+            "type": "buttons",
+            "direction": "right",
+            "showactive": True,
+            "x": 0,
+            "y": 1.02,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "pad": {"r": 4, "t": 0},
+            "font": {"size": 11, "color": INK},
+            "bgcolor": "#ffffff",
+            "bordercolor": GRID,
+            "buttons": [
+                {
+                    "label": "clipped" if outliers else "linear",
+                    "method": "relayout",
+                    "args": [linear],
+                },
+                {
+                    "label": "log",
+                    "method": "relayout",
+                    "args": [{"yaxis.type": "log", "yaxis.autorange": True}],
+                },
+            ],
+        }
+    ]
     fig = _figure(
         [
             go.Bar(
                 x=x,
-                y=[round(b.cost_usd, 6) for b in series],
+                y=cost,
                 name="cost (USD)",
-                marker_color=PALETTE[2],
+                marker_color=colors,
                 hovertemplate="$%{y:.4f}",
+                customdata=_links(links, "sort=-cost"),
             ),
             go.Scatter(
                 x=x,
@@ -136,9 +246,10 @@ def cost_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
                 yaxis="y2",
                 mode="lines",
                 line={"color": PALETTE[5], "width": 2},
+                customdata=_links(links, "sort=-tokens"),
             ),
         ],
-        yaxis={"tickprefix": "$"},
+        yaxis=yaxis,
         yaxis2={
             "overlaying": "y",
             "side": "right",
@@ -146,22 +257,38 @@ def cost_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
             "rangemode": "tozero",
             "tickfont": {"color": MUTED},
         },
-        margin={"l": 56, "r": 52, "t": 8, "b": 32},
+        margin={"l": 56, "r": 52, "t": 28, "b": 32},
+        **layout,
     )
     return figure_json(fig)
 
 
-def latency_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+def latency_chart(
+    series: Sequence[CallBucket], *, links: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Each bucket's own p50/p95/p99. A point opens that bucket's calls at or above the value,
+    slowest first."""
     x = _x(series)
+
+    def extra(attr: str) -> list[str]:
+        out = []
+        for b in series:
+            value = getattr(b, attr)
+            floor = "" if value is None else f"&latency_min={math.floor(value / (1 + ALPHA))}"
+            out.append("sort=-latency" + floor)
+        return out
+
     traces = [
         go.Scatter(
             x=x,
             y=[getattr(b, attr) for b in series],
             name=name,
-            mode="lines",
+            mode="lines+markers",
+            marker={"size": 4},
             connectgaps=False,
             line={"color": color, "width": 2},
             hovertemplate="%{y:,.0f} ms",
+            customdata=_links(links, extra(attr)),
         )
         for attr, name, color in (
             ("p50_ms", "p50", PALETTE[1]),
@@ -216,7 +343,9 @@ def feedback_chart(series: Sequence[FeedbackBucket]) -> dict[str, Any]:
     return figure_json(fig)
 
 
-def safety_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
+def safety_chart(
+    series: Sequence[CallBucket], *, links: Sequence[str] | None = None
+) -> dict[str, Any]:
     x = _x(series)
     traces = [
         go.Scatter(
@@ -226,6 +355,8 @@ def safety_chart(series: Sequence[CallBucket]) -> dict[str, Any]:
             mode="lines",
             line={"width": 2, "color": color},
             hovertemplate="%{y:.1%}",
+            # Only "flagged" is a calls filter; the other signals open the bucket's calls.
+            customdata=_links(links, "flagged=1" if attr == "flagged" else ""),
         )
         for attr, name, color in (
             ("flagged", "flagged", PALETTE[4]),

@@ -15,6 +15,7 @@ NAV = (
     ("sessions", "Sessions", "/sessions/"),
     ("prompts", "Prompts", "/prompts/"),
     ("compare", "Compare", "/compare/"),
+    ("insights", "Cost", "/insights/"),
     ("drift", "Drift", "/drift/"),
     ("review", "Review", "/review/"),
     ("alerts", "Alerts", "/alerts/"),

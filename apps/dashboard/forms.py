@@ -10,6 +10,7 @@ from apps.accounts.models import Role, Scope
 from apps.alerts.models import Metric, Operator, RuleKind
 from apps.dashboard.selectors.review import REVIEW_MODES, REVIEW_SIGNALS
 from apps.traces.metrics import RANGES
+from apps.traces.models import CallKind
 
 RANGE_CHOICES = [(k, k) for k in RANGES]
 
@@ -20,6 +21,19 @@ class OverviewFilterForm(forms.Form):
     release = forms.CharField(required=False, max_length=128)
     environment = forms.CharField(required=False, max_length=64)
     tag = forms.CharField(required=False, max_length=128)
+
+
+CALL_SORT_CHOICES = [
+    ("", "newest first"),
+    ("-time", "newest first"),
+    ("time", "oldest first"),
+    ("-latency", "slowest first"),
+    ("latency", "fastest first"),
+    ("-cost", "costliest first"),
+    ("cost", "cheapest first"),
+    ("-tokens", "most tokens first"),
+    ("tokens", "fewest tokens first"),
+]
 
 
 class CallFilterForm(forms.Form):
@@ -39,10 +53,40 @@ class CallFilterForm(forms.Form):
     trace = forms.CharField(required=False, max_length=64)
     # A new-intent group of a drift check: "<check id>:<group index>".
     drift_group = forms.RegexField(regex=r"^\d{1,12}:\d{1,3}$", required=False, max_length=20)
+    # "metrics": the calls the overview's numbers count (LLM and embedding calls, no spans).
+    kind = forms.ChoiceField(
+        choices=[("", "Any"), ("metrics", "LLM calls"), *CallKind.choices], required=False
+    )
     # An explicit window (an incident's breached window, a chart point): ISO datetimes.
     start = forms.DateTimeField(required=False)
     end = forms.DateTimeField(required=False)
-    cursor = forms.CharField(required=False, max_length=200)
+    cursor = forms.CharField(required=False, max_length=300)
+    sort = forms.ChoiceField(choices=CALL_SORT_CHOICES, required=False)
+    latency_min = forms.FloatField(required=False, min_value=0, label="Latency from (ms)")
+    latency_max = forms.FloatField(required=False, min_value=0, label="Latency to (ms)")
+    cost_min = forms.FloatField(required=False, min_value=0, label="Cost from ($)")
+    cost_max = forms.FloatField(required=False, min_value=0, label="Cost to ($)")
+    tokens_min = forms.IntegerField(required=False, min_value=0, label="Tokens from")
+    tokens_max = forms.IntegerField(required=False, min_value=0, label="Tokens to")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for stem in ("latency", "cost", "tokens"):
+            low, high = data.get(f"{stem}_min"), data.get(f"{stem}_max")
+            if low is not None and high is not None and low > high:
+                # The pair is not applied at all: half of an upside-down range misleads.
+                self.add_error(f"{stem}_max", "must be at least the lower bound")
+                data.pop(f"{stem}_min", None)
+        return data
+
+
+# Query parameters of a calls view worth keeping (a saved view, a link back from a call).
+CALL_VIEW_PARAMS = tuple(name for name in CallFilterForm.base_fields if name not in ("cursor",))
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    query = forms.CharField(max_length=2000, required=False)
 
 
 class ReviewFilterForm(forms.Form):

@@ -25,6 +25,7 @@ from apps.accounts.services import (
     project_create,
 )
 from apps.core.errors import ApplicationError, NotFound
+from apps.dashboard.models import SavedView
 from apps.drift.models import Baseline, IntentCluster
 from apps.drift.selectors import intent_cluster_get
 from apps.drift.services.baselines import baseline_fit_request, baseline_pin, intent_rename
@@ -203,3 +204,48 @@ def ui_baseline_fit(*, project: Project, release: str = "", days: int = 7) -> Ba
         end=None if release else end,
         pin=True,
     )
+
+
+# --- Saved views of the calls explorer ---------------------------------------------------------
+
+SAVED_VIEWS_MAX = 50
+
+
+def saved_view_query(raw: str) -> str:
+    """A query string reduced to the explorer's own parameters (no cursor, nothing else), in a
+    stable order, so a stored view can only ever be a calls-page filter."""
+    from django.http import QueryDict
+
+    from apps.dashboard.forms import CALL_VIEW_PARAMS
+
+    source = QueryDict(raw.lstrip("?"))
+    kept = QueryDict(mutable=True)
+    for name in CALL_VIEW_PARAMS:
+        value = source.get(name, "")
+        if value:
+            kept[name] = value[:1000]
+    return kept.urlencode()
+
+
+@transaction.atomic
+def saved_view_save(*, project: Project, user: User, name: str, query: str) -> SavedView:
+    """Create the person's view ``name`` in the project, or replace its query."""
+    name = " ".join(name.split())[:120]
+    if not name:
+        raise ApplicationError("name: required", field="name")
+    view = SavedView.objects.filter(project=project, user=user, name=name).first()
+    if view is None:
+        if SavedView.objects.filter(project=project, user=user).count() >= SAVED_VIEWS_MAX:
+            raise ApplicationError(f"name: at most {SAVED_VIEWS_MAX} saved views", field="name")
+        return SavedView.objects.create(
+            project=project, user=user, name=name, query=saved_view_query(query)
+        )
+    view.query = saved_view_query(query)
+    view.save(update_fields=["query", "updated_at"])
+    return view
+
+
+def saved_view_delete(*, project: Project, user: User, view_id: int) -> None:
+    deleted, _ = SavedView.objects.filter(project=project, user=user, id=view_id).delete()
+    if not deleted:
+        raise NotFound("saved view: not found")

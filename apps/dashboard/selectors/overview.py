@@ -1,14 +1,18 @@
-"""The overview's KPI cards (current against previous period) and its filter facets."""
+"""The overview's KPI cards (current against previous period), its filter facets and the links
+from a number or a chart point to the calls behind it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from apps.accounts.models import Project
-from apps.traces.metrics import CALL_TABLE, PeriodTotals, fetch_rows
+from apps.traces.metrics import CALL_TABLE, OverviewFilters, PeriodTotals, TimeWindow, fetch_rows
 from apps.traces.models import Call
+from apps.traces.rollups import ALPHA
 
 
 @dataclass(frozen=True)
@@ -101,3 +105,50 @@ def project_has_calls(*, project: Project) -> bool:
 
 
 # --- Trace tree --------------------------------------------------------------------------------
+
+
+# --- Click-through: the calls behind a number --------------------------------------------------
+
+
+def calls_query(
+    *, start: datetime, end: datetime, filters: OverviewFilters, **extra: str | float
+) -> str:
+    """The calls explorer's query string for the LLM calls of [start, end) under the overview's
+    filters, plus ``extra`` explorer parameters (a sort, a latency floor, a status)."""
+    params: dict[str, str] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "kind": "metrics",  # what the overview counts: LLM calls, not the spans around them
+    }
+    for name in ("model", "release", "environment", "tag"):
+        value = getattr(filters, name)
+        if value:
+            params[name] = value
+    params.update({k: str(v) for k, v in extra.items() if v not in (None, "")})
+    return urlencode(params)
+
+
+def latency_floor(value: float | None) -> str:
+    """A latency lower bound that keeps every call at or above a sketched percentile (the sketch
+    is within ALPHA of the exact value, either side)."""
+    return "" if value is None else str(math.floor(value / (1 + ALPHA)))
+
+
+def kpi_links(*, window: TimeWindow, filters: OverviewFilters, kpis: list[Kpi]) -> dict[str, str]:
+    """KPI key -> the calls explorer's query for the calls behind it (the slowest call is one
+    click from the p99 card: sorted by latency, slowest first)."""
+    by_key = {k.key: k for k in kpis}
+
+    def q(**extra: str | float) -> str:
+        return calls_query(start=window.start, end=window.end, filters=filters, **extra)
+
+    return {
+        "calls": q(),
+        "cost": q(sort="-cost"),
+        "tokens": q(sort="-tokens"),
+        "p50": q(sort="-latency", latency_min=latency_floor(by_key["p50"].value)),
+        "p95": q(sort="-latency", latency_min=latency_floor(by_key["p95"].value)),
+        "p99": q(sort="-latency", latency_min=latency_floor(by_key["p99"].value)),
+        "errors": q(status="error"),
+        "flagged": q(flagged="1"),
+    }

@@ -1,31 +1,39 @@
-"""The calls explorer (filters, text and semantic search) and one call's page."""
+"""The calls explorer (filters, ranges, sorting, saved views, text and semantic search) and one
+call's page."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from apps.core.errors import ApplicationError
 from apps.dashboard.access import ProjectAccess, project_view
-from apps.dashboard.forms import CallFilterForm, cleaned
-from apps.dashboard.selectors.calls import call_signal_badges, dedupe_hits, trace_tree
+from apps.dashboard.forms import CALL_SORT_CHOICES, CallFilterForm, SavedViewForm, cleaned
+from apps.dashboard.selectors.calls import (
+    SORTS,
+    call_query_from_params,
+    call_signal_badges,
+    dedupe_hits,
+    explorer_page,
+    saved_views_for,
+    trace_tree,
+)
 from apps.dashboard.selectors.overview import call_facets, project_has_calls
+from apps.dashboard.services import saved_view_delete, saved_view_query, saved_view_save
 from apps.dashboard.views.common import flash_error, onboarding_context, query_without
 from apps.drift.services.intent_groups import intent_group_call_ids, intent_group_get
 from apps.embeddings.selectors import call_similar, calls_search
 from apps.evaluators.selectors import scores_for_call
 from apps.traces.metrics import RANGES, time_window
-from apps.traces.selectors import (
-    CallFilters,
-    call_get,
-    call_page,
-    feedback_for_call,
-    trace_calls,
-)
+from apps.traces.selectors import call_get, feedback_for_call, trace_calls
 from apps.traces.trace_selectors import trace_spans, trace_timeline
 
 PAGE_SIZE = 50
@@ -51,34 +59,42 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     if not project_has_calls(project=project):
         return render(request, "dashboard/calls_empty.html", onboarding_context(access))
-    data = cleaned(CallFilterForm(request.GET))
-    window = time_window(data["range"]) if data["range"] else None
+    form = CallFilterForm(request.GET)
+    data = cleaned(form)
+    query = call_query_from_params(data)
+    list_query = query_without(request, "cursor")
     context: dict[str, Any] = {
         "form_data": data,
+        "form_errors": form.errors,
+        "error_list": [
+            f"{form.fields[name].label or name}: {' '.join(str(e) for e in errors)}"
+            for name, errors in form.errors.items()
+            if name in form.fields
+        ],
+        "range_fields": _range_fields(request, form),
+        "sort": query.sort,
+        "sort_choices": CALL_SORT_CHOICES[1:],
+        "kind_choices": form.fields["kind"].choices,  # type: ignore[attr-defined]
+        "sort_links": _sort_links(request, query.sort),
         "ranges": list(RANGES),
         "facets": call_facets(project=project, since=time_window("30d").start),
-        "base_query": query_without(request, "cursor"),
+        "base_query": list_query,
+        "query_without_window": query_without(request, "cursor", "start", "end"),
+        "back_query": saved_view_query(list_query),
+        # Back to the overview under the same dimension filters.
+        "overview_query": urlencode(
+            {k: data[k] for k in ("model", "release", "environment", "tag") if data[k]}
+        ),
+        "saved_views": saved_views_for(project=project, user=request.user),
+        "saved_view_query": saved_view_query(list_query),
     }
-    filters = CallFilters(
-        start=data["start"] or (window.start if window else None),
-        end=data["end"] or None,
-        model=data["model"] or None,
-        release=data["release"] or None,
-        environment=data["environment"] or None,
-        status=data["status"] or None,
-        tag=data["tag"] or None,
-        trace_id=data["trace"] or None,
-        search=data["q"] or None,
-        flagged={"1": True, "0": False}.get(data["flagged"]),
-        call_ids=_drift_group_call_ids(request, access, data["drift_group"]),
-    )
+    if data["drift_group"]:
+        call_ids = _drift_group_call_ids(request, access, data["drift_group"])
+        query = replace(query, filters=replace(query.filters, call_ids=call_ids))
     if data["semantic"]:
         try:
             hits = calls_search(
-                project=project,
-                query=data["semantic"],
-                k=PAGE_SIZE,
-                filters=filters,
+                project=project, query=data["semantic"], k=PAGE_SIZE, filters=query.filters
             )
         except ApplicationError as exc:
             flash_error(request, exc)
@@ -86,14 +102,101 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         context.update(mode="semantic", hits=dedupe_hits(hits))
         return render(request, "dashboard/calls.html", context)
     try:
-        calls, next_cursor = call_page(
-            project=project, filters=filters, limit=PAGE_SIZE, cursor=data["cursor"] or None
+        calls, next_cursor = explorer_page(
+            project=project, query=query, limit=PAGE_SIZE, cursor=data["cursor"] or None
         )
-    except ApplicationError as exc:  # a tampered cursor: start over
+    except ApplicationError as exc:  # a tampered cursor, or one of another sort: start over
         flash_error(request, exc)
-        calls, next_cursor = call_page(project=project, filters=filters, limit=PAGE_SIZE)
+        calls, next_cursor = explorer_page(project=project, query=query, limit=PAGE_SIZE)
     context.update(mode="list", calls=calls, next_cursor=next_cursor, is_first=not data["cursor"])
     return render(request, "dashboard/calls.html", context)
+
+
+_RANGE_LABELS = (
+    ("latency", "Latency (ms)", "1"),
+    ("cost", "Cost ($)", "any"),
+    ("tokens", "Tokens", "1"),
+)
+
+
+def _range_fields(request: HttpRequest, form: CallFilterForm) -> list[dict[str, str]]:
+    """The range inputs as typed (a rejected value stays in its box, beside its error)."""
+    out = []
+    for stem, label, step in _RANGE_LABELS:
+        low, high = f"{stem}_min", f"{stem}_max"
+        out.append(
+            {
+                "stem": stem,
+                "label": label,
+                "step": step,
+                "low": request.GET.get(low, "")[:40],
+                "high": request.GET.get(high, "")[:40],
+                "low_error": " ".join(str(e) for e in form.errors.get(low, [])),
+                "high_error": " ".join(str(e) for e in form.errors.get(high, [])),
+            }
+        )
+    return out
+
+
+def _sort_links(request: HttpRequest, current: str) -> dict[str, dict[str, str]]:
+    """Per sortable column: the link that sorts by it (descending first, then flipping) and
+    the state to show (``aria-sort``)."""
+    out = {}
+    for key in SORTS:
+        params = request.GET.copy()
+        params.pop("cursor", None)
+        active = current.lstrip("-") == key
+        params["sort"] = key if current == f"-{key}" else f"-{key}"
+        state = "none"
+        if active:
+            state = "descending" if current.startswith("-") else "ascending"
+        out[key] = {"url": "?" + params.urlencode(), "state": state}
+    return out
+
+
+@project_view("read")
+def saved_view_create(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = SavedViewForm(request.POST)
+    query = request.POST.get("query", "")
+    if not form.is_valid():
+        messages.error(request, "Name the view to save it.")
+        return redirect(_calls_url(query))
+    try:
+        view = saved_view_save(
+            project=access.project,
+            user=request.user,  # type: ignore[arg-type]  # project_view requires a login
+            name=form.cleaned_data["name"],
+            query=query,
+        )
+    except ApplicationError as exc:
+        flash_error(request, exc)
+        return redirect(_calls_url(query))
+    messages.success(request, f"Saved view “{view.name}”.")
+    return redirect(_calls_url(view.query))
+
+
+@project_view("read")
+def saved_view_remove(request: HttpRequest, access: ProjectAccess, view_id: int) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        saved_view_delete(
+            project=access.project,
+            user=request.user,  # type: ignore[arg-type]
+            view_id=view_id,
+        )
+    except ApplicationError as exc:
+        flash_error(request, exc)
+    else:
+        messages.success(request, "Saved view deleted.")
+    return redirect(_calls_url(request.POST.get("query", "")))
+
+
+def _calls_url(query: str) -> str:
+    clean = saved_view_query(query)
+    return reverse("dashboard:calls") + (f"?{clean}" if clean else "")
 
 
 @project_view("read")
@@ -134,6 +237,9 @@ def call_detail(request: HttpRequest, access: ProjectAccess, call_id: str) -> Ht
         "similar": similar,
         "similar_note": similar_note,
         "can_review": access.allows("review"),
+        # The explorer's filters this call was opened from (only its own parameters), so
+        # "back to calls" lands on the same sorted, filtered list.
+        "back_query": saved_view_query(request.GET.get("back", "")),
     }
     return render(request, "dashboard/call_detail.html", context)
 

@@ -8,7 +8,13 @@ from django.shortcuts import render
 from apps.dashboard import charts
 from apps.dashboard.access import ProjectAccess, project_view
 from apps.dashboard.forms import OverviewFilterForm, cleaned
-from apps.dashboard.selectors.overview import call_facets, overview_kpis, project_has_calls
+from apps.dashboard.selectors.overview import (
+    call_facets,
+    calls_query,
+    kpi_links,
+    overview_kpis,
+    project_has_calls,
+)
 from apps.dashboard.views.common import onboarding_context
 from apps.traces.metrics import RANGES, OverviewFilters, time_window
 from apps.traces.rollup_selectors import (
@@ -37,19 +43,26 @@ def overview(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     series = rollup_call_series(project=project, window=window, filters=filters)
     feedback = rollup_feedback_series(project=project, window=window, filters=filters)
     current, previous = rollup_overview_totals(project=project, window=window, filters=filters)
+    kpis = overview_kpis(current, previous)
+    links = kpi_links(window=window, filters=filters, kpis=kpis)
+    # Every bar and point opens the calls of its bucket under the page's filters.
+    bucket_links = [
+        calls_query(start=b.bucket, end=b.bucket + window.bucket, filters=filters) for b in series
+    ]
     context = {
         "window": window,
         "ranges": list(RANGES),
         "filters": filters,
         "facets": call_facets(project=project, since=window.previous_start),
-        "kpis": overview_kpis(current, previous),
+        "kpis": kpis,
+        "kpi_cards": [(k, links.get(k.key, "")) for k in kpis],
         "current": current,
         "charts": {
-            "volume": charts.volume_chart(series),
-            "cost": charts.cost_chart(series),
-            "latency": charts.latency_chart(series),
+            "volume": charts.volume_chart(series, links=bucket_links),
+            "cost": charts.cost_chart(series, links=bucket_links),
+            "latency": charts.latency_chart(series, links=bucket_links),
             "feedback": charts.feedback_chart(feedback),
-            "safety": charts.safety_chart(series),
+            "safety": charts.safety_chart(series, links=bucket_links),
         },
         "feedback_count": current.feedback_count,
     }

@@ -24,7 +24,7 @@ from apps.dashboard.selectors.review import (
     review_queue,
     reviewer_label_rows,
 )
-from apps.dashboard.services import reviewer_label_create
+from apps.dashboard.services import reviewer_label_create, saved_view_query
 from apps.dashboard.views.calls import _messages
 from apps.dashboard.views.common import flash_error, query_without
 
@@ -70,6 +70,8 @@ def review(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "progress": review_progress(project=project, filters=filters, user=request.user),
         "suggested_labels": SUGGESTED_LABELS,
         "query": query_without(request),
+        # The calls list this review was opened from (its filters only): "← Calls" returns.
+        "back_query": saved_view_query(request.GET.get("back", "")),
     }
     return render(request, "dashboard/review.html", context)
 
