@@ -150,6 +150,7 @@ def injection_cross(torch_data: Any, data: Any) -> tuple[float, float, float]:
     and the benign test FPR at torch's threshold on torch's and on ``data``'s vectors."""
     from sklearn.metrics import roc_auc_score
 
+    from apps.quality.scorers.learned import DEFAULT_FPR
     from bench.quality import learned
 
     assert torch_data.texts == data.texts
@@ -160,9 +161,7 @@ def injection_cross(torch_data: Any, data: Any) -> tuple[float, float, float]:
         held = torch_data.family == name
         train = (torch_data.positive & ~held) | (torch_data.split == "train")
         model = learned.fit(torch_data, train, learned.C_BY_SIGNAL["injection"])
-        threshold = learned.threshold_for(
-            learned.logits(model, torch_data, dev), learned.DEFAULT_FPR
-        )
+        threshold = learned.threshold_for(learned.logits(model, torch_data, dev), DEFAULT_FPR)
         test_logits = learned.logits(model, data, test)
         scale = test_logits.std() or 1.0
         held_z.append((learned.logits(model, data, held) - test_logits.mean()) / scale)
