@@ -85,6 +85,11 @@ def test_provider_key_names_the_backend(
     # The int8 recipe is in the key: vectors of the old dynamic int8 graph answer "needs refit".
     assert int8_provider.key == f"onnx-int8-r{onnx_export.INT8_RECIPE}:all-MiniLM-L6-v2:384"
     assert fp32.key == "onnx:all-MiniLM-L6-v2:384"
+    # The shipped safety probes (trained on torch's vectors) score the default backend's.
+    from apps.quality.scorers import learned
+
+    for provider in (torch_provider, fp32, int8_provider):
+        assert learned.probe_for("injection", provider.key, 384) is not None, provider.key
     assert all(p.dimension == 384 for p in (torch_provider, fp32, int8_provider))
 
 
