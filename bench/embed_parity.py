@@ -95,13 +95,15 @@ def drift_vectors(provider: Any, dataset: str) -> tuple[Vectors, list[str], list
     )
 
 
-def drift_rates(provider: Any, dataset: str, windows: int) -> dict[str, tuple[float, float]]:
+def drift_rates(
+    provider: Any, dataset: str, windows: int, folds: int = 7
+) -> dict[str, tuple[float, float]]:
     """``bench.drift.defaults`` on ``provider``'s vectors: statistic -> (false alarms, power)."""
     from bench.drift import defaults
 
     reference, window = DRIFT_SIZES[dataset]
     argv = ["defaults", "--dataset", dataset, "--reference", str(reference)]
-    argv += ["--window", str(window), "--windows", str(windows)]
+    argv += ["--window", str(window), "--windows", str(windows), "--folds", str(folds)]
     out = io.StringIO()
     with (
         _swapped(defaults, "dataset_vectors", lambda name: drift_vectors(provider, name)),
@@ -182,6 +184,9 @@ def main() -> None:
     parser.add_argument(
         "--windows", type=int, default=20, help="per scenario and fold (bench.drift.defaults)"
     )
+    parser.add_argument(
+        "--folds", type=int, default=7, help="largest classes held out (bench.drift.defaults)"
+    )
     parser.add_argument("--no-injection", action="store_true")
     args = parser.parse_args()
     import os
@@ -215,10 +220,13 @@ def main() -> None:
         )
     worst = 0.0
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-        fp32 = drift_rates(reference, dataset, args.windows)
-        other = drift_rates(candidate, dataset, args.windows)
+        fp32 = drift_rates(reference, dataset, args.windows, args.folds)
+        other = drift_rates(candidate, dataset, args.windows, args.folds)
         size = DRIFT_SIZES[dataset]
-        print(f"{dataset} (reference {size[0]}, window {size[1]}, {args.windows} windows a fold)")
+        print(
+            f"{dataset} (reference {size[0]}, window {size[1]}, {args.folds} folds,"
+            f" {args.windows} windows a fold and scenario)"
+        )
         for statistic, (far, power) in fp32.items():
             far_b, power_b = other[statistic]
             worst = max(worst, abs(far_b - far), abs(power_b - power))
