@@ -108,7 +108,7 @@ class _Tally:
 
 def _raw_chunk(provider: Any, texts: Sequence[str], tally: _Tally) -> np.ndarray:
     started = time.perf_counter()
-    out = provider.embed(texts)
+    out: np.ndarray = provider.embed(texts)
     tally.seconds += time.perf_counter() - started
     tally.texts += len(texts)
     return out

@@ -263,7 +263,7 @@ def calls_mark_embedded(
         " SELECT count(*) FILTER (WHERE embed_status = %s), count(*) FILTER (WHERE embed_status"
         " = %s) FROM changed"
     )
-    params = [
+    params: list[Any] = [
         list(with_text),
         done,
         not_applicable,
