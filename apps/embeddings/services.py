@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import struct
 import time
 import unicodedata
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -76,16 +78,6 @@ def text_prepare(text: str, *, max_chars: int) -> tuple[str, str]:
     return (normalised, text_hash(normalised)) if normalised else ("", "")
 
 
-def call_texts(*, call: Call, max_chars: int) -> dict[str, tuple[str, str]]:
-    """The texts of a call to embed with their hashes, by kind; empty texts are left out."""
-    prompt = call.prompt or last_user_message(call.messages)
-    texts = {
-        EmbeddingKind.PROMPT.value: text_prepare(prompt, max_chars=max_chars),
-        EmbeddingKind.RESPONSE.value: text_prepare(call.response or "", max_chars=max_chars),
-    }
-    return {kind: pair for kind, pair in texts.items() if pair[0]}
-
-
 def _parse_ids(call_ids: Sequence[str | uuid.UUID]) -> list[uuid.UUID]:
     out = []
     for value in call_ids:
@@ -96,21 +88,87 @@ def _parse_ids(call_ids: Sequence[str | uuid.UUID]) -> list[uuid.UUID]:
     return out
 
 
+@dataclass(frozen=True)
+class PendingCall:
+    """What the embed pipeline needs of a PENDING call (no model instance is built)."""
+
+    id: uuid.UUID
+    start_time: datetime
+    prompt: str
+    messages: Any  # only read when the prompt is empty
+    response: str
+    stored_kinds: frozenset[str]  # kinds a previous, interrupted run already stored
+
+
+def pending_calls(*, project_id: int, ids: Sequence[uuid.UUID]) -> list[PendingCall]:
+    """The PENDING calls among ``ids`` and the kinds already stored for each: one query."""
+    if not ids:
+        return []
+    from django.db import connection
+
+    calls = Call._meta.db_table
+    vectors = CallEmbedding._meta.db_table
+    # messages only for calls without a prompt: a long chat history is not parsed for nothing.
+    query = (
+        f"SELECT c.id, c.start_time, c.prompt, CASE WHEN c.prompt = '' THEN c.messages END,"  # noqa: S608 (constants only)
+        f" c.response, ARRAY(SELECT e.kind FROM {vectors} e"
+        "  WHERE e.project_id = c.project_id AND e.call_id = c.id)"
+        f" FROM {calls} c WHERE c.project_id = %s AND c.id = ANY(%s) AND c.embed_status = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [project_id, list(ids), EmbedStatus.PENDING.value])
+        rows = cursor.fetchall()
+    return [
+        PendingCall(
+            id=call_id,
+            start_time=start_time,
+            prompt=prompt or "",
+            messages=json.loads(messages) if isinstance(messages, str) else messages,
+            response=response or "",
+            stored_kinds=frozenset(kinds or ()),
+        )
+        for call_id, start_time, prompt, messages, response, kinds in rows
+    ]
+
+
+def call_texts(*, call: Call | PendingCall, max_chars: int) -> dict[str, tuple[str, str]]:
+    """The texts of a call to embed with their hashes, by kind; empty texts are left out."""
+    prompt = call.prompt or last_user_message(call.messages)
+    texts = {
+        EmbeddingKind.PROMPT.value: text_prepare(prompt, max_chars=max_chars),
+        EmbeddingKind.RESPONSE.value: text_prepare(call.response or "", max_chars=max_chars),
+    }
+    return {kind: pair for kind, pair in texts.items() if pair[0]}
+
+
 def stored_vectors_by_hash(
     *, project_id: int, provider_key: str, hashes: Sequence[str]
 ) -> dict[str, npt.NDArray[np.float32]]:
-    """Vectors already stored in the project for these text hashes (same provider only)."""
+    """Vectors already stored in the project for these text hashes (same provider only).
+
+    Read in halfvec's binary wire format (a server-side-binding cursor: Django's cursor binds
+    client-side and reads text), so a reused vector is not printed as 384 decimals and parsed
+    back.
+    """
     if not hashes:
         return {}
-    rows = (
-        CallEmbedding.objects.filter(
-            project_id=project_id, provider_key=provider_key, text_hash__in=list(hashes)
-        )
-        .order_by("text_hash")
-        .distinct("text_hash")
-        .values_list("text_hash", "vector")
+    import psycopg
+    from django.db import connection
+
+    table = CallEmbedding._meta.db_table
+    query = (
+        f"SELECT DISTINCT ON (text_hash) text_hash, vector FROM {table}"  # noqa: S608 (constants only)
+        " WHERE project_id = %s AND provider_key = %s AND text_hash = ANY(%s)"
     )
-    return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(query, [project_id, provider_key, list(hashes)], binary=True)
+        rows = cursor.fetchall()
+    # halfvec binary: int16 dimension, int16 unused, then big-endian float16s.
+    return {
+        digest: np.frombuffer(bytes(data), dtype=">f2", offset=4).astype(np.float32)
+        for digest, data in rows
+    }
 
 
 def call_embeddings_create(
@@ -125,25 +183,19 @@ def call_embeddings_create(
     Calls already DONE (a re-delivered message) are skipped; calls without text are marked
     NOT_APPLICABLE. With ``score_injection`` the prompts' vectors are then scored against known
     attacks in a follow-up task (when the quality app offers it).
+
+    Round trips per chunk: one read of the calls with their stored kinds, one read of the
+    vectors already stored for the chunk's text hashes, then in one transaction the COPY, one
+    statement moving the staged rows into the table, one UPDATE of the calls' status.
     """
     ids = _parse_ids(call_ids)
-    calls = list(
-        Call.objects.filter(
-            project_id=project_id, id__in=ids, embed_status=EmbedStatus.PENDING
-        ).only("project_id", "id", "prompt", "messages", "response", "start_time")
-    )
+    calls = pending_calls(project_id=project_id, ids=ids)
     if not calls:
         return EmbedOutcome(0, 0, 0, 0, 0)
     provider = provider or get_provider()
     key = provider.key
     max_chars = provider.max_tokens * CHARS_PER_TOKEN
-    # Rows a previous, interrupted run already wrote are not embedded again.
-    present = set(
-        CallEmbedding.objects.filter(
-            project_id=project_id, call_id__in=[c.id for c in calls]
-        ).values_list("call_id", "kind")
-    )
-    pending: list[tuple[Call, str, str]] = []  # (call, kind, hash)
+    pending: list[tuple[PendingCall, str, str]] = []  # (call, kind, hash)
     texts_by_hash: dict[str, str] = {}
     empty: list[uuid.UUID] = []
     with_text: list[uuid.UUID] = []
@@ -154,7 +206,7 @@ def call_embeddings_create(
             continue
         with_text.append(call.id)
         for kind, (text, digest) in texts.items():
-            if (call.id, kind) in present:
+            if kind in call.stored_kinds:
                 continue
             texts_by_hash.setdefault(digest, text)
             pending.append((call, kind, digest))
@@ -168,18 +220,17 @@ def call_embeddings_create(
         embedded = provider.embed([texts_by_hash[h] for h in missing])
         vectors.update(zip(missing, embedded, strict=True))
     model_s = time.perf_counter() - started
+    started = time.perf_counter()
+    if pending:
+        stage_prepare()
     with transaction.atomic():
-        started = time.perf_counter()
         created = vectors_write(
             project_id=project_id, provider_key=key, rows=pending, vectors=vectors
         )
         write_s = time.perf_counter() - started
-        done = Call.objects.filter(
-            project_id=project_id, id__in=with_text, embed_status=EmbedStatus.PENDING
-        ).update(embed_status=EmbedStatus.DONE)
-        not_applicable = Call.objects.filter(
-            project_id=project_id, id__in=empty, embed_status=EmbedStatus.PENDING
-        ).update(embed_status=EmbedStatus.NOT_APPLICABLE)
+        done, not_applicable = calls_mark_embedded(
+            project_id=project_id, with_text=with_text, empty=empty
+        )
         prompt_calls = [str(c.id) for c, kind, _ in pending if kind == EmbeddingKind.PROMPT]
         if score_injection and prompt_calls and injection_scoring_available():
             transaction.on_commit(lambda: _enqueue_injection(project_id, prompt_calls))
@@ -194,6 +245,40 @@ def call_embeddings_create(
     )
 
 
+def calls_mark_embedded(
+    *, project_id: int, with_text: Sequence[uuid.UUID], empty: Sequence[uuid.UUID]
+) -> tuple[int, int]:
+    """PENDING calls to DONE (``with_text``) or NOT_APPLICABLE (``empty``) in one UPDATE;
+    returns how many of each changed (a call no longer PENDING is left alone)."""
+    if not with_text and not empty:
+        return 0, 0
+    from django.db import connection
+
+    table = Call._meta.db_table
+    done, not_applicable = EmbedStatus.DONE.value, EmbedStatus.NOT_APPLICABLE.value
+    query = (
+        f"WITH changed AS (UPDATE {table} SET embed_status ="  # noqa: S608 (constants only)
+        " CASE WHEN id = ANY(%s) THEN %s ELSE %s END"
+        " WHERE project_id = %s AND id = ANY(%s) AND embed_status = %s RETURNING embed_status)"
+        " SELECT count(*) FILTER (WHERE embed_status = %s), count(*) FILTER (WHERE embed_status"
+        " = %s) FROM changed"
+    )
+    params: list[Any] = [
+        list(with_text),
+        done,
+        not_applicable,
+        project_id,
+        [*with_text, *empty],
+        EmbedStatus.PENDING.value,
+        done,
+        not_applicable,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        row = cursor.fetchone()
+    return int(row[0]), int(row[1])
+
+
 _STAGE = "embeddings_callembedding_stage"
 _COLUMNS = "project_id, call_id, start_time, kind, text_hash, vector, provider_key, created_at"
 
@@ -202,16 +287,17 @@ def vectors_write(
     *,
     project_id: int,
     provider_key: str,
-    rows: Sequence[tuple[Call, str, str]],
+    rows: Sequence[tuple[Call | PendingCall, str, str]],
     vectors: dict[str, npt.NDArray[np.float32]],
 ) -> int:
     """Store ``(call, kind, hash)`` rows with their vectors; returns the rows inserted.
 
-    Binary COPY into a session-local staging table, then one ``INSERT ... SELECT ... ON
-    CONFLICT DO NOTHING`` (a concurrent duplicate delivery may have written the same rows; COPY
-    alone cannot skip them). Against ``bulk_create`` this skips formatting each vector as 384
-    decimal numbers and PostgreSQL parsing them back: halfvec goes over the wire as the 772
-    bytes PostgreSQL stores. Must run inside a transaction (the stage empties on commit).
+    Binary COPY into a session-local staging table, then one statement that empties the stage
+    into the table (``DELETE ... RETURNING`` feeding ``INSERT ... ON CONFLICT DO NOTHING``: a
+    concurrent duplicate delivery may have written the same rows; COPY alone cannot skip
+    them). Against ``bulk_create`` this skips formatting each vector as 384 decimal numbers and
+    PostgreSQL parsing them back: halfvec goes over the wire as the 772 bytes PostgreSQL
+    stores. Must run inside a transaction (the stage empties on commit).
     """
     if not rows:
         return 0
@@ -224,13 +310,8 @@ def vectors_write(
     now = timezone.now()
     with connection.cursor() as wrapper:
         cursor = wrapper.cursor  # the psycopg cursor: Django has no COPY
-        oid = _halfvec_oid(cursor)
+        oid = _stage_ready(cursor)
         cursor.adapters.register_dumper(_Halfvec, _halfvec_dumper(oid))
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (project_id bigint, call_id uuid,"
-            " start_time timestamptz, kind text, text_hash text, vector halfvec,"
-            " provider_key text, created_at timestamptz) ON COMMIT DELETE ROWS"
-        )
         with cursor.copy(f"COPY {_STAGE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([_INT8, _UUID, _TIMESTAMPTZ, _TEXT, _TEXT, oid, _TEXT, _TIMESTAMPTZ])
             for call, kind, digest in rows:
@@ -247,31 +328,61 @@ def vectors_write(
                     )
                 )
         table = CallEmbedding._meta.db_table
-        insert = (
-            f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGE}"  # noqa: S608 (constants only)
+        # Emptying the stage in the same statement keeps a second write in one transaction
+        # from re-reading these rows, without a round trip of its own.
+        move = (
+            f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {_COLUMNS})"  # noqa: S608 (constants only)
+            f" INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM staged"
             " ON CONFLICT (project_id, call_id, kind) DO NOTHING"
         )
-        cursor.execute(insert)
+        cursor.execute(move)
         inserted = int(cursor.rowcount)
-        cursor.execute(f"DELETE FROM {_STAGE}")  # noqa: S608 (for a second write before commit)
     return inserted
 
 
 # Built-in type oids (pg_type.dat); halfvec's is the extension's, looked up per connection.
 _INT8, _UUID, _TIMESTAMPTZ, _TEXT = 20, 2950, 1184, 25
-_halfvec_oids: dict[int, int] = {}
+# psycopg connection -> halfvec oid, for connections whose staging table exists.
+_stage_oids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 class _Halfvec(bytes):
     """A vector already in halfvec's binary wire format (dim, unused, float16s big-endian)."""
 
 
-def _halfvec_oid(cursor: Any) -> int:
-    key = id(cursor.connection)
-    if key not in _halfvec_oids:
-        cursor.execute("SELECT 'halfvec'::regtype::oid")
-        _halfvec_oids[key] = int(cursor.fetchone()[0])
-    return _halfvec_oids[key]
+def _stage_ready(cursor: Any) -> int:
+    """Make sure the staging table exists; returns the connection's halfvec oid.
+
+    Created with one round trip, and remembered per psycopg connection (held weakly, so a new
+    connection at a reused address creates its own) only when created outside a transaction:
+    a temporary table created inside one disappears if it rolls back.
+    :func:`call_embeddings_create` calls this before opening its transaction, so the embed
+    worker creates the table once per connection.
+    """
+    from django.db import connection
+
+    conn = cursor.connection
+    oid = _stage_oids.get(conn)
+    if oid is None:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (project_id bigint, call_id uuid,"
+            " start_time timestamptz, kind text, text_hash text, vector halfvec,"
+            " provider_key text, created_at timestamptz) ON COMMIT DELETE ROWS;"
+            " SELECT 'halfvec'::regtype::oid"
+        )
+        cursor.nextset()
+        oid = int(cursor.fetchone()[0])
+        if not connection.in_atomic_block:
+            _stage_oids[conn] = oid
+    return oid
+
+
+def stage_prepare() -> None:
+    """Create the vector write's staging table for this connection, outside any transaction."""
+    from django.db import connection
+
+    with connection.cursor() as wrapper:
+        _stage_ready(wrapper.cursor)
 
 
 @cache

@@ -75,6 +75,30 @@ def test_reuses_stored_vectors_of_identical_texts(
     assert elsewhere.embedded == 2
 
 
+@pytest.mark.django_db
+def test_interrupted_run_embeds_only_the_missing_kind_and_reuses_exact_vectors(
+    project: Project, provider: EmbeddingProvider
+) -> None:
+    [first] = make_calls(project, [WEATHER[2]], response="It will snow.")
+    embed(project, [first], provider)
+    # A run that wrote the prompt's row and died before the response's and the status update.
+    [call] = make_calls(project, [RESTAURANT[2]], response="Booked for six.")
+    embed(project, [call], provider)
+    CallEmbedding.objects.filter(project=project, call_id=call.id, kind="response").delete()
+    Call.objects.filter(project=project, id=call.id).update(embed_status=EmbedStatus.PENDING)
+    [repeat] = make_calls(project, [WEATHER[2]], response="It will snow.")
+    outcome = embed(project, [call, repeat], provider)
+    # The call's stored prompt is kept and not re-encoded; its response is encoded again (no
+    # row holds it any more); the repeat's texts are known.
+    assert (outcome.calls_done, outcome.rows, outcome.embedded, outcome.reused) == (2, 3, 1, 2)
+    rows = CallEmbedding.objects.filter(project=project)
+    assert rows.count() == 6
+    # Reused vectors, read back as binary halfvec, are stored bit for bit as the originals.
+    for kind in ("prompt", "response"):
+        original = rows.get(call_id=first.id, kind=kind).vector
+        assert np.array_equal(np.asarray(rows.get(call_id=repeat.id, kind=kind).vector), original)
+
+
 @pytest.fixture
 def corpus(project: Project, other_project: Project, provider: EmbeddingProvider) -> list[Call]:
     calls = make_calls(project, WEATHER + RESTAURANT + MUSIC)

@@ -183,10 +183,19 @@ def probe(signal: str) -> LinearProbe | None:
 
 # Provider keys whose vectors are the same function of the text. The ONNX fp32 export of
 # all-MiniLM-L6-v2 computes what the torch model computes (cosine to torch >= 0.9999 on every
-# text: tests/embeddings/test_backends.py), so a probe trained on one scores the other; int8 is
-# a different space (cosine p1 0.99, and its vectors move with their batch).
+# text: tests/embeddings/test_backends.py), so a probe trained on one scores the other. The
+# frozen-scale int8 graph (r2) is close enough for the shipped probes: the torch-trained
+# injection probe scores its vectors at pooled held-out AUROC 0.9950 against 0.9952 on torch's,
+# benign FPR at the same threshold 0.0039 on both (``python -m bench.embed_parity``). Dynamic
+# int8 (``onnx-int8``, r1) is not: its vectors moved with their batch.
 SAME_SPACE: tuple[frozenset[str], ...] = (
-    frozenset({"sentence-transformers:all-MiniLM-L6-v2:384", "onnx:all-MiniLM-L6-v2:384"}),
+    frozenset(
+        {
+            "sentence-transformers:all-MiniLM-L6-v2:384",
+            "onnx:all-MiniLM-L6-v2:384",
+            "onnx-int8-r2:all-MiniLM-L6-v2:384",
+        }
+    ),
 )
 
 
