@@ -139,7 +139,7 @@ class PermutationSample:
         out = norms[:, None] + norms[None, :] - 2.0 * (rows @ rows.T)
         np.maximum(out, 0.0, out=out)
         np.fill_diagonal(out, 0.0)
-        return out
+        return np.asarray(out, dtype=np.float32)
 
     @cached_property
     def kernel(self) -> npt.NDArray[np.float32]:
@@ -148,7 +148,7 @@ class PermutationSample:
         distances = self.squared_distances
         upper = distances[np.triu_indices(len(distances), 1)]
         sigma2 = max(float(np.median(upper)), 1e-12)
-        return np.exp(distances * np.float32(-1.0 / sigma2))
+        return np.asarray(np.exp(distances * np.float32(-1.0 / sigma2)), dtype=np.float32)
 
     @cached_property
     def neighbour_in_window(self) -> npt.NDArray[np.bool_]:
