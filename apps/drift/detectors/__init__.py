@@ -8,8 +8,8 @@ Public contract:
 * Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
   one): ``kernel_mmd`` (votes by default), ``mean_shift``, ``intent_share`` and
   ``new_intent`` (explainers), ``whitened_shift`` and ``knn_novelty`` (on request), each a
-  :class:`WindowDetector` with ``statistics(sample)`` over a :class:`PermutationSample` and ``explain(context)``, each reported as a
-  :class:`DetectionResult`.
+  :class:`WindowDetector` with ``statistics(sample)`` over a :class:`PermutationSample` and
+  ``explain(context)``, each reported as a :class:`DetectionResult`.
 * :func:`ood_scores` / :func:`calibrate_ood_threshold`: per-call out-of-domain scores.
 * :class:`MewmaDetector`: streaming alarms with a calibrated in-control run length.
 """
