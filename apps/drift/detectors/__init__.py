@@ -6,10 +6,10 @@ Public contract:
   ``baseline.test(window, *, texts=None) -> BaselineTestResult``; ``to_state()`` /
   ``from_state()`` for storage (JSON-able, arrays base64-encoded).
 * Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
-  one): ``mean_shift`` and ``whitened_shift`` (vote by default), ``intent_share`` and
-  ``new_intent`` (explainers), each a :class:`WindowDetector` with ``statistics(sample)``
-  over a :class:`PermutationSample` and ``explain(context)``, each reported as a
-  :class:`DetectionResult`.
+  one): ``kernel_mmd`` (votes by default), ``mean_shift``, ``intent_share`` and
+  ``new_intent`` (explainers), ``whitened_shift`` and ``knn_novelty`` (on request), each a
+  :class:`WindowDetector` with ``statistics(sample)`` over a :class:`PermutationSample` and
+  ``explain(context)``, each reported as a :class:`DetectionResult`.
 * :func:`ood_scores` / :func:`calibrate_ood_threshold`: per-call out-of-domain scores.
 * :class:`MewmaDetector`: streaming alarms with a calibrated in-control run length.
 """

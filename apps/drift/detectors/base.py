@@ -26,6 +26,13 @@ if TYPE_CHECKING:  # intents imports this module for the array aliases
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+# Nearest pooled rows kept per row for the neighbour statistics. A window row whose L nearest
+# rows all fall in its own window is scored at the L-th distance (still a function of the
+# split, so the test stays exact); with a window a quarter of the pool that happens with
+# probability 0.25^L.
+NEIGHBOURS = 24
+NEIGHBOUR_BLOCK = 1024
+
 
 @dataclass(frozen=True)
 class DetectionResult:
@@ -94,6 +101,65 @@ class PermutationSample:
         return np.asarray(sums @ self.eigenvectors, dtype=np.float64) * (
             1.0 / self.n + 1.0 / self.m
         )
+
+    @cached_property
+    def window_rows(self) -> IntArray:
+        """(B + 1, n): the pooled rows forming the window of every split (ascending)."""
+        _, columns = np.nonzero(self.masks)
+        return np.asarray(columns.reshape(len(self.masks), self.n), dtype=np.int64)
+
+    @cached_property
+    def neighbours(self) -> tuple[IntArray, FloatArray]:
+        """The :data:`NEIGHBOURS` nearest pooled rows of every pooled row, closest first:
+        indices (N, L) and squared Euclidean distances (N, L) (twice the cosine distance for
+        unit rows). A function of the pool only; computed in row blocks so the (N, N)
+        distances are never held at once."""
+        rows = self.centred.astype(np.float32)
+        norms = np.einsum("nd,nd->n", rows, rows)
+        count = len(rows)
+        width = min(NEIGHBOURS, count - 1)
+        index = np.empty((count, width), dtype=np.int64)
+        distance = np.empty((count, width), dtype=np.float64)
+        for start in range(0, count, NEIGHBOUR_BLOCK):
+            stop = min(start + NEIGHBOUR_BLOCK, count)
+            block = norms[start:stop, None] + norms[None, :] - 2.0 * (rows[start:stop] @ rows.T)
+            block[np.arange(stop - start), np.arange(start, stop)] = np.inf  # not itself
+            part = np.argpartition(block, width - 1, axis=1)[:, :width]
+            values = np.take_along_axis(block, part, axis=1)
+            order = np.argsort(values, axis=1)
+            index[start:stop] = np.take_along_axis(part, order, axis=1)
+            distance[start:stop] = np.maximum(np.take_along_axis(values, order, axis=1), 0.0)
+        return index, distance
+
+    @cached_property
+    def squared_distances(self) -> npt.NDArray[np.float32]:
+        """(N, N) squared Euclidean distances between pooled rows."""
+        rows = self.centred.astype(np.float32)
+        norms = np.einsum("nd,nd->n", rows, rows)
+        out = norms[:, None] + norms[None, :] - 2.0 * (rows @ rows.T)
+        np.maximum(out, 0.0, out=out)
+        np.fill_diagonal(out, 0.0)
+        return np.asarray(out, dtype=np.float32)
+
+    @cached_property
+    def kernel(self) -> npt.NDArray[np.float32]:
+        """(N, N) Gaussian kernel of the pool, bandwidth by the median heuristic: the median of
+        the (N, N) squared distances (each pair twice, and the N zeros of the diagonal, which
+        at N >= 100 moves it by a hair; no (N^2 / 2) index arrays), a function of the pool."""
+        distances = self.squared_distances
+        sigma2 = max(float(np.median(distances)), 1e-12)
+        return np.asarray(np.exp(distances * np.float32(-1.0 / sigma2)), dtype=np.float32)
+
+    @cached_property
+    def neighbour_in_window(self) -> npt.NDArray[np.bool_]:
+        """(B + 1, n, L): for each window row of each split, which of its nearest pooled rows
+        lie in that split's window too."""
+        index, _ = self.neighbours
+        inside = self.masks.astype(bool)
+        rows = self.window_rows
+        return np.take_along_axis(
+            inside[:, None, :], index[rows].reshape(len(rows), -1)[:, None, :], axis=2
+        ).reshape(len(rows), self.n, index.shape[1])
 
     @cached_property
     def window_counts(self) -> FloatArray:

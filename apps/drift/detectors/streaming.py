@@ -119,6 +119,7 @@ class MewmaDetector:
         block_size: int = 10,
         n_streams: int = 200,
         seed: int = 0,
+        shrinkage: float = 0.0,
     ) -> MewmaDetector:
         """Fit the whitening on ``reference`` (rows in arrival order) and calibrate the limit
         for an in-control average run length of ``arl0`` events."""
@@ -137,7 +138,7 @@ class MewmaDetector:
         in_fit = rng.permutation(int(blocks.max()) + 1)[blocks] % 2 == 0
         if in_fit.all() or not in_fit.any():
             in_fit = np.arange(len(vectors)) % 2 == 0
-        _, whitening = cls._whitening(vectors[in_fit], n_components)
+        _, whitening = cls._whitening(vectors[in_fit], n_components, shrinkage)
         # The centre uses every row: with a small lam the error of the mean is a noticeable
         # share of the statistic's variance (1/N against lam/2 per whitened coordinate).
         mean = vectors.mean(axis=0).astype(np.float32).astype(np.float64)
@@ -156,13 +157,18 @@ class MewmaDetector:
         return detector
 
     @staticmethod
-    def _whitening(vectors: FloatArray, n_components: int) -> tuple[FloatArray, FloatArray]:
+    def _whitening(
+        vectors: FloatArray, n_components: int, shrinkage: float = 0.0
+    ) -> tuple[FloatArray, FloatArray]:
         mean = vectors.mean(axis=0)
         _, singular, vt = np.linalg.svd(vectors - mean, full_matrices=False)
         q = min(n_components, len(singular))
-        variance = singular[:q] ** 2 / (len(vectors) - 1)
-        # A floor keeps near-empty directions from exploding under whitening.
-        variance = np.maximum(variance, 1e-6 * variance[0])
+        everything = singular**2 / (len(vectors) - 1)
+        # A floor keeps near-empty directions from exploding under whitening; shrinkage (a
+        # share of the average variance, as in the whitened window test) keeps the many small
+        # directions a new intent moves in from drowning the chart in their noise.
+        variance = np.maximum(everything[:q], 1e-6 * everything[0])
+        variance = variance + shrinkage * float(everything.mean())
         whitening = vt[:q] / np.sqrt(variance)[:, None]
         # The state stores float32: round now so a reloaded detector is the same detector.
         return (
