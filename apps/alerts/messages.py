@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 
@@ -37,6 +37,22 @@ _TITLES = {
     EventKind.RENOTIFY: "Still firing ({severity}): {rule}",
     EventKind.RESOLVED: "Resolved: {rule}",
 }
+
+
+def compare_url(incident: Incident, *, project_slug: str) -> str:
+    """The comparison page behind a prompt-version regression ("" for other incidents)."""
+    details = incident.details
+    if details.get("metric") != "prompt_regression" or not (details.get("a") and details.get("b")):
+        return ""
+    query = urlencode(
+        {
+            "dimension": "prompt_version",
+            "prompt": str(details.get("prompt", "")),
+            "a": str(details["a"]),
+            "b": str(details["b"]),
+        }
+    )
+    return ui_url("/compare/", project_slug=project_slug, query=query)
 
 
 def _figures(rule: AlertRule, incident: Incident) -> tuple[tuple[str, str], ...]:
@@ -97,6 +113,7 @@ def message_for_event(
         labels=tuple((k, str(v) or "(none)") for k, v in incident.group.items()),
         examples=examples if kind != EventKind.RESOLVED else (),
         url=incident_url(incident, project_slug=project.slug),
+        compare_url=compare_url(incident, project_slug=project.slug),
         occurred_at=event.created_at,
         delivery_id=delivery_id,
         incident_id=incident.pk,

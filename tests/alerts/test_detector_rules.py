@@ -6,8 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from apps.alerts.messages import message_for_event
 from apps.alerts.models import Incident, IncidentState, Notification
 from apps.alerts.services import evaluation, rules
+from apps.alerts.transports.slack import build_payload
 from apps.drift.models import DriftCheck, DriftMonitor
 from tests.alerts.conftest import add_calls
 
@@ -169,6 +171,16 @@ def test_prompt_regression_fires_on_a_worse_new_version_and_waits_for_enough_cal
     assert incident.group == {"prompt": "answer"}
     assert incident.details["regressed"] == ["error"]
     assert incident.summary.startswith("Prompt answer: v2 is worse than v1 on error")
+    # Slack's message links the side-by-side comparison of the two versions.
+    message = message_for_event(
+        event=incident.events.earliest("created_at"), incident=incident, rule=rule, delivery_id="d"
+    )
+    assert message.compare_url.endswith(
+        "/compare/?project=" + project.slug + "&dimension=prompt_version&prompt=answer&a=v1&b=v2"
+    )
+    buttons = [b for block in build_payload(message)["blocks"] if block["type"] == "actions"
+               for b in block["elements"]]  # fmt: skip
+    assert [b["url"] for b in buttons] == [message.url, message.compare_url]
 
 
 def test_prompt_regression_stays_quiet_on_a_null_run(project, now):

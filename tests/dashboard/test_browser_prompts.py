@@ -93,7 +93,13 @@ def test_prompts_sessions_users_agents_and_timeline(
     assert XSS in session.page.locator(".diff").inner_text()
     session.shot("prompt-detail")
 
-    session.goto("/compare/?dimension=release&a=2.4&b=2.5&range=24h")
+    # The release-gating question from the overview: filter on 2.5, one click to the comparison.
+    session.goto("/?range=24h&release=2.5")
+    link = session.page.locator("[data-compare-link]")
+    assert link.inner_text() == "Compare 2.5 with 2.4"
+    with session.page.expect_navigation():
+        link.click()
+    assert "/compare/?dimension=release&a=2.4&b=2.5" in session.page.url
     assert session.page.locator(".headline").inner_text().startswith("2.5 is worse than 2.4")
     session.shot("compare")
 

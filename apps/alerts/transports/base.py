@@ -41,6 +41,8 @@ class AlertMessage:
     incident_id: int | None = None
     rule_id: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # The side-by-side comparison behind a regression (prompt versions), when there is one.
+    compare_url: str = ""
 
 
 class TransportError(Exception):

@@ -85,19 +85,25 @@ def build_payload(message: AlertMessage) -> dict[str, Any]:
             snippet = escape(truncate(_one_line(example.text), EXAMPLE_CHARS))
             lines.append(f"• <{example.url}|{escape(example.call_id[:12])}> {snippet}")
         blocks.append(_section("*Example calls*\n" + "\n".join(lines)))
+    buttons = []
     if message.url:
-        blocks.append(
+        buttons.append(
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open in Driftline"},
-                        "url": message.url,
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open in Driftline"},
+                "url": message.url,
             }
         )
+    if message.compare_url:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Compare side by side"},
+                "url": message.compare_url,
+            }
+        )
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     context = (
         f"Driftline · {escape(message.project_name)} · {message.occurred_at:%Y-%m-%d %H:%M} UTC"
     )

@@ -67,6 +67,7 @@ def build_payload(message: AlertMessage) -> dict[str, Any]:
             {"call_id": e.call_id, "text": e.text, "url": e.url} for e in message.examples
         ],
         "url": message.url,
+        "compare_url": message.compare_url or None,
         **({"data": message.extra} if message.extra else {}),
     }
 

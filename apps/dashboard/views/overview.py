@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from apps.compare.selectors import dimension_values
 from apps.dashboard import charts
 from apps.dashboard.access import ProjectAccess, project_view
 from apps.dashboard.forms import OverviewFilterForm, cleaned
@@ -22,6 +25,19 @@ from apps.traces.rollup_selectors import (
     rollup_feedback_series,
     rollup_overview_totals,
 )
+
+
+def _release_comparison(releases: list[str], chosen: str, window: str) -> dict[str, str] | None:
+    """The release-gating question one click away: the chosen (else the newest) release against
+    the one used before it (else the newest other). ``releases`` is most recently used first."""
+    b = chosen if chosen in releases else (releases[0] if releases else "")
+    others = [r for r in releases if r != b]
+    if not others:
+        return None
+    earlier = releases[releases.index(b) + 1 :]
+    a = earlier[0] if earlier else others[0]
+    query = urlencode({"dimension": "release", "a": a, "b": b, "range": window})
+    return {"a": a, "b": b, "query": query}
 
 
 @project_view("read")
@@ -65,5 +81,10 @@ def overview(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             "safety": charts.safety_chart(series, links=bucket_links),
         },
         "feedback_count": current.feedback_count,
+        "release_comparison": _release_comparison(
+            dimension_values(project=project, dimension="release", limit=20),
+            data["release"],
+            window.key,
+        ),
     }
     return render(request, "dashboard/overview.html", context)
