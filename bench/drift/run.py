@@ -283,7 +283,7 @@ def calibrate_sliding(
     horizon = 2 * ARL0
     paths = np.empty((n, horizon), dtype=np.float32)
     for s in range(n):
-        stream = pool[rng.integers(0, len(pool), horizon)]
+        stream = pool[null_stream(np.arange(len(pool)), horizon, rng)]
         paths[s] = np.maximum.accumulate(
             np.nan_to_num(sliding_paths(stream, reference_mean, window), nan=0.0)
         )
@@ -297,89 +297,128 @@ def calibrate_sliding(
     return high
 
 
-def streaming(quick: bool) -> dict[str, Any]:
-    """SNIPS, one held-out intent per fold; reference of 4,000 calls in random order."""
-    vectors, _, labels_list = dataset_vectors("snips")
-    labels = np.asarray(labels_list)
-    names = sorted(set(labels_list))
-    folds = names[:1] if quick else names[:2]
+# (lam, n_components, shrinkage): the product's default first, then the ones it was chosen from.
+STREAM_CONFIGS = ((0.01, 384, 0.1), (0.005, 384, 0.1), (0.02, 384, 0.1), (0.01, 384, 0.3))
+STREAM_REFERENCE = 1500
+STREAM_NULL_EVENTS = 200_000
+
+
+def null_stream(pool: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows of an in-control stream: passes over the pool in fresh random orders.
+
+    Drawing with replacement from a small pool gives every window the pool's own mean error
+    as a persistent shift (a drift of 1/len(pool)); without replacement inside a pass the
+    window means scatter around the population mean as fresh traffic would.
+    """
+    passes = -(-length // len(pool))
+    return np.concatenate([rng.permutation(pool) for _ in range(passes)])[:length]
+
+
+def stream_folds(labels: np.ndarray, quick: bool) -> list[str]:
+    """Held-out classes: the largest ones (a 10% share must be drawable many times) that are
+    not a third of the data or more (the rest must still make a reference and a null pool)."""
+    names, counts = np.unique(labels, return_counts=True)
+    order = [
+        str(n)
+        for n, c in zip(names[np.argsort(-counts, kind="stable")], np.sort(counts)[::-1])
+        if 3 * c < len(labels)
+    ]
+    return order[:1] if quick else order[:2]
+
+
+def streaming(
+    quick: bool,
+    datasets: tuple[str, ...] = ("snips",),
+    configs: tuple[tuple[float, int, float], ...] = STREAM_CONFIGS,
+) -> dict[str, Any]:
+    """Per data set and held-out class: MEWMA configurations and sliding windows on the same
+    null streams (measured run length) and the same change streams (delay after a 10% new
+    intent), all calibrated for ARL0 = 5,000 events."""
     delay_reps = 10 if quick else 20
-    null_streams = 2 if quick else 3
-    rows_out: dict[str, Any] = defaultdict(lambda: {"delays": [], "alarms": 0, "events": 0})
-    for held_out in progress(folds, desc="streaming folds"):
-        rng = np.random.default_rng(abs(hash(held_out)) % (1 << 31))
-        known = rng.permutation(np.flatnonzero(labels != held_out))
-        new_rows = np.flatnonzero(labels == held_out)
-        ref, rest = known[:4000], known[4000:]
-        reference = vectors[ref]
-
-        def changed(
-            count: int,
-            rng: np.random.Generator = rng,
-            new_rows: np.ndarray = new_rows,
-            rest: np.ndarray = rest,
-        ) -> np.ndarray:
-            extra = rng.random(count) < STREAM_NEW_SHARE
-            return np.where(extra, rng.choice(new_rows, count), rng.choice(rest, count))
-
-        for lam, comps in ((0.01, 32),):
-            key = f"mewma_lam{lam}_q{comps}"
-            mewma = MewmaDetector.fit(
-                reference,
-                arl0=ARL0,
-                lam=lam,
-                n_components=comps,
-                seed=1,
-                n_streams=100 if quick else 200,
-            )
-            for _ in range(null_streams):
-                update = MewmaDetector.from_state(mewma.to_state()).update(
-                    vectors[rng.choice(rest, 4 * ARL0)]
+    null_events = STREAM_NULL_EVENTS // (4 if quick else 1)
+    out: dict[str, Any] = {}
+    for name in datasets:
+        vectors, _, labels_list = dataset_vectors(name)
+        labels = np.asarray(labels_list)
+        rows_out: dict[str, Any] = defaultdict(
+            lambda: {"delays": [], "alarms": 0, "events": 0, "fit_s": []}
+        )
+        folds = stream_folds(labels, quick)
+        for held_out in progress(folds, desc=f"streaming {name}"):
+            seed = int.from_bytes(f"{name}/{held_out}".encode()[:8].ljust(8, b"."), "little")
+            rng = np.random.default_rng(seed % (1 << 31))
+            known = rng.permutation(np.flatnonzero(labels != held_out))
+            new_rows = np.flatnonzero(labels == held_out)
+            size = min(STREAM_REFERENCE, len(known) // 2)
+            ref, rest = known[:size], known[size:]
+            reference = vectors[ref]
+            nulls = [null_stream(rest, null_events // 4, rng) for _ in range(4)]
+            changes = []
+            for _ in range(delay_reps):
+                extra = rng.random(MAX_DELAY) < STREAM_NEW_SHARE
+                after = np.where(
+                    extra, rng.choice(new_rows, MAX_DELAY), rng.choice(rest, MAX_DELAY)
                 )
-                rows_out[key]["alarms"] += len(update.alarm_positions)
-                rows_out[key]["events"] += 4 * ARL0
-            for _ in range(delay_reps):
-                detector = MewmaDetector.from_state(mewma.to_state())
-                detector.update(vectors[rng.choice(rest, 500)])
-                delay = MAX_DELAY
-                for start in range(0, MAX_DELAY, 500):
-                    update = detector.update(vectors[changed(500)])
-                    if update.alarm:
-                        delay = start + update.alarm_positions[0] + 1
-                        break
-                rows_out[key]["delays"].append(delay)
-        reference_mean = reference.astype(np.float64).mean(axis=0)
-        half = len(rest) // 2
-        for window in SLIDING_WINDOWS:
-            key = f"sliding_w{window}"
-            threshold = calibrate_sliding(
-                vectors[rest[:half]], reference_mean, window, rng, 30 if quick else 60
-            )
-            for _ in range(null_streams):
-                path = sliding_paths(vectors[rng.choice(rest, 4 * ARL0)], reference_mean, window)
-                start, alarms = window - 1, 0
-                while True:
-                    hits = np.flatnonzero(np.nan_to_num(path[start:], nan=0.0) > threshold)
-                    if not hits.size:
-                        break
-                    alarms += 1
-                    start = int(hits[0]) + start + window
-                rows_out[key]["alarms"] += alarms
-                rows_out[key]["events"] += 4 * ARL0
-            for _ in range(delay_reps):
-                stream = np.concatenate([rng.choice(rest, window), changed(MAX_DELAY)])
-                path = sliding_paths(vectors[stream], reference_mean, window)
-                hits = np.flatnonzero(np.nan_to_num(path[window:], nan=0.0) > threshold)
-                rows_out[key]["delays"].append(int(hits[0]) + 1 if hits.size else MAX_DELAY)
-    out = {}
-    for key, value in rows_out.items():
-        delays = np.asarray(value["delays"], dtype=np.float64)
-        out[key] = {
-            "measured_arl0": value["events"] / value["alarms"] if value["alarms"] else None,
-            "null_events": value["events"],
-            "median_delay": float(np.median(delays)),
-            "runs": int(delays.size),
-        }
+                changes.append((rng.choice(rest, max(SLIDING_WINDOWS)), after))
+            for lam, comps, shrink in configs:
+                key = f"mewma_lam{lam}_q{comps}_s{shrink}"
+                began = time.perf_counter()
+                mewma = MewmaDetector.fit(
+                    reference,
+                    arl0=ARL0,
+                    lam=lam,
+                    n_components=min(comps, size // 2),
+                    shrinkage=shrink,
+                    block_size=1,
+                    seed=1,
+                    n_streams=100 if quick else 300,
+                )
+                rows_out[key]["fit_s"].append(time.perf_counter() - began)
+                for stream in nulls:
+                    update = MewmaDetector.from_state(mewma.to_state()).update(vectors[stream])
+                    rows_out[key]["alarms"] += len(update.alarm_positions)
+                    rows_out[key]["events"] += len(stream)
+                for before, after in changes:
+                    detector = MewmaDetector.from_state(mewma.to_state())
+                    detector.update(vectors[before[:500]])
+                    update = detector.update(vectors[after])
+                    delay = update.alarm_positions[0] + 1 if update.alarm else MAX_DELAY
+                    rows_out[key]["delays"].append(delay)
+            reference_mean = reference.astype(np.float64).mean(axis=0)
+            half = len(rest) // 2
+            for window in SLIDING_WINDOWS:
+                key = f"sliding_w{window}"
+                threshold = calibrate_sliding(
+                    vectors[rest[:half]], reference_mean, window, rng, 30 if quick else 60
+                )
+                for stream in nulls:
+                    path = sliding_paths(vectors[stream], reference_mean, window)
+                    start, alarms = window - 1, 0
+                    while True:
+                        hits = np.flatnonzero(np.nan_to_num(path[start:], nan=0.0) > threshold)
+                        if not hits.size:
+                            break
+                        alarms += 1
+                        start = int(hits[0]) + start + window
+                    rows_out[key]["alarms"] += alarms
+                    rows_out[key]["events"] += len(stream)
+                for before, after in changes:
+                    stream = np.concatenate([before[:window], after])
+                    path = sliding_paths(vectors[stream], reference_mean, window)
+                    hits = np.flatnonzero(np.nan_to_num(path[window:], nan=0.0) > threshold)
+                    rows_out[key]["delays"].append(int(hits[0]) + 1 if hits.size else MAX_DELAY)
+        table = {}
+        for key, value in rows_out.items():
+            delays = np.asarray(value["delays"], dtype=np.float64)
+            table[key] = {
+                "measured_arl0": value["events"] / value["alarms"] if value["alarms"] else None,
+                "null_alarms": value["alarms"],
+                "null_events": value["events"],
+                "median_delay": float(np.median(delays)),
+                "runs": int(delays.size),
+                "fit_s": float(np.mean(value["fit_s"])) if value["fit_s"] else None,
+            }
+        out[name] = {"folds": folds, "reference": size, "methods": table}
     return out
 
 
@@ -427,12 +466,25 @@ def print_tables(results: dict[str, Any]) -> None:
         count = sum(v["windows"] for v in sweep.values())
         print(f"  pooled: {total / count:.4f} over {count} windows (target 0.05, at most 0.0625)")
     stream = results.get("streaming")
-    if stream:
-        print(f"\nStreaming at ARL0 = {ARL0} events, 10% new intent after the change (SNIPS)")
-        print(f"{'method':22} {'measured ARL0':>14} {'median delay':>13} {'runs':>5}")
-        for key, row in stream.items():
+    for name, data in (stream or {}).items():
+        print(
+            f"\nStreaming on {name} at ARL0 = {ARL0} events, 10% new intent after the change "
+            f"(held out {', '.join(data['folds'])}; reference {data['reference']})"
+        )
+        print(
+            f"{'method':28} {'measured ARL0':>14} {'alarms':>6} {'median delay':>13} "
+            f"{'runs':>5} {'fit s':>6}"
+        )
+        for key, row in data["methods"].items():
             arl = f"{row['measured_arl0']:.0f}" if row["measured_arl0"] else "> all"
-            print(f"{key:22} {arl:>14} {row['median_delay']:>13.0f} {row['runs']:>5}")
+            fit = f"{row['fit_s']:.1f}" if row["fit_s"] is not None else "-"
+            print(
+                f"{key:28} {arl:>14} {row['null_alarms']:>6} {row['median_delay']:>13.0f} "
+                f"{row['runs']:>5} {fit:>6}"
+            )
+        sliding = [r["median_delay"] for k, r in data["methods"].items() if k.startswith("sliding")]
+        if sliding:
+            print(f"  best sliding window median delay: {min(sliding):.0f}")
 
 
 def main() -> None:
@@ -442,21 +494,37 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-streaming", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the results file")
+    parser.add_argument(
+        "--streaming-only", action="store_true", help="only the streaming comparison"
+    )
+    parser.add_argument(
+        "--stream-configs",
+        default="",
+        help="MEWMA configurations lam:n_components:shrinkage,... (default STREAM_CONFIGS)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    evidently = evidently_methods()
+    evidently = {} if args.streaming_only else evidently_methods()
     results: dict[str, Any] = {
         "quick": args.quick,
         "levels": LEVELS,
         "ours": list(DEFAULT_DETECTORS),
         "datasets": {},
     }
-    for name in args.datasets.split(","):
-        results["datasets"][name] = run_dataset(name, args.quick, evidently)
-    if not args.no_sweep:
-        results["false_alarm_sweep"] = false_alarm_sweep(args.quick)
+    datasets = tuple(args.datasets.split(","))
+    if not args.streaming_only:
+        for name in datasets:
+            results["datasets"][name] = run_dataset(name, args.quick, evidently)
+        if not args.no_sweep:
+            results["false_alarm_sweep"] = false_alarm_sweep(args.quick)
     if not args.no_streaming:
-        results["streaming"] = streaming(args.quick)
+        configs = STREAM_CONFIGS
+        if args.stream_configs:
+            configs = tuple(
+                (float(lam), int(q), float(shrink))
+                for lam, q, shrink in (c.split(":") for c in args.stream_configs.split(","))
+            )
+        results["streaming"] = streaming(args.quick, datasets, configs)
     results["wall_s"] = time.perf_counter() - started
     print_tables(results)
     out = REPO / "bench" / "results"

@@ -183,26 +183,36 @@ class MewmaDetector:
     def _calibrate(
         self, whitened: FloatArray, *, block_size: int, n_streams: int, rng: np.random.Generator
     ) -> float:
+        """Bisect the limit on simulated in-control streams, all streams advanced at once.
+
+        One step of every stream is one (streams, q) update, so a fit with q = 384 and 400
+        streams of 10,000 events takes seconds instead of the minute a stream-by-stream
+        filter took.
+        """
         horizon = int(max(2 * self.arl0, 2000))
         q = whitened.shape[1]
         # Centre the held-out half on its own mean and give each simulated stream its own
         # draw of the reference mean's error (fresh traffic sees one such error).
-        whitened = whitened - whitened.mean(axis=0)
-        spread = whitened.std(axis=0) / np.sqrt(self.reference_size)
-        variance = self._variance(np.arange(1, horizon + 1))
-        paths_max = np.empty((n_streams, horizon), dtype=np.float32)
-        chunk = 16
-        for start in range(0, n_streams, chunk):
-            count = min(chunk, n_streams - start)
-            rows = np.stack(
-                [block_resample(len(whitened), horizon, block_size, rng) for _ in range(count)]
-            )
-            # Fresh traffic sees the fit half's mean error once per stream: re-draw it.
-            offsets = rng.normal(size=(count, 1, q)) * spread
-            stream = whitened[rows] + offsets
-            z = lfilter([self.lam], [1.0, -(1.0 - self.lam)], stream, axis=1)
-            t2 = np.einsum("stq,stq->st", z, z) / variance[None, :]
-            paths_max[start : start + count] = np.maximum.accumulate(t2, axis=1)
+        centred = whitened - whitened.mean(axis=0)
+        spread = centred.std(axis=0) / np.sqrt(self.reference_size)
+        pool = (self.lam * centred).astype(np.float32)
+        offsets = (self.lam * rng.normal(size=(n_streams, q)) * spread).astype(np.float32)
+        rows = np.stack(
+            [block_resample(len(pool), horizon, block_size, rng) for _ in range(n_streams)],
+            axis=1,
+        )  # (horizon, streams)
+        decay = np.float32(1.0 - self.lam)
+        z = np.zeros((n_streams, q), dtype=np.float32)
+        step = np.empty_like(z)
+        t2 = np.empty((horizon, n_streams), dtype=np.float32)
+        for t in range(horizon):
+            np.take(pool, rows[t], axis=0, out=step)
+            step += offsets
+            z *= decay
+            z += step
+            t2[t] = np.einsum("sq,sq->s", z, z)
+        t2 /= self._variance(np.arange(1, horizon + 1)).astype(np.float32)[:, None]
+        paths_max = np.maximum.accumulate(t2, axis=0).T
         low, high = 0.0, float(paths_max.max()) * 2 + 1.0
         for _ in range(60):
             middle = (low + high) / 2
