@@ -320,7 +320,9 @@ def stream_folds(labels: np.ndarray, quick: bool) -> list[str]:
     names, counts = np.unique(labels, return_counts=True)
     order = [
         str(n)
-        for n, c in zip(names[np.argsort(-counts, kind="stable")], np.sort(counts)[::-1])
+        for n, c in zip(
+            names[np.argsort(-counts, kind="stable")], np.sort(counts)[::-1], strict=True
+        )
         if 3 * c < len(labels)
     ]
     return order[:1] if quick else order[:2]
@@ -518,7 +520,7 @@ def main() -> None:
         if not args.no_sweep:
             results["false_alarm_sweep"] = false_alarm_sweep(args.quick)
     if not args.no_streaming:
-        configs = STREAM_CONFIGS
+        configs: tuple[tuple[float, int, float], ...] = STREAM_CONFIGS
         if args.stream_configs:
             configs = tuple(
                 (float(lam), int(q), float(shrink))

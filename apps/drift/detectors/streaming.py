@@ -115,16 +115,28 @@ class MewmaDetector:
         *,
         arl0: float = 5000,
         lam: float = 0.01,
-        n_components: int = 32,
-        block_size: int = 10,
-        n_streams: int = 200,
+        n_components: int | None = None,
+        block_size: int = 1,
+        n_streams: int = 300,
         seed: int = 0,
-        shrinkage: float = 0.0,
+        shrinkage: float = 0.1,
     ) -> MewmaDetector:
         """Fit the whitening on ``reference`` (rows in arrival order) and calibrate the limit
-        for an in-control average run length of ``arl0`` events."""
+        for an in-control average run length of ``arl0`` events.
+
+        The defaults are the product's (chosen by the worst of three data sets in
+        ``bench.drift.run --streaming-only``): every direction (``n_components`` None: all
+        of them, at most half the reference), covariance shrinkage 0.1 of the average
+        variance, ``lam`` 0.01. A new intent moves the mean in many small directions at
+        once; 32 principal directions missed most of it. ``block_size`` 1: blocks of 10
+        resampled from a held-out half of ~750 rows gave a limit whose measured run length
+        was many times the requested one.
+        """
         vectors = np.asarray(reference, dtype=np.float64)
-        if vectors.ndim != 2 or len(vectors) < 2 * n_components:
+        if n_components is None and vectors.ndim == 2:
+            n_components = min(vectors.shape[1], len(vectors) // 2)
+        n_components = int(n_components or 0)
+        if vectors.ndim != 2 or n_components < 1 or len(vectors) < 2 * n_components:
             raise ValueError("reference must be (n, d) with n >= 2 * n_components")
         if not 0 < lam <= 1:
             raise ValueError("lam must be in (0, 1]")

@@ -196,7 +196,7 @@ def baseline_fit_run(
 
 def _stream_fit(reference: np.ndarray) -> MewmaDetector | None:
     try:
-        return MewmaDetector.fit(reference, n_components=min(32, len(reference) // 2))
+        return MewmaDetector.fit(reference)
     except ValueError:
         logger.warning("streaming detector not fitted: reference of %d rows", len(reference))
         return None
