@@ -1,4 +1,5 @@
-"""Small builders for dashboard tests: calls and feedback with sensible defaults."""
+"""Small builders for dashboard tests: calls, feedback, alert rules and incidents with sensible
+defaults."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.alerts.models import AlertRule, Incident, IncidentEvent
+from apps.alerts.services.rules import rule_create
 from apps.traces.models import Call, Feedback
 from apps.traces.rollups import rollup_add_calls, rollup_flush
 
@@ -48,3 +51,48 @@ def make_feedback(project: Project, call: Call, **fields: Any) -> Feedback:
     feedback = Feedback.objects.create(project=project, call_id=call.id, **defaults)
     _roll_up(project, call.id)
     return feedback
+
+
+def make_rule(project: Project, **fields: Any) -> AlertRule:
+    """An error-rate rule per model (over 20% in 10 min) unless ``fields`` say otherwise."""
+    defaults: dict[str, Any] = {
+        "name": "Errors",
+        "kind": "metric",
+        "metric": "error_rate",
+        "operator": ">",
+        "threshold": 0.2,
+        "window": "10m",
+        "group_by": ["model"],
+    }
+    defaults.update(fields)
+    return rule_create(project=project, **defaults)
+
+
+def make_incident(
+    project: Project,
+    rule: AlertRule,
+    *,
+    ago: timedelta = timedelta(minutes=2),
+    lasted: timedelta | None = None,
+    values: tuple[float, ...] = (),
+    **fields: Any,
+) -> Incident:
+    """An incident of ``rule`` for model gpt-4o that started ``ago``: firing, or resolved after
+    ``lasted``; ``values`` become its re-notification events (the peak reads from them)."""
+    start = timezone.now() - ago
+    defaults: dict[str, Any] = {
+        "group_key": '{"model":"gpt-4o"}',
+        "group": {"model": "gpt-4o"},
+        "state": "resolved" if lasted is not None else "firing",
+        "severity": "warning",
+        "value": 0.3,
+        "threshold": 0.2,
+        "summary": "Error rate high",
+        "started_at": start,
+        "resolved_at": start + lasted if lasted is not None else None,
+    }
+    defaults.update(fields)
+    incident = Incident.objects.create(project=project, rule=rule, **defaults)
+    for value in values:
+        IncidentEvent.objects.create(incident=incident, kind="renotify", value=value)
+    return incident

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.embeddings.providers import get_provider
 from apps.embeddings.services import call_embeddings_create
-from tests.dashboard.factories import make_call
+from tests.dashboard.factories import make_call, make_incident, make_rule
 from tests.dashboard.test_browser import Session, browser, session  # noqa: F401
 from tests.embeddings.test_filtered_search import DUPLICATE, _crowd
 
@@ -71,34 +71,17 @@ def test_an_incident_is_muted_and_its_calls_opened(
     alice: Any,
     project: Any,
 ) -> None:
-    from apps.alerts.models import Incident
-    from apps.alerts.services.rules import rule_create
 
-    rule = rule_create(
-        project=project,
-        name="Errors",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.2,
-        window="10m",
-        group_by=["model"],
-    )
+    rule = make_rule(project)
     now = timezone.now()
-    incident = Incident.objects.create(
-        project=project,
-        rule=rule,
-        group_key='{"model":"gpt-4o"}',
-        group={"model": "gpt-4o"},
-        state="firing",
-        severity="warning",
+    incident = make_incident(
+        project,
+        rule,
         value=0.5,
-        threshold=0.2,
         sample_count=4,
         summary="Error rate is 50.0% over the last 10 min for model gpt-4o.",
-        started_at=now - timedelta(minutes=2),
-        fired_at=now - timedelta(minutes=2),
         last_evaluated_at=now,
+        fired_at=now - timedelta(minutes=2),
     )
     failing = make_call(
         project, model="gpt-4o", status="error", prompt="refund my order", ago=timedelta(minutes=4)

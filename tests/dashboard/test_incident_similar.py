@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
-from apps.alerts.models import Incident, IncidentEvent
-from apps.alerts.services.rules import rule_create
+from tests.dashboard.factories import make_incident, make_rule
 
 PASSWORD = "correct horse battery staple"
 
@@ -22,67 +20,21 @@ def login(user: Any) -> Client:
     return client
 
 
-def _incident(project: Any, rule: Any, *, ago: timedelta, lasted: timedelta | None, **kw: Any):
-    start = timezone.now() - ago
-    incident = Incident.objects.create(
-        project=project,
-        rule=rule,
-        group_key=kw.pop("group_key", '{"model":"gpt-4o"}'),
-        group=kw.pop("group", {"model": "gpt-4o"}),
-        state="resolved" if lasted is not None else "firing",
-        severity="warning",
-        value=kw.pop("value", 0.3),
-        threshold=0.2,
-        summary="Error rate high",
-        started_at=start,
-        resolved_at=start + lasted if lasted is not None else None,
-    )
-    for value in kw.pop("values", []):
-        IncidentEvent.objects.create(incident=incident, kind="renotify", value=value)
-    return incident
-
-
 @pytest.mark.django_db
 def test_similar_past_incidents_with_when_how_long_and_peak(alice, project, other_project) -> None:
-    rule = rule_create(
-        project=project,
-        name="Errors",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.2,
-        window="10m",
-        group_by=["model"],
+    rule = make_rule(project)
+    other_rule = make_rule(project, name="Errors (strict)", threshold=0.1, window="5m")
+    latency = make_rule(project, name="Slow", metric="latency_p95", threshold=2000, group_by=[])
+    now_incident = make_incident(project, rule, ago=timedelta(minutes=5), lasted=None)
+    same_rule = make_incident(
+        project, rule, ago=timedelta(days=2), lasted=timedelta(minutes=45), values=(0.31, 0.62)
     )
-    other_rule = rule_create(
-        project=project,
-        name="Errors (strict)",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.1,
-        window="5m",
-        group_by=["model"],
-    )
-    latency = rule_create(
-        project=project,
-        name="Slow",
-        kind="metric",
-        metric="latency_p95",
-        operator=">",
-        threshold=2000,
-        window="10m",
-    )
-    now_incident = _incident(project, rule, ago=timedelta(minutes=5), lasted=None)
-    same_rule = _incident(
-        project, rule, ago=timedelta(days=2), lasted=timedelta(minutes=45), values=[0.31, 0.62]
-    )
-    same_scope = _incident(
+    same_scope = make_incident(
         project, other_rule, ago=timedelta(days=5), lasted=timedelta(hours=3), value=0.15
     )
     # Not similar: another metric; the same metric for another model; later; another tenant.
-    _incident(project, latency, ago=timedelta(days=1), lasted=timedelta(minutes=5), value=3000)
-    _incident(
+    make_incident(project, latency, ago=timedelta(days=1), lasted=timedelta(minutes=5), value=3000)
+    make_incident(
         project,
         other_rule,
         ago=timedelta(days=3),
@@ -90,18 +42,9 @@ def test_similar_past_incidents_with_when_how_long_and_peak(alice, project, othe
         group_key='{"model":"claude-3"}',
         group={"model": "claude-3"},
     )
-    later = _incident(project, rule, ago=timedelta(minutes=1), lasted=timedelta(seconds=30))
-    foreign_rule = rule_create(
-        project=other_project,
-        name="Errors",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.2,
-        window="10m",
-        group_by=["model"],
-    )
-    _incident(other_project, foreign_rule, ago=timedelta(days=1), lasted=timedelta(minutes=9))
+    later = make_incident(project, rule, ago=timedelta(minutes=1), lasted=timedelta(seconds=30))
+    foreign_rule = make_rule(other_project)
+    make_incident(other_project, foreign_rule, ago=timedelta(days=1), lasted=timedelta(minutes=9))
 
     page = login(alice).get(f"/alerts/incidents/{now_incident.pk}/")
     similar = page.context["similar"]
@@ -119,16 +62,8 @@ def test_similar_past_incidents_with_when_how_long_and_peak(alice, project, othe
 
 @pytest.mark.django_db
 def test_the_first_incident_says_there_is_none(alice, project) -> None:
-    rule = rule_create(
-        project=project,
-        name="Errors",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.2,
-        window="10m",
-    )
-    incident = _incident(project, rule, ago=timedelta(minutes=5), lasted=None)
+    rule = make_rule(project, group_by=[])
+    incident = make_incident(project, rule, ago=timedelta(minutes=5), lasted=None)
     client = login(alice)
     body = client.get(f"/alerts/incidents/{incident.pk}/").content.decode()
     assert "this is the first incident" in body

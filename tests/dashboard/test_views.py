@@ -14,7 +14,7 @@ from django.test import Client
 from apps.accounts.models import ApiKey
 from apps.quality.models import PriceOverride
 from apps.traces.models import Feedback
-from tests.dashboard.factories import make_call, make_feedback
+from tests.dashboard.factories import make_call, make_feedback, make_incident, make_rule
 
 PASSWORD = "correct horse battery staple"
 PAGES = ["/", "/calls/", "/drift/", "/review/", "/alerts/"]
@@ -372,31 +372,15 @@ def test_incident_page_acknowledge_with_a_note_mute_and_the_windows_calls(
     from django.utils import timezone
 
     from apps.alerts.models import AlertRule, Incident
-    from apps.alerts.services.rules import rule_create
 
-    rule = rule_create(
-        project=project,
-        name="Errors",
-        kind="metric",
-        metric="error_rate",
-        operator=">",
-        threshold=0.2,
-        window="10m",
-        group_by=["model"],
-    )
+    rule = make_rule(project)
     now = timezone.now()
-    incident = Incident.objects.create(
-        project=project,
-        rule=rule,
-        group_key='{"model":"gpt-4o"}',
-        group={"model": "gpt-4o"},
-        state="firing",
-        severity="warning",
+    incident = make_incident(
+        project,
+        rule,
         value=0.5,
-        threshold=0.2,
         sample_count=20,
         summary="Error rate is 50.0% over the last 10 min for model gpt-4o.",
-        started_at=now - timedelta(minutes=2),
         last_evaluated_at=now,
     )
     inside = make_call(
