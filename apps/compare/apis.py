@@ -11,25 +11,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request
+from apps.compare.params import RangeSerializer
 from apps.compare.selectors import DIMENSIONS, compare_groups
-from apps.core.strict import StrictSerializer
 
 
-class _PairSerializer(StrictSerializer):
+class _PairSerializer(RangeSerializer):
     a = serializers.CharField(max_length=255)
     b = serializers.CharField(max_length=255)
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
     alpha = serializers.FloatField(required=False, min_value=0.0001, max_value=0.5, default=0.05)
-    project = serializers.CharField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for key in ("a", "b"):
             if "\x00" in attrs[key]:
                 raise serializers.ValidationError({key: "must not contain NUL characters"})
-        if attrs.get("start") and attrs.get("end") and attrs["start"] >= attrs["end"]:
-            raise serializers.ValidationError({"end": "must be after start"})
-        return attrs
+        return super().validate(attrs)
 
 
 class CompareApi(APIView):

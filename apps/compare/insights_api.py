@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -15,7 +14,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request
 from apps.compare.insights import cost_insights
-from apps.core.strict import StrictSerializer
+from apps.compare.params import RangeSerializer
 
 MAX_SPAN = timedelta(days=90)
 
@@ -93,21 +92,14 @@ class CostInsightsApi(APIView):
     permission_classes = [HasScope]
     required_scope = "read"
 
-    class InputSerializer(StrictSerializer):
+    class InputSerializer(RangeSerializer):
+        default_span = timedelta(days=7)
+        max_span = MAX_SPAN
+
         start = serializers.DateTimeField(required=False, help_text="default: end - 7 days")
         end = serializers.DateTimeField(required=False, help_text="default: now")
         margin = serializers.FloatField(required=False, min_value=0.0, max_value=0.5, default=0.02)
         min_n = serializers.IntegerField(required=False, min_value=5, max_value=100000, default=30)
-        project = serializers.CharField(required=False)
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            end = attrs.get("end") or timezone.now()
-            start = attrs.get("start") or end - timedelta(days=7)
-            if start >= end:
-                raise serializers.ValidationError({"end": "must be after start"})
-            if end - start > MAX_SPAN:
-                raise serializers.ValidationError({"start": "the window is at most 90 days"})
-            return {**attrs, "start": start, "end": end}
 
     @extend_schema(
         parameters=[InputSerializer],

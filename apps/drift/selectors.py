@@ -1,7 +1,7 @@
 """Drift reads for the API and the UI: checks, series, the 2-D map, baselines and intents.
 
 Every function takes the project first and returns plain dicts and lists (the UI's
-``charts.py`` turns them into plotly figures).
+``apps.dashboard.charts`` turns them into plotly figures).
 """
 
 from __future__ import annotations

@@ -166,6 +166,19 @@ def test_compare_stays_quiet_on_a_null_run(
     )
     assert bad.status_code == 400
     assert "dimension" in str(bad.json())
+    backwards = api_client.get(
+        "/api/v1/compare",
+        {
+            "dimension": "release",
+            "a": "v1",
+            "b": "v2",
+            "start": "2026-01-02T00:00:00Z",
+            "end": "2026-01-01T00:00:00Z",
+        },
+        **auth(read_key),
+    )
+    assert backwards.status_code == 400
+    assert "must be after start" in str(backwards.json())
 
 
 def _conversation(project: Project, session: str, user: str, turns: int) -> list[str]:
