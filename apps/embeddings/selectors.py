@@ -86,6 +86,7 @@ def _filtered(
     start: datetime | None,
     end: datetime | None,
     filters: CallFilters | None,
+    within: QuerySet[Call] | None = None,
 ) -> QuerySet[CallEmbedding]:
     qs = CallEmbedding.objects.filter(project_id=project_id, kind=kind, provider_key=provider_key)
     if exclude_call is not None:
@@ -105,6 +106,9 @@ def _filtered(
             filters=replace(filters, start=start, end=end),
         )
         qs = qs.filter(call_id__in=calls.values("id"))
+    if within is not None:
+        # The caller's own call set (the explorer's value ranges and kinds), as a semi-join too.
+        qs = qs.filter(call_id__in=within.filter(project_id=project_id).values("id"))
     return qs
 
 
@@ -125,7 +129,7 @@ def _has_call_filters(filters: CallFilters) -> bool:
             "prompt_name",
             "prompt_version",
         )
-    )
+    ) or (filters.call_ids is not None)
 
 
 def _knn(
@@ -139,6 +143,7 @@ def _knn(
     start: datetime | None = None,
     end: datetime | None = None,
     filters: CallFilters | None = None,
+    within: QuerySet[Call] | None = None,
     exact: bool | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """The ``k`` nearest vectors passing every filter, by cosine distance.
@@ -157,6 +162,7 @@ def _knn(
         start=start,
         end=end,
         filters=filters,
+        within=within,
     )
     # Compared as halfvec, the column's type, so the HNSW index on it applies.
     query = HalfVector(np.asarray(vector, dtype=np.float32))
@@ -288,9 +294,11 @@ def calls_search(
     end: datetime | None = None,
     provider: EmbeddingProvider | None = None,
     filters: CallFilters | None = None,
+    within: QuerySet[Call] | None = None,
 ) -> list[SimilarCall]:
     """Free-text semantic search: embed ``query`` with the current provider, then k-NN over
-    the calls passing ``filters`` (model, release, status, text, ...)."""
+    the calls passing ``filters`` (model, release, status, text, a drift group's ids, ...) and,
+    when given, inside ``within`` (a call queryset of the caller's: the explorer's ranges)."""
     provider = provider or get_provider()
     text = text_normalise(query, max_chars=provider.max_tokens * CHARS_PER_TOKEN)
     if not text:
@@ -305,6 +313,7 @@ def calls_search(
         start=start,
         end=end,
         filters=filters,
+        within=within,
     )
     return _hydrate(project_id=project.id, hits=hits)
 

@@ -270,3 +270,45 @@ def test_overview_percentiles_match_percentile_cont(project: Any, alice: Any) ->
         assert got == pytest.approx(want, rel=0.02)
     assert current.p50_ms < current.p95_ms < current.p99_ms
     assert "of 400 LLM calls" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_semantic_search_keeps_the_ranges_kinds_and_a_call_set(project: Any, alice: Any) -> None:
+    """Meaning search under the explorer's own filters: a latency range and the kind narrow it
+    (as a call set), the order stays nearest first; a drift group's ids narrow it too."""
+    from apps.embeddings.providers import get_provider
+    from apps.embeddings.selectors import calls_search
+    from apps.embeddings.services import call_embeddings_create
+
+    provider = get_provider()
+    refund = "I want a refund for my broken headphones"
+    slow = make_call(project, prompt=refund, latency_ms=4000.0)
+    fast = make_call(project, prompt=refund + " please", latency_ms=100.0)
+    tool = make_call(project, prompt=refund + " now", latency_ms=4200.0, kind="tool")
+    other = make_call(project, prompt="weather in Lyon tomorrow", latency_ms=5000.0)
+    calls = [slow, fast, tool, other]
+    call_embeddings_create(
+        project_id=project.id,
+        call_ids=[str(c.id) for c in calls],
+        provider=provider,
+        score_injection=False,
+    )
+    body = (
+        login(alice)
+        .get("/calls/", {"semantic": "refund my headphones", "latency_min": "1000", "kind": "llm"})
+        .content.decode()
+    )
+    listed = re.findall(r"/calls/([0-9a-f-]{36})/", body)
+    assert str(slow.id) in listed
+    assert str(other.id) in listed  # inside the range; ranked after the refund
+    assert listed.index(str(slow.id)) < listed.index(str(other.id))
+    assert str(fast.id) not in listed  # below the latency range
+    assert str(tool.id) not in listed  # another kind
+
+    # A call set (what ``?drift_group=`` resolves to) narrows the search alone, too.
+    query = call_query_from_params({"range": "24h"})
+    from dataclasses import replace
+
+    only = replace(query.filters, call_ids=[fast.id, other.id])
+    hits = calls_search(project=project, query=refund, k=10, filters=only)
+    assert [h.call_id for h in hits] == [fast.id, other.id]

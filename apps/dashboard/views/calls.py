@@ -23,6 +23,7 @@ from apps.dashboard.selectors.calls import (
     call_signal_badges,
     dedupe_hits,
     explorer_page,
+    explorer_queryset,
     saved_views_for,
     trace_tree,
 )
@@ -93,8 +94,19 @@ def call_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         query = replace(query, filters=replace(query.filters, call_ids=call_ids))
     if data["semantic"]:
         try:
+            # Value ranges and kinds are the explorer's own: they narrow the search as a call
+            # set; the order is by meaning (nearest first), not the list's sort.
+            within = (
+                explorer_queryset(project=project, query=query)
+                if query.ranges or query.kinds
+                else None
+            )
             hits = calls_search(
-                project=project, query=data["semantic"], k=PAGE_SIZE, filters=query.filters
+                project=project,
+                query=data["semantic"],
+                k=PAGE_SIZE,
+                filters=query.filters,
+                within=within,
             )
         except ApplicationError as exc:
             flash_error(request, exc)
