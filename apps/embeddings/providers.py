@@ -11,7 +11,7 @@ The bundled model runs on one of three backends (``DRIFTLINE_EMBEDDING_BACKEND``
 fp32) and ``onnx-int8`` (ONNX Runtime, int8 weights). The backend is read per process, so a
 benchmark can run either by setting the variable.
 
-The default is ``onnx-int8``, the fastest backend within the quality bar (``bench.embed``:
+The default is ``onnx-int8``, the fastest backend on CPU within the quality bar (``bench.embed``:
 cosine to torch fp32 0.995 mean, 0.99 at the 1st percentile, short and long texts;
 ``bench.embed_parity``: drift power/false alarms and the injection probe's AUROC against torch
 on the same windows). Its activations are quantized at scales frozen at build time (see
@@ -19,6 +19,14 @@ on the same windows). Its activations are quantized at scales frozen at build ti
 embedded in: an exact duplicate searched later comes back at similarity 1.00. ``onnx`` gives
 torch's vectors (cosine 1.0000) at ONNX Runtime's speed; ``torch`` keeps the key vectors had
 before the ONNX backends existed.
+
+GPU: ``DRIFTLINE_EMBEDDING_DEVICE`` (``auto``: ``cuda`` when torch sees a GPU) places the model;
+torch runs on CUDA, the ONNX backends use ONNX Runtime's CUDA provider when it is installed
+(``onnxruntime-gpu``; otherwise a warning and the CPU). ``DRIFTLINE_EMBEDDING_BACKEND=auto``
+picks per machine: fp32 on a GPU (``onnx`` with the CUDA provider, else ``torch``),
+``onnx-int8`` on CPU. It is not the default because each backend is its own vector space (own
+key): a fleet mixing GPU and CPU embed workers under ``auto`` would store one project's calls
+under two keys, and each baseline reads one.
 """
 
 from __future__ import annotations
@@ -100,6 +108,25 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def onnx_cuda_available() -> bool:
+    """Whether the installed ONNX Runtime has the CUDA provider (``onnxruntime-gpu``)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def resolve_backend(backend: str, device: str = "auto") -> str:
+    """``auto``: on a GPU (``resolve_device``), fp32 there, by ONNX Runtime when it has the
+    CUDA provider, else by torch (int8 graphs are a CPU recipe); on CPU, ``onnx-int8``."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}; known: {list(BACKENDS)}")
+        return backend
+    if resolve_device(device) == "cuda":
+        return "onnx" if onnx_cuda_available() else "torch"
+    return "onnx-int8"
+
+
 def _offline() -> None:
     # Never reach a model hub at run time: only local paths or the bundled model.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -128,6 +155,13 @@ class SentenceTransformerProvider(EmbeddingProvider):
         from sentence_transformers import SentenceTransformer
 
         self.device = resolve_device(device)
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    "DRIFTLINE_EMBEDDING_DEVICE=cuda, but torch sees no GPU (use auto or cpu)"
+                )
         if self.device == "cpu":
             import torch
 
@@ -223,7 +257,7 @@ class OnnxProvider(EmbeddingProvider):
         self.device = resolve_device(device)
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
-            if "CUDAExecutionProvider" in ort.get_available_providers():
+            if onnx_cuda_available():
                 providers.insert(0, "CUDAExecutionProvider")
             else:
                 logger.warning(
@@ -260,9 +294,9 @@ class OnnxProvider(EmbeddingProvider):
 
 
 def sentence_transformers_factory(*, backend: str = "torch", **kwargs: Any) -> EmbeddingProvider:
-    """The bundled (or a local) sentence-transformers model on the chosen backend."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {backend!r}; known: {list(BACKENDS)}")
+    """The bundled (or a local) sentence-transformers model on the chosen backend (``auto``:
+    :func:`resolve_backend`)."""
+    backend = resolve_backend(backend, kwargs.get("device", "auto"))
     if backend == "torch":
         return SentenceTransformerProvider(**kwargs)
     return OnnxProvider(backend=backend, **kwargs)
