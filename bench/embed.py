@@ -35,13 +35,15 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from apps.embeddings.providers import bundled_model_path
 from bench.common import RESULTS, setup_django
 
 
@@ -173,18 +175,133 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(cos.mean()), float(np.percentile(cos, 1))
 
 
+def _padded_tokens(provider: Any, texts: Sequence[str], chunk: int) -> tuple[float, float]:
+    """Tokens per text as the ONNX provider feeds them (chunks of ``chunk``, sorted by length,
+    each batch padded to its longest): ``(real, padded)`` means."""
+    from apps.embeddings.providers import ONNX_BATCH
+
+    lengths = [len(e.ids) for e in provider._tokenizer.encode_batch(list(texts))]
+    step = min(provider.batch_size, ONNX_BATCH)
+    real = padded = 0
+    for start in range(0, len(lengths), chunk):
+        block = sorted(lengths[start : start + chunk])
+        for b in range(0, len(block), step):
+            part = block[b : b + step]
+            real += sum(part)
+            padded += max(part) * len(part)
+    return real / len(lengths), padded / len(lengths)
+
+
+def _gemm_rate(threads: int, m: int, k: int, n: int, int8: bool, seconds: float = 1.5) -> float:
+    """GFLOP/s (2 per multiply-add) of one ONNX Runtime MatMul (fp32) or MatMulInteger (u8 x
+    s8, as the int8 graph runs) of the model's shapes on ``threads`` threads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    if int8:
+        weight = numpy_helper.from_array(rng.integers(-127, 127, (k, n), dtype=np.int8), "w")
+        node = helper.make_node("MatMulInteger", ["x", "w"], ["y"])
+        x_type, y_type = TensorProto.UINT8, TensorProto.INT32
+        feed = rng.integers(0, 255, (m, k), dtype=np.uint8)
+    else:
+        weight = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
+        node = helper.make_node("MatMul", ["x", "w"], ["y"])
+        x_type = y_type = TensorProto.FLOAT
+        feed = rng.standard_normal((m, k)).astype(np.float32)
+    graph = helper.make_graph(
+        [node],
+        "gemm",
+        [helper.make_tensor_value_info("x", x_type, [m, k])],
+        [helper.make_tensor_value_info("y", y_type, [m, n])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+    session.run(None, {"x": feed})
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        session.run(None, {"x": feed})
+        runs += 1
+    return 2 * m * k * n * runs / (time.perf_counter() - started) / 1e9
+
+
+def roofline(
+    provider: Any, sets: Mapping[str, Sequence[str]], chunk: int, rates: dict[str, dict[str, float]]
+) -> None:
+    """FLOPs per text of the model (matrix products; attention scores included) against the
+    GFLOP/s ONNX Runtime reaches on a bare matrix product of the model's own shapes on these
+    cores: the most texts/s any runtime of this model gets here, against 3x torch."""
+    from apps.embeddings.providers import ONNX_BATCH
+
+    config = json.loads((Path(bundled_model_path()) / "config.json").read_text())
+    hidden, inner = int(config["hidden_size"]), int(config["intermediate_size"])
+    layers = int(config["num_hidden_layers"])
+    threads = provider.threads
+    # Nominal fp32 peak: 2 FMA units x 8 lanes x 2 per cycle a core (AVX2); clock from cpuinfo.
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    mhz = [float(line.split(":")[1]) for line in cpuinfo if "cpu MHz" in line]
+    peak = threads * 32 * (max(mhz) if mhz else 2500.0) / 1000
+    rows = []
+    for name, texts in sets.items():
+        real, padded = _padded_tokens(provider, texts, chunk)
+        # Multiply-adds a token: Q, K, V, output and the two FFN products, plus attention scores
+        # and their weighted sum over the batch's width (~ the padded length).
+        per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * inner + 2 * padded * hidden)
+        gflop = per_token * padded / 1e9
+        useful = per_token * real / 1e9
+        m = max(1, round(padded * min(chunk, provider.batch_size, ONNX_BATCH)))  # GEMM rows
+        fp32 = _gemm_rate(threads, m, hidden, inner, int8=False)
+        int8 = _gemm_rate(threads, m, hidden, inner, int8=True)
+        target = 3 * rates["torch"][name]
+        rows.append(
+            [
+                name,
+                f"{real:.1f} / {padded:.1f}",
+                f"{useful * 1000:.0f} / {gflop * 1000:.0f}",
+                *(f"{rates[b][name] * useful:.1f}" for b in ("torch", "onnx-int8") if b in rates),
+                f"{fp32:.1f} / {int8:.1f} (peak {peak:.0f})",
+                f"{fp32 / gflop:.0f} / {int8 / gflop:.0f}",
+                f"{target:.0f} ({target * useful:.1f} GFLOP/s)",
+            ]
+        )
+    print_table(
+        f"Roofline: {layers} layers, hidden {hidden}, FFN {inner}; {threads} threads;"
+        f" GEMM = one ONNX Runtime MatMul / MatMulInteger of one batch's rows x {hidden} x"
+        f" {inner} (peak: nominal AVX2 fp32); the encodes' GFLOP/s count real tokens only;"
+        f" load average {os.getloadavg()[0]:.1f}",
+        [
+            "texts",
+            "tokens real / padded",
+            "MFLOP a text real / run",
+            "torch fp32 useful GFLOP/s",
+            "onnx-int8 useful GFLOP/s",
+            "GEMM fp32 / int8 GFLOP/s",
+            "ceiling texts/s fp32 / int8",
+            "3x torch texts/s",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=2000, help="short texts")
     parser.add_argument("--long", type=int, default=240, help="long multi-sentence texts")
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--backends", default="torch,onnx,onnx-int8")
+    parser.add_argument(
+        "--no-roofline", action="store_true", help="skip the FLOPs/GEMM ceiling (about 15 s)"
+    )
     args = parser.parse_args()
     setup_django()
 
     from django.conf import settings
 
-    from apps.embeddings.providers import available_cores, provider_create
+    from apps.embeddings.providers import available_cores, provider_create, resolve_backend
     from apps.lib.datasets import load_snips
 
     snips = list(dict.fromkeys(text for text, _ in load_snips()))
@@ -198,7 +315,9 @@ def main() -> None:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if "torch" not in backends:
         backends.insert(0, "torch")  # the reference for speed and cosine
-    default = settings.DRIFTLINE_EMBEDDING_BACKEND
+    default = resolve_backend(
+        settings.DRIFTLINE_EMBEDDING_BACKEND, settings.DRIFTLINE_EMBEDDING_DEVICE
+    )
 
     providers: dict[str, Any] = {}
     load_s: dict[str, float] = {}
@@ -224,12 +343,14 @@ def main() -> None:
         for backend, provider in providers.items()
     }
 
-    reference = providers["torch"]
-    device = reference.device
-    if device == "cuda":
+    # Where each backend runs (DRIFTLINE_EMBEDDING_DEVICE; the ONNX ones need onnxruntime-gpu
+    # for cuda), and the GPU's name when there is one.
+    devices = {backend: provider.device for backend, provider in providers.items()}
+    device = devices[default]
+    if "cuda" in devices.values():
         import torch
 
-        device = f"cuda ({torch.cuda.get_device_name(0)})"
+        device = f"{device}; GPU {torch.cuda.get_device_name(0)}"
     threads = settings.DRIFTLINE_EMBEDDING_THREADS or available_cores()
     load = f"load average {min(loads):.1f}-{max(loads):.1f} (1 min, sampled per text set)"
     title = (
@@ -250,6 +371,7 @@ def main() -> None:
                 *(f"{c:.4f}" for c in cos_short),
                 *(f"{c:.4f}" for c in cos_long),
                 f"{independence[backend]:.4f}",
+                devices[backend],
                 load_s[backend],
             ]
         )
@@ -266,6 +388,7 @@ def main() -> None:
             "cos mean long",
             "cos p1 long",
             "alone vs batch (min cos)",
+            "device",
             "load s",
         ],
         rows,
@@ -302,6 +425,10 @@ def main() -> None:
         ],
         pipe_rows,
     )
+    onnx_provider = next((p for b, p in providers.items() if b.startswith("onnx")), None)
+    if not args.no_roofline and onnx_provider is not None:
+        per_s = {b: {n: t.rate() for n, t in r.items()} for b, r in raw.items()}
+        roofline(onnx_provider, sets, args.chunk, per_s)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB (all backends loaded); {load}")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -312,6 +439,7 @@ def main() -> None:
                 "long_texts": len(long),
                 "chunk": args.chunk,
                 "device": device,
+                "devices": devices,
                 "default_backend": default,
                 "load_average": loads,
                 "raw_texts_per_s": {b: {n: t.rate() for n, t in r.items()} for b, r in raw.items()},

@@ -11,7 +11,7 @@ The bundled model runs on one of three backends (``DRIFTLINE_EMBEDDING_BACKEND``
 fp32) and ``onnx-int8`` (ONNX Runtime, int8 weights). The backend is read per process, so a
 benchmark can run either by setting the variable.
 
-The default is ``onnx-int8``, the fastest backend within the quality bar (``bench.embed``:
+The default is ``onnx-int8``, the fastest backend on CPU within the quality bar (``bench.embed``:
 cosine to torch fp32 0.995 mean, 0.99 at the 1st percentile, short and long texts;
 ``bench.embed_parity``: drift power/false alarms and the injection probe's AUROC against torch
 on the same windows). Its activations are quantized at scales frozen at build time (see
@@ -19,6 +19,14 @@ on the same windows). Its activations are quantized at scales frozen at build ti
 embedded in: an exact duplicate searched later comes back at similarity 1.00. ``onnx`` gives
 torch's vectors (cosine 1.0000) at ONNX Runtime's speed; ``torch`` keeps the key vectors had
 before the ONNX backends existed.
+
+GPU: ``DRIFTLINE_EMBEDDING_DEVICE`` (``auto``: ``cuda`` when torch sees a GPU) places the model;
+torch runs on CUDA, the ONNX backends use ONNX Runtime's CUDA provider when it is installed
+(``onnxruntime-gpu``; otherwise a warning and the CPU). ``DRIFTLINE_EMBEDDING_BACKEND=auto``
+picks per machine: fp32 on a GPU (``onnx`` with the CUDA provider, else ``torch``),
+``onnx-int8`` on CPU. It is not the default because each backend is its own vector space (own
+key): a fleet mixing GPU and CPU embed workers under ``auto`` would store one project's calls
+under two keys, and each baseline reads one.
 """
 
 from __future__ import annotations
@@ -100,6 +108,25 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def onnx_cuda_available() -> bool:
+    """Whether the installed ONNX Runtime has the CUDA provider (``onnxruntime-gpu``)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def resolve_backend(backend: str, device: str = "auto") -> str:
+    """``auto``: on a GPU (``resolve_device``), fp32 there, by ONNX Runtime when it has the
+    CUDA provider, else by torch (int8 graphs are a CPU recipe); on CPU, ``onnx-int8``."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}; known: {list(BACKENDS)}")
+        return backend
+    if resolve_device(device) == "cuda":
+        return "onnx" if onnx_cuda_available() else "torch"
+    return "onnx-int8"
+
+
 def _offline() -> None:
     # Never reach a model hub at run time: only local paths or the bundled model.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -128,6 +155,13 @@ class SentenceTransformerProvider(EmbeddingProvider):
         from sentence_transformers import SentenceTransformer
 
         self.device = resolve_device(device)
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    "DRIFTLINE_EMBEDDING_DEVICE=cuda, but torch sees no GPU (use auto or cpu)"
+                )
         if self.device == "cpu":
             import torch
 
@@ -160,13 +194,23 @@ class SentenceTransformerProvider(EmbeddingProvider):
         return normalise(vectors)
 
 
+# Texts per ONNX Runtime call, at most (``batch_size`` may ask for fewer). The texts are sorted by
+# token count and each call is padded to its longest text, so smaller calls pad less: in chunks
+# of 64 short SNIPS texts a batch of 64 runs 22.8 tokens a text for 11.9 real ones. On 2 AVX2
+# cores (bench/embed.py, interleaved) batches of 16 encoded 1.30x as many short texts a second
+# as batches of 64 (int8), and long ones 1.25x (32: 1.35x); 8 was slower again (per-call cost).
+# The vectors do not change: padding is masked, and the int8 scales are frozen.
+ONNX_BATCH = 16
+
+
 class OnnxProvider(EmbeddingProvider):
     """The same model run by ONNX Runtime: fp32 (``onnx``) or int8 weights (``onnx-int8``).
 
     The graphs are exported from the local model files on first use and cached (see
     :mod:`apps.embeddings.onnx_export`). Tokenization is the model's own ``tokenizer.json``
-    through the Rust ``tokenizers`` library; texts are sorted by token count and padded per
-    batch, so one long prompt does not pad a batch of short ones to 256 tokens.
+    through the Rust ``tokenizers`` library; texts are sorted by token count and run in batches
+    of at most ``ONNX_BATCH``, each padded to its own longest text, so one long prompt does not
+    pad a batch of short ones to 256 tokens.
     """
 
     name = "onnx"
@@ -216,14 +260,20 @@ class OnnxProvider(EmbeddingProvider):
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads if threads > 0 else available_cores()
+        self.threads = threads if threads > 0 else available_cores()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # No busy-waiting between operators: the worker shares its cores with PostgreSQL (the
+        # HNSW insert of the vectors just encoded) and the rest of the stack, and spinning
+        # threads take CPU from them. On 2 loaded cores (load 12, interleaved, int8, short
+        # texts) 46-47 texts/s without spinning against 32-34 with it; 1 thread 35-38.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.device = resolve_device(device)
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
-            if "CUDAExecutionProvider" in ort.get_available_providers():
+            if onnx_cuda_available():
                 providers.insert(0, "CUDAExecutionProvider")
             else:
                 logger.warning(
@@ -242,9 +292,10 @@ class OnnxProvider(EmbeddingProvider):
         encodings = self._tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         order = np.argsort(lengths, kind="stable")
+        step = min(self.batch_size, ONNX_BATCH)
         with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
+            for start in range(0, len(order), step):
+                rows = order[start : start + step]
                 width = int(lengths[rows].max())
                 ids = np.zeros((len(rows), width), dtype=np.int64)
                 mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -260,9 +311,9 @@ class OnnxProvider(EmbeddingProvider):
 
 
 def sentence_transformers_factory(*, backend: str = "torch", **kwargs: Any) -> EmbeddingProvider:
-    """The bundled (or a local) sentence-transformers model on the chosen backend."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {backend!r}; known: {list(BACKENDS)}")
+    """The bundled (or a local) sentence-transformers model on the chosen backend (``auto``:
+    :func:`resolve_backend`)."""
+    backend = resolve_backend(backend, kwargs.get("device", "auto"))
     if backend == "torch":
         return SentenceTransformerProvider(**kwargs)
     return OnnxProvider(backend=backend, **kwargs)

@@ -227,3 +227,39 @@ def test_vectors_are_written_by_copy_as_stored(
             == 1
         )
     assert CallEmbedding.objects.filter(project=project).count() == 7
+
+
+def test_gpu_selection_without_a_gpu_at_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selection logic, with torch's and ONNX Runtime's answers about the hardware faked
+    (no GPU is needed to run this): ``auto`` device and backend, and what ``cuda`` does when
+    the runtime cannot use it."""
+    import onnxruntime
+    import torch
+
+    from apps.embeddings import providers
+
+    cpu_only = ["CPUExecutionProvider"]
+    with_cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: cpu_only)
+    assert providers.resolve_device("auto") == "cpu"
+    assert providers.resolve_backend("auto", "auto") == "onnx-int8"
+    assert providers.resolve_backend("onnx-int8", "cuda") == "onnx-int8"  # explicit wins
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        providers.resolve_backend("tensorflow")
+    # Explicit cuda where torch sees none: a clear error, not a CUDA assertion at first use.
+    with pytest.raises(ValueError, match="torch sees no GPU"):
+        SentenceTransformerProvider(device="cuda")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert providers.resolve_device("auto") == "cuda"
+    assert providers.resolve_backend("auto", "auto") == "torch"  # no CUDA provider in ORT
+    assert providers.resolve_backend("auto", "cpu") == "onnx-int8"
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: with_cuda)
+    assert providers.resolve_backend("auto", "auto") == "onnx"
+
+    # An ONNX backend asked for cuda by a runtime without the CUDA provider runs on CPU.
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: cpu_only)
+    onnx_cpu = OnnxProvider(backend="onnx-int8", device="auto")
+    assert onnx_cpu.device == "cpu"
+    assert onnx_cpu.embed(["what is the weather"]).shape == (1, onnx_cpu.dimension)
