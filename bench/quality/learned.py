@@ -49,6 +49,7 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # not taken.
 C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 1.0}
 BENIGN_BY_FAMILY = {"injection": False, "toxicity": True, "refusal": False}
+HARD_WEIGHT = {"injection": 1.0}
 HEURISTICS: dict[str, Callable[[str], float]] = {
     "injection": injection_heuristic,
     "toxicity": toxicity,
@@ -128,7 +129,13 @@ def _weights(data: Data, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]
     # requests), else by text.
     benign = mask & ~data.positive
     if not BENIGN_BY_FAMILY.get(data.signal, False):
-        weights[benign] = len(pos_families) / max(benign.sum(), 1)
+        # By text, the hand-written hard negatives counting HARD_WEIGHT texts each.
+        per_text = np.where(
+            np.isin(data.family, corpus.HARD_BENIGN_FAMILIES.get(data.signal, ())),
+            HARD_WEIGHT.get(data.signal, 1.0),
+            1.0,
+        )
+        weights[benign] = per_text[benign] * len(pos_families) / max(per_text[benign].sum(), 1)
     else:
         ben_families = [f for f in data.benign_families if (benign & (data.family == f)).any()]
         for name in ben_families:
@@ -426,6 +433,40 @@ def heldout_summary(data: Data, rows: list[HeldOut]) -> dict[str, Any]:
         "heldout_worst_recall": round(worst.recall, 4),
         "heldout_benign_fpr": round(float(np.mean([r.benign_fpr for r in rows])), 5),
     }
+
+
+@dataclass
+class BenignHeldOut:
+    """A benign family held out of training *and* of the threshold's dev split."""
+
+    family: str
+    n: int
+    fpr: float  # on every text of the held-out family
+    other_fpr: float  # on the benign test split of the other families
+
+
+def leave_one_benign_out(
+    data: Data, c: float, fpr: float = learned.DEFAULT_FPR
+) -> list[BenignHeldOut]:
+    """For each hard-negative family (:data:`corpus.HARD_BENIGN_FAMILIES`): train on every
+    positive and the benign train split without it, set the threshold on benign dev without it,
+    and measure the FPR on all of its texts (a style of benign text never trained or tuned on)."""
+    out = []
+    for name in corpus.HARD_BENIGN_FAMILIES.get(data.signal, ()):
+        held = data.family == name
+        if not held.any():
+            continue
+        train = data.positive | ((data.split == "train") & ~held)
+        dev = (data.split == "dev") & ~held
+        test = (data.split == "test") & ~held
+        models = fit_heads(data, train, c)
+        ts = union_thresholds([logits(m, data, dev) for m in models], fpr)
+        flag_held = _any_over([logits(m, data, held) for m in models], ts)
+        flag_test = _any_over([logits(m, data, test) for m in models], ts)
+        out.append(
+            BenignHeldOut(name, int(held.sum()), float(flag_held.mean()), float(flag_test.mean()))
+        )
+    return out
 
 
 def pooled_auroc(rows: list[HeldOut]) -> float:
