@@ -102,7 +102,7 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
     print(f"   pooled held-out AUROC {learned.pooled_auroc(rows):.4f}; target: {TARGETS[signal]}")
     benign_rows = learned.leave_one_benign_out(data, c, fpr)
     if benign_rows:
-        print("   hard negatives, leave-one-benign-family-out (trained and thresholded without it):")
+        print("   hard negatives, leave-one-benign-family-out (trained, thresholded without it):")
         print(f"   {'held-out benign family':24s} {'n':>5s} {'FPR':>7s} {'other benign FPR':>17s}")
         for b in benign_rows:
             print(f"   {b.family:24s} {b.n:5d} {b.fpr:7.3f} {b.other_fpr:17.4f}")
