@@ -166,7 +166,7 @@ def _injection_flags(embed: object, texts: list[str]) -> list[bool]:
             prompt=text, response="OK.", prompt_embedding=vector, provider_key=KEY
         )
         assert signals["injection_source"] == "embedding+heuristic"
-        out.append("injection" in signals["flags"])  # type: ignore[operator]
+        out.append("injection" in signals["flags"])
     return out
 
 
