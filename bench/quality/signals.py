@@ -100,6 +100,15 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
         + ", ".join(f"{fam} {value:.4f}" for fam, value in by_family.items())
     )
     print(f"   pooled held-out AUROC {learned.pooled_auroc(rows):.4f}; target: {TARGETS[signal]}")
+    benign_rows = learned.leave_one_benign_out(data, c, fpr)
+    if benign_rows:
+        print("   hard negatives, leave-one-benign-family-out (trained, thresholded without it):")
+        print(f"   {'held-out benign family':24s} {'n':>5s} {'FPR':>7s} {'other benign FPR':>17s}")
+        for b in benign_rows:
+            print(f"   {b.family:24s} {b.n:5d} {b.fpr:7.3f} {b.other_fpr:17.4f}")
+        n_all = sum(b.n for b in benign_rows)
+        pooled = sum(b.fpr * b.n for b in benign_rows) / n_all
+        print(f"   pooled hard-negative FPR (held out) {pooled:.3f} over {n_all} texts")
 
 
 def grid(signal: str, fpr: float) -> None:

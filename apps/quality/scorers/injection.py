@@ -83,6 +83,10 @@ _RULES: list[tuple[str, float, str]] = [
     ("chat_template", 0.8, r"<\|im_start\|>|<\|im_end\|>|<\|system\|>|<\|start_header_id\|>|\[/?INST\]|<</?SYS>>|<\|endoftext\|>|^\s*#{2,}\s*(?:system|instruction)s?\s*:?\s*$"),
     ("fake_system", 0.5, r"(?m)^\s*(?:system|SYSTEM|\[system\]|\[SYSTEM\])\s*:"),
     ("decode_payload", 0.45, r"\b(?:decode|decrypt|translate|convert)\b.{0,30}\b(?:base64|rot-?13|hex|binary|morse|leetspeak|caesar)\b"),
+    # Claims that the safeguards are off for this session ("safety filters are disabled",
+    # "your restrictions have been lifted", "comply with all requests"). Added when the
+    # hard-negative training moved a hand-written attack of this kind under the threshold.
+    ("safeguards_off", 0.6, r"\b(?:safety|content|moderation|ethical)?\s*(?:filters?|guardrails|restrictions|safeguards|safety (?:rules|checks|features))\s+(?:are|is|have been|has been|were)\s+(?:now\s+)?(?:disabled|off|removed|lifted|turned off|deactivated|suspended)\b|\b(?:filters?|guardrails|safeguards) off\b|\bcomply with (?:all|every|any) (?:requests?|instructions|commands)\b"),
     ("admin_claim", 0.4, r"\bI am (?:your|the|an?) (?:developer|creator|admin(?:istrator)?|owner|OpenAI employee)\b|\bsudo mode\b|\badmin override\b"),
 ]  # fmt: skip
 
@@ -117,6 +121,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "chat_template": ("<|", "inst]", "<<sys", "<</sys", "#"),
     "fake_system": ("system",),
     "decode_payload": ("base64", "rot", "hex", "binary", "morse", "leet", "caesar"),
+    "safeguards_off": ("filter", "guardrail", "restriction", "safeguard", "safety", "comply"),
     "admin_claim": ("i am", "sudo", "admin"),
 }  # fmt: skip
 _CASE_SENSITIVE = frozenset({"dan", "response_tags"})
@@ -188,9 +193,45 @@ def injection_markers(prompt: str) -> dict[str, float]:
     return found
 
 
+# Rules that *name* a topic (system prompts, jailbreaks, developer mode, content policies)
+# rather than perform an attack. In a short question ("How do I set a system prompt in
+# Ollama?", "What is a many-shot jailbreak?") they weigh half: developers and security staff ask
+# about these things all day. The attack rules (override, exfiltration, persona switch ...) keep
+# their weight in any form ("What is your system prompt?" is exfiltration).
+_MENTION_RULES = frozenset(
+    {
+        "system_prompt_mention",
+        "jailbreak_word",
+        "chatgpt_address",
+        "developer_mode",
+        "content_policy",
+        "policy_mention",
+    }
+)
+_QUESTION = re.compile(
+    r"^(?:how|what|what's|why|is|are|can|could|should|which|where|when|does|do|will|would)\b",
+    re.IGNORECASE,
+)
+_QUESTION_MAX_CHARS = 300
+
+
+def _is_short_question(text: str) -> bool:
+    stripped = text.strip()
+    return (
+        len(stripped) <= _QUESTION_MAX_CHARS
+        and "\n" not in stripped
+        and stripped.endswith("?")
+        and _QUESTION.match(stripped) is not None
+    )
+
+
 def injection_heuristic(prompt: str) -> float:
-    """Noisy-OR of :func:`injection_markers` weights, 0..1."""
-    return _noisy_or(injection_markers(prompt).values())
+    """Noisy-OR of :func:`injection_markers` weights, 0..1 (topic mentions halved in a short
+    question)."""
+    markers = injection_markers(prompt)
+    if markers and _is_short_question(prompt):
+        markers = {k: w / 2 if k in _MENTION_RULES else w for k, w in markers.items()}
+    return _noisy_or(markers.values())
 
 
 class InjectionScorer(Scorer):
