@@ -14,8 +14,13 @@ did not fit the mean and whitening (so the simulated traffic carries the same es
 as fresh traffic), and ``h`` is bisected until the censored-exponential
 estimate of the run length equals ``arl0``.
 
-State is a JSON-able dict (:meth:`MewmaDetector.to_state`) so a worker can persist it between
-batches and feed events with :meth:`MewmaDetector.update` as they arrive.
+State comes in two parts. The fitted part (:meth:`MewmaDetector.to_state`: mean, a q x d
+whitening matrix, the limit; about 0.8 MB of JSON at q = d = 384) is immutable and kept with the
+baseline. The running part (:meth:`MewmaDetector.running_state`: the weighted mean ``z`` and three
+counters, about 4 KB) is all a monitor rewrites after each batch;
+``MewmaDetector.from_state(fitted, running=...)`` joins them. A full state of version 1 (the
+fitted part with the running statistic in it, as monitors stored before) is still accepted as
+either part.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from .base import FloatArray
 from .serialization import decode_array, encode_array
 
 STATE_VERSION = 1
+# The running part alone (z as float64 base64: a reloaded chart resumes exactly).
+RUNNING_VERSION = 2
 _CHUNK = 1024
 
 
@@ -50,6 +57,8 @@ class StreamUpdate:
     since_reset: int
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    test: str = "mewma"
+    title: str = "MEWMA chart of whitened embeddings"
 
 
 def run_lengths(paths_max: npt.NDArray[np.floating[Any]], limit: float) -> npt.NDArray[np.int64]:
@@ -81,6 +90,9 @@ def block_resample(
 
 class MewmaDetector:
     """Streaming MEWMA detector; build with :meth:`fit` or :meth:`from_state`."""
+
+    name = "mewma"
+    title = "MEWMA chart of whitened embeddings"
 
     def __init__(
         self,
@@ -270,14 +282,14 @@ class MewmaDetector:
         statistic = self.statistic
         if alarms:
             summary = (
-                f"Streaming drift alarm: the weighted mean of recent embeddings left its "
-                f"control region {len(alarms)} time(s) in this batch (limit {self.limit:.1f}, "
-                f"set for one false alarm per {self.arl0:,.0f} events on average)."
+                f"Streaming drift alarm ({self.title}): the weighted mean of recent embeddings "
+                f"crossed its limit {self.limit:.1f} {len(alarms)} time(s) in this batch "
+                f"(limit set for one false alarm per {self.arl0:,.0f} calls on average)."
             )
         else:
             summary = (
-                f"In control: statistic {statistic:.1f} below limit {self.limit:.1f} "
-                f"({self.since_reset} events since the last reset)."
+                f"{self.title} in control: statistic {statistic:.1f} below limit "
+                f"{self.limit:.1f} ({self.since_reset} calls since the last reset)."
             )
         return StreamUpdate(
             alarm=bool(alarms),
@@ -288,6 +300,8 @@ class MewmaDetector:
             since_reset=self.since_reset,
             summary=summary,
             details={"lam": self.lam, "arl0": self.arl0, "alarms_total": self.alarms},
+            test=self.name,
+            title=self.title,
         )
 
     @property
@@ -304,7 +318,8 @@ class MewmaDetector:
     # --- state --------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state: the fitted model and the running statistic."""
+        """JSON-able state: the fitted model (kept with the baseline) and the running statistic
+        (the running part is small; a monitor stores :meth:`running_state` alone)."""
         return {
             "version": STATE_VERSION,
             "mean": encode_array(self.mean.astype(np.float32)),
@@ -319,11 +334,41 @@ class MewmaDetector:
             "alarms": self.alarms,
         }
 
+    def running_state(self) -> dict[str, Any]:
+        """The part that changes with every event: a few KB, whatever the dimension."""
+        return {
+            "version": RUNNING_VERSION,
+            "kind": "mewma",
+            "z": encode_array(self.z.astype(np.float64)),
+            "events": self.events,
+            "since_reset": self.since_reset,
+            "alarms": self.alarms,
+        }
+
+    def resume(self, running: dict[str, Any]) -> None:
+        """Continue from a stored running part (or from a full version-1 state)."""
+        version = running.get("version")
+        if version == RUNNING_VERSION:
+            z = decode_array(running["z"]).astype(np.float64)
+        elif version == STATE_VERSION:
+            z = np.asarray(running["z"], dtype=np.float64)
+        else:
+            raise ValueError(f"unsupported streaming state version {version!r}")
+        if z.shape != self.z.shape:
+            raise ValueError(f"running state has {z.shape} coordinates, the chart {self.z.shape}")
+        self.z = z
+        self.events = int(running["events"])
+        self.since_reset = int(running["since_reset"])
+        self.alarms = int(running["alarms"])
+
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> MewmaDetector:
+    def from_state(
+        cls, state: dict[str, Any], running: dict[str, Any] | None = None
+    ) -> MewmaDetector:
+        """The fitted detector of ``state``, resumed from ``running`` when given."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported streaming state version {state.get('version')!r}")
-        return cls(
+        detector = cls(
             mean=decode_array(state["mean"]).astype(np.float64),
             whitening=decode_array(state["whitening"]).astype(np.float64),
             lam=float(state["lam"]),
@@ -335,3 +380,6 @@ class MewmaDetector:
             since_reset=int(state["since_reset"]),
             alarms=int(state["alarms"]),
         )
+        if running is not None:
+            detector.resume(running)
+        return detector
