@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,25 +37,6 @@ def sliding_paths(stream: np.ndarray, reference_mean: np.ndarray, window: int) -
     means = (cumulative[window:] - cumulative[:-window]) / window
     out[window - 1 :] = np.linalg.norm(means - reference_mean, axis=1)
     return out
-
-
-def calibrate_sliding(
-    make_stream: Callable[[int], np.ndarray], reference_mean: np.ndarray, window: int, n: int
-) -> float:
-    horizon = 2 * ARL0
-    paths = np.empty((n, horizon), dtype=np.float32)
-    for s in range(n):
-        paths[s] = np.maximum.accumulate(
-            np.nan_to_num(sliding_paths(make_stream(horizon), reference_mean, window), nan=0.0)
-        )
-    low, high = 0.0, float(paths.max()) * 2 + 1
-    for _ in range(50):
-        middle = (low + high) / 2
-        if arl_estimate(run_lengths(paths, middle), horizon) < ARL0:
-            low = middle
-        else:
-            high = middle
-    return high
 
 
 # (lam, n_components, shrinkage): the product's default (``--stream-configs`` adds others).
@@ -118,6 +98,33 @@ class Traffic:
 
     def stream(self, length: int) -> np.ndarray:
         return self.rows(self.passes(length), self.offset())
+
+
+def calibrate_sliding(
+    traffic: Traffic, reference_mean: np.ndarray, windows: tuple[int, ...], n: int
+) -> dict[int, float]:
+    """Per window, the threshold whose run length on ``n`` null streams is ARL0 (the same
+    streams for every window, made as the measured null streams are)."""
+    horizon = 2 * ARL0
+    rows = distinct_rows(len(traffic.pool), horizon, n, MEMORY, traffic.rng)
+    paths = {window: np.empty((n, horizon), dtype=np.float32) for window in windows}
+    for s in range(n):
+        stream = traffic.rows(traffic.pool[rows[:, s]], traffic.offset())
+        for window in windows:
+            paths[window][s] = np.maximum.accumulate(
+                np.nan_to_num(sliding_paths(stream, reference_mean, window), nan=0.0)
+            )
+    thresholds = {}
+    for window, window_paths in paths.items():
+        low, high = 0.0, float(window_paths.max()) * 2 + 1
+        for _ in range(50):
+            middle = (low + high) / 2
+            if arl_estimate(run_lengths(window_paths, middle), horizon) < ARL0:
+                low = middle
+            else:
+                high = middle
+        thresholds[window] = high
+    return thresholds
 
 
 def stream_folds(labels: np.ndarray, quick: bool) -> list[str]:
@@ -195,12 +202,13 @@ def streaming(
                     delay = update.alarm_positions[0] + 1 if update.alarm else MAX_DELAY
                     rows_out[key]["delays"].append(delay)
             reference_mean = reference.astype(np.float64).mean(axis=0)
+            # Calibrated on streams made as the null streams are (favours the windows).
+            thresholds = calibrate_sliding(
+                traffic, reference_mean, SLIDING_WINDOWS, 30 if quick else 60
+            )
             for window in SLIDING_WINDOWS:
                 key = f"sliding_w{window}"
-                # Calibrated on streams made as the null streams are (favours the windows).
-                threshold = calibrate_sliding(
-                    traffic.stream, reference_mean, window, 30 if quick else 60
-                )
+                threshold = thresholds[window]
                 for stream in nulls:
                     path = sliding_paths(stream, reference_mean, window)
                     start, alarms = window - 1, 0
