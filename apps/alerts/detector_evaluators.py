@@ -101,6 +101,12 @@ def _p_text(check: Any) -> str:
     if check.threshold is not None:
         parts.append(f"false-alarm rate held to {check.threshold:.2g}")
     parts.append(f"{check.tested_n} of {check.n} embedded calls tested")
+    stream = check.stream or {}
+    if stream.get("alarm"):
+        parts.append(
+            f"streaming {stream.get('title', 'chart')} alarm: statistic "
+            f"{stream.get('statistic', 0):.1f}, limit {stream.get('limit', 0):.1f}"
+        )
     return "; ".join(parts) + "."
 
 

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 
 from apps.drift.detectors import MewmaDetector
-from apps.drift.detectors.streaming import arl_estimate, run_lengths
+from apps.drift.detectors.streaming import arl_estimate, distinct_rows, run_lengths
 from bench.drift.data import dataset_vectors
 
 ARL0 = 5000
 SLIDING_WINDOWS = (100, 200, 500, 1000)
 STREAM_NEW_SHARE = 0.10
 MAX_DELAY = 5000
+# Events over which a lam-0.01 chart keeps 0.1% of a call's weight: no repeats within it.
+MEMORY = 690
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
@@ -30,48 +32,99 @@ def progress(iterable: Any, **kwargs: Any) -> Any:
 
 
 def sliding_paths(stream: np.ndarray, reference_mean: np.ndarray, window: int) -> np.ndarray:
-    cumulative = np.vstack([np.zeros(stream.shape[1]), np.cumsum(stream, axis=0)])
+    cumulative = np.vstack([np.zeros(stream.shape[1]), np.cumsum(stream, axis=0, dtype=np.float64)])
     out = np.full(len(stream), np.nan)
     means = (cumulative[window:] - cumulative[:-window]) / window
     out[window - 1 :] = np.linalg.norm(means - reference_mean, axis=1)
     return out
 
 
-def calibrate_sliding(
-    pool: np.ndarray, reference_mean: np.ndarray, window: int, rng: np.random.Generator, n: int
-) -> float:
-    horizon = 2 * ARL0
-    paths = np.empty((n, horizon), dtype=np.float32)
-    for s in range(n):
-        stream = pool[null_stream(np.arange(len(pool)), horizon, rng)]
-        paths[s] = np.maximum.accumulate(
-            np.nan_to_num(sliding_paths(stream, reference_mean, window), nan=0.0)
-        )
-    low, high = 0.0, float(paths.max()) * 2 + 1
-    for _ in range(50):
-        middle = (low + high) / 2
-        if arl_estimate(run_lengths(paths, middle), horizon) < ARL0:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
-# (lam, n_components, shrinkage): the product's default first, then the ones it was chosen from.
-STREAM_CONFIGS = ((0.01, 384, 1.0), (0.01, 384, 0.3), (0.01, 32, 0.0))
+# (lam, n_components, shrinkage): the product's default (``--stream-configs`` adds others).
+STREAM_CONFIGS = ((0.01, 384, 1.0),)
 STREAM_REFERENCE = 1500
 STREAM_NULL_EVENTS = 200_000
 
 
-def null_stream(pool: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """Rows of an in-control stream: passes over the pool in fresh random orders.
+class Traffic:
+    """In-control traffic for one fold: independent-looking fresh calls whose mean differs from
+    the reference's by exactly the reference's own sampling error, as a deployed chart sees.
 
-    Drawing with replacement from a small pool gives every window the pool's own mean error
-    as a persistent shift (a drift of 1/len(pool)); without replacement inside a pass the
-    window means scatter around the population mean as fresh traffic would.
+    The known classes are split in two disjoint halves: the reference is drawn from the first,
+    traffic from the second (never a reference call again, so the whitening meets only
+    out-of-sample calls). A finite pool misleads a chart that sums products of different
+    calls over ~1/lam of them: independent draws repeat calls within that memory (each repeat
+    adds a call's squared norm), and passes without repeats pair distinct calls of a pool
+    centred on its own mean (covariance -C/(N-1)). So no call repeats within the chart's
+    memory (``distinct_rows``) and every stream is moved by a random combination of the pool's
+    centred calls with covariance C/N, which cancels that negative covariance. It is also
+    moved by the difference of the halves' means (that split's error is not the reference's)
+    plus a draw of the error the reference lacks (a sample of n from a half of N has error
+    variance 1/n - 1/N of the spread; fresh traffic sees 1/n).
     """
-    passes = -(-length // len(pool))
-    return np.concatenate([rng.permutation(pool) for _ in range(passes)])[:length]
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        reference_pool: np.ndarray,
+        traffic_pool: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        self.vectors = vectors
+        self.pool = traffic_pool
+        self.rng = rng
+        own = vectors[reference_pool].astype(np.float64)
+        fresh = vectors[traffic_pool].astype(np.float64)
+        self.centre = own.mean(axis=0) - fresh.mean(axis=0)
+        self.own_centred = own - own.mean(axis=0)
+        self.fresh_centred = fresh - fresh.mean(axis=0)
+
+    def offset(self) -> np.ndarray:
+        own = self.rng.normal(size=len(self.own_centred)) @ self.own_centred
+        fresh = self.rng.normal(size=len(self.fresh_centred)) @ self.fresh_centred
+        # Only the pair weight of the chart (lam 0.01) within the no-repeat memory.
+        within = np.sqrt(1 - 0.99 ** min(MEMORY, len(self.pool) // 2))
+        return np.asarray(
+            self.centre + own / len(self.own_centred) + within * fresh / len(self.fresh_centred)
+        )
+
+    def passes(self, length: int) -> np.ndarray:
+        """Calls never repeated within the chart's memory (690 events at lam 0.01)."""
+        return np.asarray(
+            self.pool[distinct_rows(len(self.pool), length, 1, MEMORY, self.rng)[:, 0]]
+        )
+
+    def rows(self, rows: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        return (self.vectors[rows].astype(np.float64) + offset).astype(np.float32)
+
+    def stream(self, length: int) -> np.ndarray:
+        return self.rows(self.passes(length), self.offset())
+
+
+def calibrate_sliding(
+    traffic: Traffic, reference_mean: np.ndarray, windows: tuple[int, ...], n: int
+) -> dict[int, float]:
+    """Per window, the threshold whose run length on ``n`` null streams is ARL0 (the same
+    streams for every window, made as the measured null streams are)."""
+    horizon = 2 * ARL0
+    rows = distinct_rows(len(traffic.pool), horizon, n, MEMORY, traffic.rng)
+    paths = {window: np.empty((n, horizon), dtype=np.float32) for window in windows}
+    for s in range(n):
+        stream = traffic.rows(traffic.pool[rows[:, s]], traffic.offset())
+        for window in windows:
+            paths[window][s] = np.maximum.accumulate(
+                np.nan_to_num(sliding_paths(stream, reference_mean, window), nan=0.0)
+            )
+    thresholds = {}
+    for window, window_paths in paths.items():
+        low, high = 0.0, float(window_paths.max()) * 2 + 1
+        for _ in range(50):
+            middle = (low + high) / 2
+            if arl_estimate(run_lengths(window_paths, middle), horizon) < ARL0:
+                low = middle
+            else:
+                high = middle
+        thresholds[window] = high
+    return thresholds
 
 
 def stream_folds(labels: np.ndarray, quick: bool) -> list[str]:
@@ -111,17 +164,19 @@ def streaming(
             rng = np.random.default_rng(seed % (1 << 31))
             known = rng.permutation(np.flatnonzero(labels != held_out))
             new_rows = np.flatnonzero(labels == held_out)
-            size = min(STREAM_REFERENCE, len(known) // 2)
-            ref, rest = known[:size], known[size:]
-            reference = vectors[ref]
-            nulls = [null_stream(rest, null_events // 4, rng) for _ in range(4)]
+            reference_pool, traffic_pool = known[: len(known) // 2], known[len(known) // 2 :]
+            size = min(STREAM_REFERENCE, len(reference_pool))
+            reference = vectors[reference_pool[:size]]
+            traffic = Traffic(vectors, reference_pool, traffic_pool, rng)
+            nulls = [traffic.stream(null_events // 4) for _ in range(4)]
             changes = []
             for _ in range(delay_reps):
+                calls = traffic.passes(max(SLIDING_WINDOWS) + MAX_DELAY)
+                before, after = calls[: max(SLIDING_WINDOWS)], calls[max(SLIDING_WINDOWS) :]
                 extra = rng.random(MAX_DELAY) < STREAM_NEW_SHARE
-                after = np.where(
-                    extra, rng.choice(new_rows, MAX_DELAY), rng.choice(rest, MAX_DELAY)
-                )
-                changes.append((rng.choice(rest, max(SLIDING_WINDOWS)), after))
+                after = np.where(extra, rng.choice(new_rows, MAX_DELAY), after)
+                offset = traffic.offset()
+                changes.append((traffic.rows(before, offset), traffic.rows(after, offset)))
             for lam, comps, shrink in configs:
                 key = f"mewma_lam{lam}_q{comps}_s{shrink}"
                 began = time.perf_counter()
@@ -137,24 +192,25 @@ def streaming(
                 )
                 rows_out[key]["fit_s"].append(time.perf_counter() - began)
                 for stream in nulls:
-                    update = MewmaDetector.from_state(mewma.to_state()).update(vectors[stream])
+                    update = MewmaDetector.from_state(mewma.to_state()).update(stream)
                     rows_out[key]["alarms"] += len(update.alarm_positions)
                     rows_out[key]["events"] += len(stream)
                 for before, after in changes:
                     detector = MewmaDetector.from_state(mewma.to_state())
-                    detector.update(vectors[before[:500]])
-                    update = detector.update(vectors[after])
+                    detector.update(before[:500])
+                    update = detector.update(after)
                     delay = update.alarm_positions[0] + 1 if update.alarm else MAX_DELAY
                     rows_out[key]["delays"].append(delay)
             reference_mean = reference.astype(np.float64).mean(axis=0)
-            half = len(rest) // 2
+            # Calibrated on streams made as the null streams are (favours the windows).
+            thresholds = calibrate_sliding(
+                traffic, reference_mean, SLIDING_WINDOWS, 30 if quick else 60
+            )
             for window in SLIDING_WINDOWS:
                 key = f"sliding_w{window}"
-                threshold = calibrate_sliding(
-                    vectors[rest[:half]], reference_mean, window, rng, 30 if quick else 60
-                )
+                threshold = thresholds[window]
                 for stream in nulls:
-                    path = sliding_paths(vectors[stream], reference_mean, window)
+                    path = sliding_paths(stream, reference_mean, window)
                     start, alarms = window - 1, 0
                     while True:
                         hits = np.flatnonzero(np.nan_to_num(path[start:], nan=0.0) > threshold)
@@ -165,8 +221,9 @@ def streaming(
                     rows_out[key]["alarms"] += alarms
                     rows_out[key]["events"] += len(stream)
                 for before, after in changes:
-                    stream = np.concatenate([before[:window], after])
-                    path = sliding_paths(vectors[stream], reference_mean, window)
+                    path = sliding_paths(
+                        np.vstack([before[:window], after]), reference_mean, window
+                    )
                     hits = np.flatnonzero(np.nan_to_num(path[window:], nan=0.0) > threshold)
                     rows_out[key]["delays"].append(int(hits[0]) + 1 if hits.size else MAX_DELAY)
         table = {}

@@ -194,3 +194,20 @@ def test_prompt_regression_stays_quiet_on_a_null_run(project, now):
     outcome = evaluation.rule_evaluate(rule_id=rule.pk, now=now)
     assert [g.severity for g in outcome.groups] == [None]
     assert not Incident.objects.exists()
+
+
+def test_embedding_drift_message_names_the_streaming_chart_that_fired(project, now):
+    rule = rules.rule_create(project=project, name="Drift", kind="embedding_drift")
+    stream = {
+        "alarm": True,
+        "test": "mewma",
+        "title": "MEWMA chart of whitened embeddings",
+        "statistic": 91.4,
+        "limit": 72.4,
+        "events": 350,
+    }
+    _check(project, now, drifted=True, p_value=1e-4, stream=stream)
+    evaluation.rule_evaluate(rule_id=rule.pk, now=now)
+    confidence = Incident.objects.get().details["confidence"]
+    assert "streaming MEWMA chart of whitened embeddings alarm" in confidence
+    assert "statistic 91.4, limit 72.4" in confidence

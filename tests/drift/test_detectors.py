@@ -364,6 +364,74 @@ def test_streaming_state_resumes_where_it_stopped(
     assert tail.statistic == pytest.approx(whole.statistic)
 
 
+def test_streaming_running_part_alone_resumes_exactly(
+    mewma: MewmaDetector, stream_blobs: Blobs
+) -> None:
+    """A monitor stores only the running part; joined with the fitted chart it resumes where
+    the whole detector would have, bit for bit, and stays a few KB whatever the chart."""
+    rng = np.random.default_rng(17)
+    events = stream_blobs.sample(600, [*EVEN, 1.0], rng)[0]
+    fitted = mewma.to_state()
+    whole = MewmaDetector.from_state(fitted).update(events)
+    first = MewmaDetector.from_state(fitted)
+    head = first.update(events[:250])
+    running = json.loads(json.dumps(first.running_state()))
+    assert "whitening" not in running
+    assert len(json.dumps(running)) < 8 * len(mewma.z) * 4 / 3 + 400
+    second = MewmaDetector.from_state(fitted, running=running)
+    tail = second.update(events[250:])
+    assert head.alarm_positions + [250 + p for p in tail.alarm_positions] == whole.alarm_positions
+    assert tail.statistic == whole.statistic
+
+
+def test_streaming_chart_without_own_squares_has_mean_near_zero(
+    mewma: MewmaDetector, stream_blobs: Blobs
+) -> None:
+    """The cross statistic leaves out each event's own square: in control it hovers around
+    the small offset of the reference mean's error, not around the traffic's total variance
+    (which the limit would otherwise have to match to ~1%)."""
+    rng = np.random.default_rng(18)
+    detector = MewmaDetector.from_state(mewma.to_state())
+    assert detector.cross
+    values = []
+    for _ in range(40):
+        detector.update(stream_blobs.sample(100, EVEN, rng)[0])
+        values.append(detector.statistic)
+    full = detector.z @ detector.z / detector._variance(np.array([detector.since_reset]))[0]
+    assert abs(float(np.median(values))) < 0.5 * mewma.limit
+    assert full > detector.statistic
+
+
+def test_streaming_state_of_version_one_still_runs(
+    mewma: MewmaDetector, stream_blobs: Blobs
+) -> None:
+    """Baselines fitted before the cross statistic keep their full-statistic chart (version 1)
+    and its limit until refit; their monitors' full states resume too."""
+    legacy = MewmaDetector(
+        mean=mewma.mean,
+        whitening=mewma.whitening,
+        lam=mewma.lam,
+        limit=40.0,
+        arl0=mewma.arl0,
+        reference_size=mewma.reference_size,
+        cross=False,
+    )
+    state = json.loads(json.dumps(legacy.to_state()))
+    assert state["version"] == 1
+    rng = np.random.default_rng(19)
+    events = stream_blobs.sample(300, EVEN, rng)[0]
+    chart = MewmaDetector.from_state(state)
+    assert not chart.cross
+    chart.update(events[:100])
+    resumed = MewmaDetector.from_state(state, running=chart.to_state())
+    assert resumed.since_reset == chart.since_reset
+    expected = chart.update(events[100:])
+    assert resumed.update(events[100:]).statistic == pytest.approx(expected.statistic)
+    # A running part from a full chart cannot resume a cross chart: it restarts from zero.
+    cross = MewmaDetector.from_state(mewma.to_state(), running=legacy.to_state() | {"events": 5})
+    assert cross.since_reset == 0
+
+
 # --- real data -------------------------------------------------------------------------------
 
 CACHE = Path(os.environ.get("DRIFTLINE_BENCH_CACHE", "/work/cache"))

@@ -222,6 +222,8 @@ def _check_outcome(*, monitor: DriftMonitor, window: Window, fit_k: int | None) 
     summary = result.summary
     if out_of_domain["drifted"]:
         summary += " " + out_of_domain["summary"]
+    if stream.get("alarm"):
+        summary += " " + stream["summary"]
     return {
         "status": CheckStatus.TESTED,
         "baseline": baseline,
