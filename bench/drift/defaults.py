@@ -24,9 +24,30 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from apps.drift.detectors import Baseline, get_detector
+from apps.drift.detectors import Baseline, get_detector, register
 from apps.drift.detectors.base import permutation_p_values
+from apps.drift.detectors.windowed import PrincipalMmdDetector
 from bench.drift.data import dataset_vectors
+
+
+# Bench-only variants of the principal-direction MMD (how many directions to keep).
+@register
+class PrincipalMmd16(PrincipalMmdDetector):
+    name = "kernel_mmd_pca16"
+    components = 16
+
+
+@register
+class PrincipalMmd64(PrincipalMmdDetector):
+    name = "kernel_mmd_pca64"
+    components = 64
+
+
+@register
+class PrincipalMmd8(PrincipalMmdDetector):
+    name = "kernel_mmd_pca8"
+    components = 8
+
 
 STATISTICS = (
     "mean_shift",

