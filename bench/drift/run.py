@@ -74,12 +74,12 @@ EVIDENTLY_WINDOW = 500
 # Reported beside ours on the same re-splits (they do not vote).
 ALSO = ("mean_shift", "kernel_mmd", "kernel_mmd_pca")
 # False-alarm sweep: reference size -> references drawn (each tested with 5 windows of every
-# size 100..2,000). 200 windows a cell at 300 (standard error 0.015 at 5%), 150 at 1,500
-# (0.018), 30 at the cap (0.04; a test there pools 7,000 rows and takes seconds): what a run
-# of under 40 minutes on a loaded 2-core machine affords; --sweep-only with more is the
-# precise check.
-SWEEP = {300: 40, 1500: 30, 5000: 6}
+# size 100..2,000). 150 windows a cell at 300 (standard error 0.018 at 5%), 80 at 1,500
+# (0.024), 15 at the cap (a test there pools 7,000 rows and takes seconds): what a run of
+# under 40 minutes on a loaded 2-core machine affords (--sweep-plan for more).
+SWEEP = {300: 30, 1500: 16, 5000: 3}
 SWEEP_QUICK = {300: 4, 1500: 3, 5000: 2}
+SWEEP_PLAN = dict(SWEEP)
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
@@ -250,7 +250,7 @@ def false_alarm_sweep(quick: bool, references: tuple[int, ...] = ()) -> dict[str
     """
     vectors, _, _ = dataset_vectors("snips")
     sizes = (100, 200, 500, 1000, 2000)
-    plan = SWEEP_QUICK if quick else SWEEP
+    plan = SWEEP_QUICK if quick else SWEEP_PLAN
     per_ref = 2 if quick else 5
     hits: dict[str, list[list[int]]] = defaultdict(list)
     for m, n_refs in plan.items():
@@ -381,6 +381,7 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="processes for the data sets and sweep cells"
     )
+    parser.add_argument("--sweep-plan", default="", help="reference:references,... (default SWEEP)")
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument(
         "--streaming-only", action="store_true", help="only the streaming comparison"
@@ -405,22 +406,35 @@ def main() -> None:
     if not args.streaming_only:
         tasks: list[tuple[str, Any]] = [("dataset", name) for name in datasets]
         if not args.no_sweep:
-            tasks += [("sweep", m) for m in SWEEP]
+            if args.sweep_plan:
+                SWEEP_PLAN.clear()
+                SWEEP_PLAN.update(
+                    {int(m): int(r) for m, r in (c.split(":") for c in args.sweep_plan.split(","))}
+                )
+            tasks += [("sweep", m) for m in SWEEP_PLAN]
         # The slowest first, so that the processes finish together.
-        cost = {"sweep": 2, "snips": 1, "bbc_news": 1}
+        cost = {"sweep": 2, "snips": 2, "bbc_news": 2}
         tasks.sort(key=lambda task: -cost.get(task[0] if task[0] == "sweep" else task[1], 0))
-        if args.jobs > 1:
-            from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                outcomes = list(pool.map(run_task, tasks, [args.quick] * len(tasks)))
-        else:
-            outcomes = [run_task(task, args.quick, evidently) for task in tasks]
-        for (kind, key), outcome in zip(tasks, outcomes, strict=True):
+        def record(task: tuple[str, Any], outcome: dict[str, Any]) -> None:
+            # Saved as each task ends: a run stopped early keeps the tables it finished.
+            kind, key = task
             if kind == "dataset":
                 results["datasets"][key] = outcome
             else:
                 results.setdefault("false_alarm_sweep", {}).update(outcome)
+            save(results, args, started)
+
+        if args.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                futures = {pool.submit(run_task, task, args.quick): task for task in tasks}
+                for future in as_completed(futures):
+                    record(futures[future], future.result())
+        else:
+            for task in tasks:
+                record(task, run_task(task, args.quick, evidently))
     if not args.no_streaming:
         configs: tuple[tuple[float, int, float], ...] = STREAM_CONFIGS
         if args.stream_configs:
@@ -429,14 +443,19 @@ def main() -> None:
                 for lam, q, shrink in (c.split(":") for c in args.stream_configs.split(","))
             )
         results["streaming"] = streaming(args.quick, datasets, configs)
-    results["wall_s"] = time.perf_counter() - started
+    path = save(results, args, started)
     print_tables(results)
+    print(f"\nwrote {path} in {results['wall_s']:.0f} s")
+
+
+def save(results: dict[str, Any], args: argparse.Namespace, started: float) -> Path:
+    results["wall_s"] = time.perf_counter() - started
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stem = ("drift-quick" if args.quick else "drift") + (f"-{args.tag}" if args.tag else "")
     path = out / f"{stem}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwrote {path} in {results['wall_s']:.0f} s")
+    return path
 
 
 if __name__ == "__main__":
