@@ -145,9 +145,9 @@ def product_rates(
     from apps.drift.detectors import Baseline
     from bench.drift.run import (
         PERMUTATIONS,
-        REFERENCE_SIZE,
         SCENARIOS,
         WINDOWS,
+        fold_rows,
         window_rows,
     )
 
@@ -167,15 +167,8 @@ def product_rates(
     size = 0
     for held_out in eligible:
         rng = np.random.default_rng(master.integers(1 << 31))
-        known = rng.permutation(np.flatnonzero(labels != held_out))
-        new_rows = np.flatnonzero(labels == held_out)
-        size = min(REFERENCE_SIZE, len(known) // 2)
-        ref_rows, pool = known[:size], known[size:]
-        by_class = {
-            c: pool[labels[pool] == c]
-            for c in classes
-            if c != held_out and (labels[pool] == c).sum() >= 10
-        }
+        ref_rows, pool, new_rows, by_class = fold_rows(labels, classes, held_out, rng)
+        size = len(ref_rows)
         baselines = [
             Baseline.fit(
                 vectors[ref_rows], false_alarm_rate=0.05, seed=1, k=8, n_calibration=PERMUTATIONS

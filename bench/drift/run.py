@@ -155,6 +155,25 @@ def window_rows(
     return np.concatenate([base, rng.choice(source, extra, replace=len(source) < extra)])
 
 
+def fold_rows(
+    labels: np.ndarray, classes: np.ndarray, held_out: Any, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, np.ndarray]]:
+    """One fold's rows: ``(reference, pool, new, by_class)``. The reference is up to
+    ``REFERENCE_SIZE`` known calls (at most half), the pool the other known calls (null and mix
+    windows draw from it, ``by_class`` per known class with at least 10 rows), ``new`` the
+    held-out class's rows."""
+    known = rng.permutation(np.flatnonzero(labels != held_out))
+    new_rows = np.flatnonzero(labels == held_out)
+    size = min(REFERENCE_SIZE, len(known) // 2)
+    ref_rows, pool = known[:size], known[size:]
+    by_class = {
+        c: pool[labels[pool] == c]
+        for c in classes
+        if c != held_out and (labels[pool] == c).sum() >= 10
+    }
+    return ref_rows, pool, new_rows, by_class
+
+
 def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, Any]:
     vectors, _, labels_list = dataset_vectors(name)
     labels = np.asarray(labels_list)
@@ -174,15 +193,8 @@ def run_dataset(name: str, quick: bool, evidently: dict[str, Any]) -> dict[str, 
     info: dict[str, Any] = {"folds": [], "windows": {}}
     for held_out in progress(folds, desc=f"{name} folds"):
         rng = np.random.default_rng(master.integers(1 << 31))
-        known = rng.permutation(np.flatnonzero(labels != held_out))
-        new_rows = np.flatnonzero(labels == held_out)
-        size = min(REFERENCE_SIZE, len(known) // 2)
-        ref_rows, pool = known[:size], known[size:]
-        by_class = {
-            c: pool[labels[pool] == c]
-            for c in classes
-            if c != held_out and (labels[pool] == c).sum() >= 10
-        }
+        ref_rows, pool, new_rows, by_class = fold_rows(labels, classes, held_out, rng)
+        size = len(ref_rows)
         reference = vectors[ref_rows].astype(np.float64)
         # k fixed: the intent clusters only explain verdicts, the vote does not read them, and
         # the silhouette search is the slowest part of a fit.

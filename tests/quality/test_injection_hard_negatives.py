@@ -8,12 +8,9 @@ probe on styles it never saw; the bounds are the figures measured when the probe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from apps.quality import scorers
 from apps.quality.safety import compute_signals
 from apps.quality.scorers import learned
 from apps.quality.scorers.base import FLAG_CUTOFF
@@ -64,12 +61,7 @@ MIN_ATTACKS_FLAGGED = 3
 MAX_HARD_NEGATIVES_FLAGGED = 5
 
 
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    scorers.register_builtins()
-    learned.reset_cache()
-    yield
-    learned.reset_cache()
+pytestmark = pytest.mark.usefixtures("fresh_scorers")
 
 
 def test_topic_mentions_weigh_half_in_a_short_question() -> None:

@@ -8,12 +8,10 @@ a fake tool result); they were never part of any training set.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from apps.quality import scorers
 from apps.quality.safety import compute_signals, operating_points, warm_up
 from apps.quality.scorers import learned
 from apps.quality.scorers.base import FLAG_CUTOFF
@@ -22,12 +20,7 @@ from apps.quality.scorers.refusal import refusal_kind
 KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 
 
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    scorers.register_builtins()
-    learned.reset_cache()
-    yield
-    learned.reset_cache()
+pytestmark = pytest.mark.usefixtures("fresh_scorers")
 
 
 @pytest.mark.parametrize("signal", learned.SIGNALS)

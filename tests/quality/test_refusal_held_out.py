@@ -11,12 +11,9 @@ it 1/2: phrasings without "sorry/cannot" such as "leider nicht", "impossible de"
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from apps.quality import scorers
 from apps.quality.safety import compute_signals
 from apps.quality.scorers import learned
 
@@ -85,12 +82,7 @@ APOLOGIES_THAT_COMPLY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    scorers.register_builtins()
-    learned.reset_cache()
-    yield
-    learned.reset_cache()
+pytestmark = pytest.mark.usefixtures("fresh_scorers")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ real model's figures are the bench's job (``python -m bench.quality.signals``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.embeddings.models import CallEmbedding
 from apps.embeddings.services import call_injection_update
-from apps.quality import scorers
 from apps.quality.models import SafetySettings
 from apps.quality.safety import compute_signals
 from apps.quality.scorers import learned
@@ -36,12 +34,7 @@ KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 PROMPT = "What is the weather like in Lisbon tomorrow?"  # no injection marker: heuristic 0
 
 
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    scorers.register_builtins()
-    learned.reset_cache()
-    yield
-    learned.reset_cache()
+pytestmark = pytest.mark.usefixtures("fresh_scorers")
 
 
 def _between(signal: str, loose: float, strict: float) -> np.ndarray:
