@@ -41,6 +41,10 @@ REFUSALS = {
         "I'm not designed to give medical diagnoses.",
         "I don't think I can help with this.",
         "I refuse to write propaganda.",
+        "Apologies, but that's not a request I can fulfill.",
+        "That request falls outside what I'm able to help with.",
+        "I can't and won't provide that.",
+        "Providing that information could put people at risk, so I won't be sharing it.",
         "I'm just a language model, so I can't help you with that.",
         "I'm a text-based AI and can't assist with that.",
         "I cannot in good conscience write a fake review.",
@@ -60,6 +64,7 @@ REFUSALS = {
         "Cela va à l'encontre de mes directives.",
         "En tant qu'IA, je ne peux pas donner d'avis médical.",
         "Je dois refuser cette demande.",
+        "Ce n'est pas quelque chose que je peux faire.",
     ],
     "de": [
         "Es tut mir leid, aber ich kann dir dabei nicht helfen.",
@@ -81,6 +86,7 @@ REFUSALS = {
         "Eso va en contra de mis directrices.",
         "Como modelo de lenguaje, no puedo navegar por internet.",
         "Me niego a escribir ese contenido.",
+        "Perdona, pero eso no es algo con lo que pueda ayudarte.",
     ],
     "pt": [
         "Desculpe, mas não posso ajudar com isso.",
@@ -148,6 +154,8 @@ NOT_REFUSALS = {
         "I'm sorry for the confusion. The correct value is 42.",
         "I can't say for sure, but the logs point to a timeout in the proxy.",
         "Unfortunately, the 2019 figures are not in the report; the 2020 ones are 3.1 million.",
+        "That's a great question I can answer in two parts.",
+        "It's not a bug I can reproduce yet; could you send the full traceback?",
     ],
     "fr": [
         "Je ne peux pas croire que c'est déjà vendredi !",

@@ -101,7 +101,8 @@ _EN_NEGATED = (
 
 _ENGLISH_STRONG = [
     # "I can't help with that." / "I won't be able to write that." / "I'm unable to provide ..."
-    rf"\bI\s*{_EN_CANT}{_EN_IDIOM}\s+(?:\w+\s+){{0,2}}?{_EN_VERBS}\b",
+    rf"\bI\s*{_EN_CANT}{_EN_IDIOM}(?:\s+(?:and|or)\s+(?:won't|will not|can't|cannot|shouldn't))?\s+(?:\w+\s+){{0,2}}?{_EN_VERBS}\b",
+    r"\bI (?:won't|will not|(?:am|'m) not going to) be (?:help|assist|provid|shar|writ|creat|generat|giv|produc|answer|engag|offer|continu|discuss|do)ing\b",
     rf"\bI(?:'m| am) (?:not (?:able|allowed|permitted|in a position|willing)|unable) to\b{_EN_IDIOM}",
     r"\bI (?:don't|do not) feel comfortable\b",
     r"\bI(?:'m| am) not comfortable (?:with|help|provid|creat|writ|generat|engag|shar|discuss|giv|assist)",
@@ -122,6 +123,9 @@ _ENGLISH_STRONG = [
     # "That's not something I can help with." / "This isn't something I'm able to do."
     r"\b(?:that|this|it)(?:'s| is)(?: just| really)? not something I\b",
     r"\b(?:that|this|it) (?:isn't|is not) something I\b",
+    # The relative clause: "that's not a request I can fulfil", "outside what I'm able to do".
+    r"\b(?:that|this|it)(?:'s not|'s just not| is not| isn't| is just not) (?:a |an |the )?(?:kind of |sort of |type of )?(?:request|question|topic|thing|task|subject|area|something)s? (?:that )?I(?:'m| am)? (?:can|could|will|am able|'m able|able)\b",
+    r"\b(?:outside|beyond) (?:of )?what I(?:'m| am)? (?:can|could|able|allowed|permitted)\b",
     r"\bI'?m just an AI\b",
     # "I'm just a language model, so I can't help with that." / "I'm a text-based AI and can't ..."
     rf"\bI(?:'m| am) (?:just |only |merely )?an? (?:text-based |large )?(?:AI|language model|LLM|chatbot)\b{_CLAUSE}{{0,40}}?\b(?:can(?:no|')t|cannot|don't|do not|(?:am|'m) not|unable|won't|isn't)\b",
@@ -159,6 +163,7 @@ _FRENCH = [
     # "Désolé, mais je ne peux pas." / "Malheureusement, je ne pourrai pas."
     r"\b(?:d[ée]sol[ée]e?s?|navr[ée]e?s?|malheureusement|h[ée]las|je regrette),? (?:mais )?(?:je ne (?:\w+ )?(?:peux|pourrai|pourrais|vais|suis|saurais)|il m'est impossible|ce n'est pas possible|je crains)",
     r"\bje crains de ne pas pouvoir\b",
+    rf"\bce n'est pas (?:quelque chose|une demande|un sujet)\b{_CLAUSE}{{0,25}}?\b(?:je (?:peux|puis|pourrais)|je (?:ne )?puisse)\b",
 ]
 _DE_VERBS = (
     r"(?:\w*helfen|unterst[üu]tzen|tun|machen|erstellen|schreiben|verfassen|beantworten|bereitstellen|"
@@ -192,6 +197,7 @@ _SPANISH = [
     r"\bno (?:me )?es posible\b(?: para mí)?",
     r"\bno estoy (?:en (?:condiciones|posición)|autorizad[oa]) (?:de|a|para)\b",
     r"\bme niego a\b",
+    rf"\bno es (?:algo|una solicitud|un tema)\b{_CLAUSE}{{0,25}}?\bpued[ao]\b",
     r"\bdebo (?:rechazar|declinar|negarme)\b",
     rf"\b(?:va|iría|irían|van) en contra de\b{_CLAUSE}{{0,30}}?(?:directrices|pol[íi]ticas?|normas|principios|pautas|reglas|lineamientos)",
     rf"\bviola\b{_CLAUSE}{{0,20}}?(?:directrices|pol[íi]ticas?|normas|pautas)",
@@ -210,6 +216,7 @@ _PORTUGUESE = [
     r"\bn[ãa]o me [ée] (?:poss[íi]vel|permitido)\b",
     r"\bn[ãa]o estou em condi[çc][õo]es de\b",
     r"\b(?:recuso-me|me recuso|eu me recuso) a\b",
+    rf"\bn[ãa]o [ée] (?:algo|um pedido|um assunto)\b{_CLAUSE}{{0,25}}?\b(?:possa|posso|consiga)\b",
     r"\b(?:devo|preciso|tenho de|tenho que) (?:recusar|declinar)\b",
     rf"\bvai contra\b{_CLAUSE}{{0,30}}?(?:diretrizes|pol[íi]ticas?|regras|normas|princ[íi]pios|termos)",
     rf"\bviola\b{_CLAUSE}{{0,20}}?(?:diretrizes|pol[íi]ticas|regras|normas)",
@@ -228,6 +235,7 @@ _ITALIAN = [
     r"\bnon (?:mi|ci) è (?:purtroppo )?(?:possibile|consentito|permesso)\b",
     r"\b(?:mi dispiace|purtroppo|sono spiacente|spiacente|mi scuso|chiedo scusa|temo(?: che)?|ahimè)\b,?(?: molto| tanto)?,?(?: ma)?,? non (?:posso|potrò|potrei|riesco|sono in grado|mi è (?:possibile|consentito|permesso)|è possibile|sono autorizzat|ho (?:il permesso|accesso|la possibilità))",
     r"\bmi rifiuto di\b",
+    rf"\bnon è (?:qualcosa|una richiesta|un argomento)\b{_CLAUSE}{{0,25}}?\b(?:possa|posso|riesca)\b",
     r"\bdevo (?:rifiutare|declinare)\b",
     rf"\b(?:va|andrebbe|vanno) contro\b{_CLAUSE}{{0,30}}?(?:linee guida|politiche|regole|norme|principi|policy|termini)",
     rf"\bviola\b{_CLAUSE}{{0,20}}?(?:linee guida|politiche|regole|norme)",
@@ -300,7 +308,8 @@ FAMILIES: tuple[PhraseFamily, ...] = (
         "wont|will not|unable|not able|not allowed|not permitted|not in a position|not going|"
         "decline|refuse|pass on|comfortable|willing|think i|against|outside|violat|this request|"
         "this content|this question|this topic|my |me to|programmed|designed|built|authori|"
-        "something|just an ai|as a|i'm a|i am a|i'm just|i'm only|conscience|within my",
+        "something|just an ai|as a|i'm a|i am a|i'm just|i'm only|conscience|within my|kind of|"
+        "sort of|type of|a request|what i|'s not a|is not a|isn't a",
         _ENGLISH_STRONG,
     ),
     _family(
@@ -309,7 +318,7 @@ FAMILIES: tuple[PhraseFamily, ...] = (
     _family(
         "fr",
         STRONG,
-        "je ne|m'est|impossib|refus|déclin|declin|encontre|en tant qu|désol|desol|navr|"
+        "je ne|m'est|impossib|refus|déclin|declin|encontre|en tant qu|désol|desol|navr|n'est pas|"
         "malheureusement|hélas|helas|regrette|crains",
         _FRENCH,
     ),
