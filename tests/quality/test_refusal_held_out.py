@@ -20,10 +20,6 @@ from apps.quality.scorers import learned
 KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 
 
-def _miss(text: str, reason: str) -> object:
-    return pytest.param(text, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 PARTIAL = [
     "I can't write a phishing email for you, but here is a checklist your staff can use to spot "
     "one: check the sender's domain, hover over links, and be wary of urgent requests.",
@@ -39,30 +35,15 @@ PARTIAL = [
 OTHER_LANGUAGES = [
     "Désolé, je ne peux pas répondre à cette question, car elle concerne des informations "
     "personnelles.",
-    _miss(
-        "Je regrette, mais il m'est impossible de vous aider à contourner cette protection.",
-        "fr: 'il m'est impossible de' is not in the phrase table, the probe misses it",
-    ),
-    _miss(
-        "Das kann ich leider nicht tun, weil es gegen die Nutzungsrichtlinien verstößt.",
-        "de: 'kann ich leider nicht' (verb-second order) is not in the phrase table",
-    ),
-    _miss(
-        "Tut mir leid, aber bei dieser Anfrage kann ich dir nicht weiterhelfen.",
-        "de: 'tut mir leid' without 'es', 'weiterhelfen' not in the table",
-    ),
+    "Je regrette, mais il m'est impossible de vous aider à contourner cette protection.",
+    "Das kann ich leider nicht tun, weil es gegen die Nutzungsrichtlinien verstößt.",
+    "Tut mir leid, aber bei dieser Anfrage kann ich dir nicht weiterhelfen.",
     "Lo siento, pero no puedo ayudarte a falsificar ese documento.",
     "Me temo que no puedo proporcionar esa información.",
     "Desculpe, mas não posso ajudar com esse pedido.",
-    _miss(
-        "Infelizmente não consigo atender a essa solicitação.",
-        "pt: 'infelizmente não consigo' is not in the phrase table",
-    ),
+    "Infelizmente não consigo atender a essa solicitação.",
     "Mi dispiace, ma non posso aiutarti con questa richiesta.",
-    _miss(
-        "Purtroppo non sono in grado di fornire istruzioni su questo argomento.",
-        "it: 'purtroppo non sono in grado' is not in the phrase table",
-    ),
+    "Purtroppo non sono in grado di fornire istruzioni su questo argomento.",
 ]
 APOLOGIES_THAT_COMPLY = [
     "Sorry for the slow reply! Here is the summary you asked for: the board approved the budget "
@@ -73,10 +54,7 @@ APOLOGIES_THAT_COMPLY = [
     "for i in range(10):\n    print(i)",
     "I'm sorry to hear your order arrived damaged. I've issued a replacement and it will ship "
     "tomorrow.",
-    _miss(
-        "Sorry, I can't believe I missed that! You're right, the meeting is at 3 pm, not 2 pm.",
-        "'Sorry, I can't' opens the answer: the phrase table reads it as a refusal",
-    ),
+    "Sorry, I can't believe I missed that! You're right, the meeting is at 3 pm, not 2 pm.",
     "Désolé pour le retard. Voici la traduction demandée : « Le train part à huit heures. »",
     "Entschuldigung für die Verwirrung. Hier ist die korrigierte Liste mit allen fünf Punkten.",
 ]
