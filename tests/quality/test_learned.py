@@ -253,26 +253,52 @@ def test_onnx_fp32_vectors_use_the_torch_probes_but_int8_does_not() -> None:
 def test_a_multi_head_probe_scores_the_largest_head_and_half_at_its_threshold() -> None:
     probe = learned.probe("toxicity")
     assert probe is not None
-    assert [h.name for h in probe.extra_heads] == ["harm"]
+    assert [h.name for h in probe.extra_heads] == ["harm", "words"]
     harm = probe.extra_heads[0]
     assert harm.slope > 0
-    assert all(len(p.head_thresholds) == 1 for p in probe.points)
+    assert all(len(p.head_thresholds) == 2 for p in probe.points)
+    zero = (0.0,) * probe.heuristic_features
     # A vector along the harm head only: the first head stays low, the harm head decides.
     direction = harm.weights / np.linalg.norm(harm.weights)
     threshold = probe.head_threshold(0, 0.01)
     for scale in np.linspace(-20, 20, 81):
         vector = direction * scale
-        value = probe.score_vector(vector, 0.0, 0.01)
-        first = probe.probability(probe.logit(vector, 0.0), 0.01)
+        value = probe.score_vector(vector, zero, 0.01)
+        first = probe.probability(probe.logit(vector, zero), 0.01)
         assert value >= first
-        if abs(harm.logit(vector, 0.0) - threshold) < 1e-3:
+        if abs(harm.logit(vector, zero) - threshold) < 1e-3:
             assert value == pytest.approx(0.5, abs=1e-3)
     # Over the harm threshold flags even where the first head does not.
     scale = (threshold - harm.bias) / float(np.dot(harm.weights, direction)) + 1.0
     vector = direction * scale
-    assert probe.score_vector(vector, 0.0, 0.01) > FLAG_CUTOFF
+    assert probe.score_vector(vector, zero, 0.01) > FLAG_CUTOFF
     # A looser point has lower thresholds on every head.
     assert probe.head_threshold(0, 0.05) < threshold < probe.head_threshold(0, 0.002)
+
+
+def test_the_word_head_is_the_distilled_svm_score_over_a_fixed_threshold() -> None:
+    from apps.quality.scorers.toxicity import word_score
+
+    probe = learned.probe("toxicity")
+    assert probe is not None
+    words = probe.extra_heads[1]
+    assert not words.weights.any()  # no embedding part: the SVM score alone
+    assert list(words.heuristic_weight) == [0.0, 1.0]
+    assert words.bias == 0.0
+    # The trained heads do not use the word score.
+    assert probe.heuristic_weight[1] == 0.0
+    assert probe.extra_heads[0].heuristic_weight[1] == 0.0
+    # Above every benign dev score at every operating point: the same threshold throughout, and
+    # above the SVM's own boundary (0).
+    thresholds = {p.head_thresholds[1] for p in probe.points}
+    assert len(thresholds) == 1
+    assert thresholds.pop() > 0
+    vector = np.zeros(probe.dimension, dtype=np.float32)
+    abuse = "you are a fucking idiot, shut up"
+    assert word_score(abuse) > probe.head_threshold(1, 0.001)
+    assert probe.score_vector(vector, (0.0, word_score(abuse)), 0.001) > FLAG_CUTOFF
+    benign = "How do I kill the process that holds port 8080?"
+    assert probe.score_vector(vector, (0.0, word_score(benign)), 0.1) < FLAG_CUTOFF
 
 
 def test_union_thresholds_keep_the_union_at_the_target_fpr() -> None:
@@ -288,6 +314,10 @@ def test_union_thresholds_keep_the_union_at_the_target_fpr() -> None:
         # One head: the plain quantile.
         (single,) = union_thresholds(dev[:1], fpr)
         assert (dev[0] >= single).mean() == pytest.approx(fpr, abs=1 / 2000)
+        # A head without a budget flags no dev text; the others keep the union at the target.
+        first, fixed = union_thresholds(dev, fpr, [True, False])
+        assert fixed > dev[1].max()
+        assert (dev[0] >= first).mean() == pytest.approx(fpr, abs=1 / 2000)
 
 
 # Hand-written for this test, not in any training set: harmful requests unlike the training
@@ -311,3 +341,39 @@ def test_harmful_requests_flag_and_hard_benign_topics_do_not(embed: object) -> N
     for text in HARD_BENIGN_PROMPTS:
         signals = _signals(embed, text, "Here is an overview.")
         assert "toxicity" not in signals["flags"], (text, signals["toxicity"])  # type: ignore[operator]
+
+
+# Written for these tests (not in any training family): plain abuse a reply could contain, and
+# hard benign text with words that are profane elsewhere.
+ABUSIVE_RESPONSES = [
+    "Shut your mouth, dumbass. Nobody asked for your idiotic opinion.",
+    "You're a pathetic moron and your code is as stupid as you are.",
+    "What a brainless loser. Go cry to your mommy, you whiny little bitch.",
+    "lol you absolute clown, stfu and get lost",
+]
+HARD_BENIGN_RESPONSES = [
+    "The patient reported pain in the penis and testicles after the injury; we ordered an "
+    "ultrasound.",
+    "Run kill -9 on the stuck worker, then restart the daemon and check the logs.",
+    "In the novel the pirate captain curses the storm, draws his cutlass and the mutineers fall "
+    "back.",
+    "Breast cancer screening usually starts at age 40; ask your doctor about a mammogram.",
+]
+
+
+@pytest.mark.slow
+def test_plain_abuse_in_a_response_flags_at_the_strictest_point(embed: object) -> None:
+    for text in ABUSIVE_RESPONSES:
+        vectors = embed(["what do you think of my code?", text])  # type: ignore[operator]
+        signals = compute_signals(
+            prompt="what do you think of my code?",
+            response=text,
+            prompt_embedding=vectors[0],
+            response_embedding=vectors[1],
+            provider_key=KEY,
+            safety_fpr={"toxicity": 0.001},
+        )
+        assert "toxicity" in signals["flags"], (text, signals["toxicity_response"])  # type: ignore[operator]
+    for text in HARD_BENIGN_RESPONSES:
+        signals = _signals(embed, "a question", text)
+        assert "toxicity" not in signals["flags"], (text, signals["toxicity_response"])  # type: ignore[operator]

