@@ -204,7 +204,33 @@ POOL_STATISTICS = [
     "energy",
     "knn_tail",
     "kernel_mmd_pca5",
+    "ridge_classifier",
+    "kernel_mmd_classifier",
 ]
+
+
+def direct_ridge_top_counts(
+    pooled: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Per split, the window rows among the pool's top 5% scores, each row scored by a ridge
+    regression of the window labels refitted without it (sklearn, with its intercept; the
+    ridge 30 x the pooled covariance's mean eigenvalue, on the unscaled sum of squares)."""
+    from sklearn.linear_model import Ridge
+
+    count = len(pooled)
+    alpha = 30.0 * np.linalg.eigvalsh(np.cov(pooled, rowvar=False)).mean() * (count - 1)
+    keep = round(0.05 * count)
+    counts = []
+    for inside, _ in splits:
+        labels = np.zeros(count)
+        labels[inside] = 1.0
+        scores = np.empty(count)
+        for row in range(count):
+            rest = np.arange(count) != row
+            model = Ridge(alpha=alpha).fit(pooled[rest], labels[rest])
+            scores[row] = model.predict(pooled[row : row + 1])[0]
+        counts.append(np.isin(np.argsort(-scores)[:keep], inside).sum())
+    return np.asarray(counts, dtype=np.float64)
 
 
 def direct_mmd(kernel: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
@@ -239,6 +265,19 @@ def test_pool_statistics_match_a_direct_computation(name: str, blobs: Blobs) -> 
         z = (per_scale - per_scale.mean(axis=1, keepdims=True)) / per_scale.std(
             axis=1, keepdims=True
         )
+        np.testing.assert_allclose(values, z.max(axis=0), rtol=2e-3, atol=2e-3)
+        return
+    if name == "ridge_classifier":
+        np.testing.assert_array_equal(values, direct_ridge_top_counts(pooled, splits))
+        return
+    if name == "kernel_mmd_classifier":
+        parts = np.array(
+            [
+                [direct_mmd(np.exp(-sq / sigma2), i, o) for i, o in splits],
+                direct_ridge_top_counts(pooled, splits),
+            ]
+        )
+        z = (parts - parts.mean(axis=1, keepdims=True)) / parts.std(axis=1, keepdims=True)
         np.testing.assert_allclose(values, z.max(axis=0), rtol=2e-3, atol=2e-3)
         return
     order = np.argsort(sq + np.diag(np.full(len(sq), np.inf)), axis=1)
@@ -284,6 +323,33 @@ def test_pool_statistics_hold_the_level_and_find_a_new_intent(name: str) -> None
     # 96 windows at 5%: 4.8 expected (sd 2.1).
     assert null_hits <= 11, null_hits
     assert new_hits >= 0.8 * count, new_hits
+
+
+def test_the_default_names_its_test_and_old_baselines_still_test(blobs: Blobs) -> None:
+    """The default (MMD + ridge classifier) says in words what fired; a baseline stored with
+    the previous default (``kernel_mmd`` alone) reloads and tests with it."""
+    rng = np.random.default_rng(23)
+    reference, _, _ = blobs.sample(600, EVEN, rng)
+    fitted = Baseline.fit(reference, false_alarm_rate=0.05, k=5, n_calibration=199, seed=2)
+    assert fitted.detectors == ("kernel_mmd_classifier",)
+    window, _, _ = blobs.sample(300, [*EVEN, 1.25], rng)  # about 20% new
+    result = fitted.test(window)
+    assert result.drifted
+    assert result.fired == "kernel_mmd_classifier"
+    assert "Test that fired: kernel distribution and classifier test (MMD + ridge)" in (
+        result.summary
+    )
+    assert "standard deviations above its no-drift mean" in result.summary
+    also = fitted.test(window, also=("ridge_classifier",)).results["ridge_classifier"]
+    assert also.summary.startswith("Of the 45 calls a classifier tells most clearly")
+    state = fitted.to_state()
+    state["detectors"] = ["kernel_mmd"]
+    old = Baseline.from_state(json.loads(json.dumps(state)))
+    assert old.detectors == ("kernel_mmd",)
+    old_result = old.test(window)
+    assert old_result.drifted
+    assert old_result.fired == "kernel_mmd"
+    assert set(old_result.results) == {"kernel_mmd", "mean_shift", "intent_share", "new_intent"}
 
 
 class FirstCoordinateDetector(WindowDetector):

@@ -95,7 +95,12 @@ def test_check_finds_the_intent_that_grew_and_stores_once(
     assert len(grew) == 1
     assert set(grew[0]["example_call_ids"]) <= {str(i) for i in current["weather"]}
     assert grew[0]["window_share"] > 0.6 > grew[0]["baseline_share"]
-    assert set(check.results) == {"kernel_mmd", "mean_shift", "intent_share", "new_intent"}
+    assert set(check.results) == {
+        "kernel_mmd_classifier",
+        "mean_shift",
+        "intent_share",
+        "new_intent",
+    }
     # Re-running the same window returns the stored check.
     assert checks.drift_check_run(project=project, window_end=now).pk == check.pk
     assert DriftCheck.objects.filter(project=project).count() == 1
@@ -339,7 +344,7 @@ def test_ui_selectors(project: Project, now: Any, history: dict[str, Any]) -> No
     assert len(series) == 2
     assert series[-1]["score"] >= series[-1]["score_threshold"]
     assert set(series[-1]["detectors"]) == {
-        "kernel_mmd",
+        "kernel_mmd_classifier",
         "mean_shift",
         "intent_share",
         "new_intent",

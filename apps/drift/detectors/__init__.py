@@ -6,8 +6,10 @@ Public contract:
   ``baseline.test(window, *, texts=None) -> BaselineTestResult``; ``to_state()`` /
   ``from_state()`` for storage (JSON-able, arrays base64-encoded).
 * Window detectors (registry: :func:`register`, :func:`get_detector`, the only way to find
-  one): ``kernel_mmd`` (votes by default), ``mean_shift``, ``intent_share`` and
-  ``new_intent`` (explainers), ``whitened_shift`` and ``knn_novelty`` (on request), each a
+  one): ``kernel_mmd_classifier`` (votes by default: the kernel MMD and a leave-one-out
+  ridge classifier; ``kernel_mmd`` and ``ridge_classifier`` alone), ``mean_shift``,
+  ``intent_share`` and ``new_intent`` (explainers), ``whitened_shift`` and ``knn_novelty``
+  (on request), each a
   :class:`WindowDetector` with ``statistics(sample)`` over a :class:`PermutationSample` and
   ``explain(context)``, each reported as a :class:`DetectionResult`.
 * :func:`ood_scores` / :func:`calibrate_ood_threshold`: per-call out-of-domain scores.

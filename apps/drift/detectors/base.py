@@ -103,6 +103,12 @@ class PermutationSample:
         )
 
     @cached_property
+    def principal_rows(self) -> FloatArray:
+        """(N, d): the pooled rows (centred) in the pooled covariance's eigenbasis; column
+        ``j`` has squared norm ``(N - 1) * eigenvalues[j]``. A function of the pool only."""
+        return np.asarray(self.centred @ self.eigenvectors, dtype=np.float64)
+
+    @cached_property
     def window_rows(self) -> IntArray:
         """(B + 1, n): the pooled rows forming the window of every split (ascending)."""
         _, columns = np.nonzero(self.masks)

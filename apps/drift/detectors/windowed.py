@@ -20,6 +20,7 @@ from .base import (
     PermutationSample,
     WindowDetector,
     _ratio_to_typical,
+    get_detector,
     pct,
     register,
 )
@@ -392,3 +393,110 @@ class NeighbourTailDetector(WindowDetector):
     def statistics(self, sample: PermutationSample) -> FloatArray:
         hits = sample.neighbour_in_window[:, :, : self.k].sum(axis=2)
         return np.asarray((hits >= self.inside).sum(axis=1), dtype=np.float64)
+
+
+def ridge_loo_scores(
+    features: FloatArray, weights: FloatArray, sample: PermutationSample
+) -> FloatArray:
+    """(B + 1, N): for every split, the leave-one-out prediction of each pooled row's label
+    (1 = window) by a ridge regression of the labels on pooled ``features`` (N, p), with an
+    unpenalised intercept: the hat matrix is ``H = 11'/N + F diag(weights) F'`` for centred,
+    orthogonal columns (the pooled principal rows, ``weights = 1 / (column norm^2 + ridge)``).
+
+    Leave-one-out predictions of a linear smoother are ``(H y - h_ii y_i) / (1 - h_ii)``: a fixed
+    linear map of the label vector, a function of the pool only, so two products with the
+    masks score every split's classifier exactly as refitting it N times would.
+    """
+    masks = sample.masks.astype(np.float64)
+    count = masks.shape[1]
+    leverage = 1.0 / count + (features**2) @ weights
+    fitted = sample.n / count + ((masks @ features) * weights) @ features.T
+    return np.asarray((fitted - masks * leverage) / (1.0 - leverage), dtype=np.float64)
+
+
+def top_share_count(scores: FloatArray, sample: PermutationSample, share: float) -> FloatArray:
+    """Per split, the window rows among the ``share`` of pooled rows scored highest."""
+    keep = max(1, round(share * scores.shape[1]))
+    top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+    return np.asarray(np.take_along_axis(sample.masks, top, axis=1).sum(axis=1), dtype=np.float64)
+
+
+@register
+class RidgeClassifierDetector(WindowDetector):
+    """Classifier two-sample test scored leave-one-out: a ridge regression of "is it a window
+    call" on the pooled embeddings (unpenalised intercept), every pooled call scored by the
+    fit without it; the statistic counts window calls among the ``top_share`` of the pool
+    scored highest.
+
+    A new intent is a group of window calls that the others of its group vouch for: scored
+    without itself, each still ranks at the top, while ordinary calls score at the window's
+    share of the pool wherever they sit. The ridge is ``shrinkage`` x the pooled covariance's
+    mean eigenvalue (a function of the pool; the scores are an exact linear map of the split,
+    :func:`ridge_loo_scores`). A light ridge over 384 dimensions fits noise: on chatterbot
+    (900/300) the AUC of the scores rose from 0.24 (shrinkage 0.01) to 0.60 (100), still
+    below the kernel MMD's 0.66; the top count at 30 was the best (bench/drift/defaults.py).
+    """
+
+    name = "ridge_classifier"
+    title = "classifier test (ridge, leave-one-out)"
+    shrinkage: ClassVar[float] = 30.0
+    top_share: ClassVar[float] = 0.05
+
+    def features(self, sample: PermutationSample) -> tuple[FloatArray, FloatArray]:
+        """Centred orthogonal pooled features (N, p) and their variances (p,)."""
+        return sample.principal_rows, np.maximum(sample.eigenvalues, 0.0)
+
+    def loo_scores(self, sample: PermutationSample) -> FloatArray:
+        features, variances = self.features(sample)
+        ridge = self.shrinkage * max(float(variances.mean()), 1e-12)
+        weights = 1.0 / ((len(features) - 1) * (variances + ridge))
+        return ridge_loo_scores(features, weights, sample)
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        return top_share_count(self.loo_scores(sample), sample, self.top_share)
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        pool = context.n + int(context.reference_counts.sum())
+        keep = max(1, round(self.top_share * pool))
+        expected = keep * context.n / pool
+        summary = (
+            f"Of the {keep} calls a classifier tells most clearly from the baseline (a ridge "
+            f"regression, each call scored by a fit without it), {context.score:.0f} are in "
+            f"this window; {expected:.0f} would be without drift."
+        )
+        return summary, {"top_calls": keep, "in_window": context.score, "expected": expected}
+
+
+class StandardisedMaxDetector(WindowDetector):
+    """The largest of several registered statistics (``parts``), each standardised by its own
+    permutation distribution (:func:`standardised_max`): one exact test that pays once for
+    looking at all of them, with no Bonferroni split of the level."""
+
+    parts: ClassVar[tuple[str, ...]] = ()
+
+    def statistics(self, sample: PermutationSample) -> FloatArray:
+        return standardised_max(
+            np.stack([get_detector(name).statistics(sample) for name in self.parts])
+        )
+
+
+@register
+class KernelClassifierDetector(StandardisedMaxDetector):
+    """The kernel MMD and the leave-one-out ridge classifier's top count, the larger of the
+    two standardised, split by split. The MMD sees mix shifts and broad moves, the classifier
+    a small new group of calls; the maximum loses little where one part carries no signal
+    (measurements in ``DEFAULT_DETECTORS``)."""
+
+    name = "kernel_mmd_classifier"
+    title = "kernel distribution and classifier test (MMD + ridge)"
+    parts = ("kernel_mmd", "ridge_classifier")
+
+    def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
+        typical = float(np.median(context.null)) if context.null.size else 0.0
+        summary = (
+            "These calls are spread unlike the baseline's: of a kernel distribution test (MMD) "
+            "and a classifier told window from baseline calls (ridge, leave-one-out), the "
+            f"stronger sits {context.score:.1f} standard deviations above its no-drift mean "
+            f"(typically {typical:.1f}; p = {context.p_value:.3g})."
+        )
+        return summary, {"standardised_max": context.score, "null_median": typical}
