@@ -389,6 +389,26 @@ class MewmaDetector:
         self.own = 0.0
         self.since_reset = 0
 
+    def clone(self) -> MewmaDetector:
+        """A detector with this one's fitted part (the arrays shared, read-only) and a copy of
+        its running part: what a cache of decoded charts hands out, one per check."""
+        self.mean.setflags(write=False)
+        self.whitening.setflags(write=False)
+        return MewmaDetector(
+            mean=self.mean,
+            whitening=self.whitening,
+            lam=self.lam,
+            limit=self.limit,
+            arl0=self.arl0,
+            reference_size=self.reference_size,
+            z=self.z.copy(),
+            events=self.events,
+            since_reset=self.since_reset,
+            alarms=self.alarms,
+            cross=self.cross,
+            own=self.own,
+        )
+
     # --- state --------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
