@@ -33,8 +33,9 @@ permutation test's calibration at windows 100..2,000 and references 300..5,000 o
 streaming part (alone: ``--streaming-only``; ``--stream-configs lam:q:shrinkage,...``) runs on
 every data set, two held-out classes each, reference of up to 1,500 calls: MEWMA detectors and
 sliding mean-distance windows, all calibrated for the same in-control run length (5,000
-events), on the same null streams (measured run length, 200,000 events a fold) and the same
-change streams (median delay after a 10% new intent, 20 a fold).
+events), on the same null streams (measured run length: 4 reference draws a fold, 20 null
+segments of 2 x 5,000 events a draw) and the same change streams (median delay after a 10% new
+intent), delays also at a common measured run length ("matched"; see bench/drift/streaming.py).
 Results go to bench/results/drift.json (drift-quick.json with ``--quick``).
 """
 
