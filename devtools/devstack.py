@@ -536,7 +536,9 @@ def _manage(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def stack_commands(host: str, port: str, *, reload: bool) -> dict[str, list[str]]:
-    celery = [sys.executable, "-m", "celery", "-A", "apps"]
+    # --quiet: no banner and task list per worker (some 180 lines that pushed the URL, the
+    # login and the ingest key out of a new user's terminal); "ready." and task logs stay.
+    celery = [sys.executable, "-m", "celery", "-A", "apps", "--quiet"]
     if reload:
         web = [sys.executable, str(ROOT / "manage.py"), "runserver", f"{host}:{port}"]
     else:

@@ -87,3 +87,14 @@ def test_stop_after_a_restart_stops_the_new_postgres(tmp_path: Path) -> None:
     stop_postgres(data)
     assert postgres_pid(data) is None
     assert not (data / "postmaster.pid").exists()
+
+
+def test_celery_processes_print_no_banner() -> None:
+    # make run prints the URL, login and key once; four celery banners used to bury them.
+    from devtools.devstack import stack_commands
+
+    commands = stack_commands("127.0.0.1", "8000", reload=False)
+    celery = {name: cmd for name, cmd in commands.items() if "celery" in cmd}
+    assert set(celery) == {"worker", "embed-worker", "evaluate-worker", "beat"}
+    for cmd in celery.values():
+        assert cmd.index("--quiet") < cmd.index("worker" if "worker" in cmd else "beat")
