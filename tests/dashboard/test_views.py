@@ -13,7 +13,7 @@ from django.test import Client
 
 from apps.accounts.models import ApiKey
 from apps.quality.models import PriceOverride
-from apps.traces.models import Feedback
+from apps.traces.models import EmbedStatus, Feedback
 from tests.dashboard.factories import make_call, make_feedback, make_incident, make_rule
 
 PASSWORD = "correct horse battery staple"
@@ -484,3 +484,18 @@ def test_every_input_pattern_is_a_valid_v_flag_regex(alice, project) -> None:
         script = f"new RegExp({json.dumps('^(?:' + pattern + ')$')}, 'v')"
         result = subprocess.run([node, "-e", script], capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"{pattern}: {result.stderr}"
+
+
+@pytest.mark.django_db
+def test_call_detail_says_why_a_call_has_no_embedding(alice, project) -> None:
+    # The README's first call is a plain @observe function: a span, never embedded. The page
+    # must not tell the user to wait for the embed worker.
+    client = login(alice)
+    span = make_call(project, kind="span", embed_status=EmbedStatus.NOT_APPLICABLE)
+    body = client.get(f"/calls/{span.id}/").content.decode()
+    assert "Only LLM calls are embedded; this one is a span." in body
+    assert "worker may be behind" not in body
+    skipped = make_call(project, embed_status=EmbedStatus.SKIPPED)
+    assert "embedding budget" in client.get(f"/calls/{skipped.id}/").content.decode()
+    pending = make_call(project, embed_status=EmbedStatus.PENDING)
+    assert "worker may be behind" in client.get(f"/calls/{pending.id}/").content.decode()

@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 from devtools.devstack import start_redis, stop_redis
@@ -87,3 +89,51 @@ def test_stop_after_a_restart_stops_the_new_postgres(tmp_path: Path) -> None:
     stop_postgres(data)
     assert postgres_pid(data) is None
     assert not (data / "postmaster.pid").exists()
+
+
+def test_celery_processes_print_no_banner() -> None:
+    # make run prints the URL, login and key once; four celery banners used to bury them.
+    from devtools.devstack import stack_commands
+
+    commands = stack_commands("127.0.0.1", "8000", reload=False)
+    celery = {name: cmd for name, cmd in commands.items() if "celery" in cmd}
+    assert set(celery) == {"worker", "embed-worker", "evaluate-worker", "beat"}
+    for cmd in celery.values():
+        assert cmd.index("--quiet") < cmd.index("worker" if "worker" in cmd else "beat")
+
+
+def test_stop_gives_make_run_its_ctrl_c_and_leaves_a_reused_pid_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make stop` used to stop only PostgreSQL and Redis: the supervisor went on restarting
+    # web, workers and beat against a dead broker.
+    from devtools import devstack
+
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path))
+    marker = tmp_path / "got-sigterm"
+    code = (
+        "import pathlib, signal, sys, time\n"
+        f"def bye(*_): pathlib.Path({str(marker)!r}).write_text('x'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    # The command line names devtools.devstack, as the real supervisor's does.
+    fake = subprocess.Popen(
+        [sys.executable, "-c", code, "devtools.devstack", "run"], stdout=subprocess.PIPE, text=True
+    )
+    assert fake.stdout is not None
+    assert fake.stdout.readline().strip() == "ready"
+    threading.Thread(target=fake.wait, daemon=True).start()  # reaped like make reaps it
+    devstack.write_state(supervisor_pid=fake.pid)
+    assert devstack.stop_supervisor(timeout=10)
+    assert marker.read_text() == "x"
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        devstack.write_state(supervisor_pid=other.pid)
+        assert not devstack.stop_supervisor(timeout=1)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

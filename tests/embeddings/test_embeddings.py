@@ -225,3 +225,33 @@ def test_sweeper_resends_calls_whose_embed_message_was_lost(
     assert task == "apps.embeddings.tasks.embed_calls"
     assert project_id == project.id
     assert set(ids) == {str(c.id) for c in lost}
+
+
+@pytest.mark.django_db
+def test_sweeper_resends_a_backfilled_call_by_when_it_arrived(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # History sent today with last week's timestamps (make run's demo seed, a migration from
+    # another tool): its lost messages are re-sent; a call that arrived days ago is left alone.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.embeddings import budget, services
+
+    now = timezone.now()
+    backfilled = make_calls(
+        project, ["an old question sent today"], start_time=now - timedelta(days=5)
+    )
+    stale = make_calls(
+        project, ["an old question sent long ago"], start_time=now - timedelta(days=5)
+    )
+    Call.objects.filter(project=project).update(processed_at=now - timedelta(minutes=30))
+    Call.objects.filter(project=project, id=stale[0].id).update(received_at=now - timedelta(days=3))
+    sent: list[list[Any]] = []
+    monkeypatch.setattr(services, "_send", lambda task, args: sent.append([task, *args]))
+    monkeypatch.setattr(budget, "embed_backlog", lambda: 0)
+
+    assert services.embeddings_sweep_pending() == 1
+    [(_, _, ids)] = sent
+    assert ids == [str(backfilled[0].id)]

@@ -17,7 +17,7 @@ from apps.accounts.models import Project
 from apps.core.errors import ApplicationError
 from apps.dashboard.models import SavedView
 from apps.traces.metrics import time_window
-from apps.traces.models import LLM_KINDS, SIGNAL_CUTOFF, Call
+from apps.traces.models import LLM_KINDS, SIGNAL_CUTOFF, Call, EmbedStatus, is_llm
 from apps.traces.selectors import CallFilters, call_queryset
 
 
@@ -53,6 +53,25 @@ def trace_tree(calls: list[Call]) -> list[TraceNode]:
 class Badge:
     label: str
     tone: str  # "bad" | "warn" | "info"
+
+
+def call_no_embedding_note(call: Call) -> str:
+    """Why a call has no vector, from its ``embed_status``: a span is never embedded, so
+    "the worker may be behind" would have a new user wait for nothing."""
+    if call.embed_status == EmbedStatus.NOT_APPLICABLE:
+        if not is_llm(call.kind):
+            return (
+                f"Only LLM calls are embedded; this one is a {call.kind}. Record the model call "
+                'with a wrapped client, or use @driftline.observe(kind="llm") on a function '
+                "that calls the model itself."
+            )
+        return "This call has no prompt to embed."
+    if call.embed_status == EmbedStatus.SKIPPED:
+        return (
+            "This call was sampled out by the embedding budget "
+            "(DRIFTLINE_EMBEDDING_BUDGET_PER_HOUR); feedback on it gets it embedded."
+        )
+    return "This call has no embedding yet: the embed worker may be behind."
 
 
 def call_signal_badges(call: Call) -> list[Badge]:

@@ -19,6 +19,7 @@ from apps.dashboard.access import ProjectAccess, project_view
 from apps.dashboard.forms import CALL_SORT_CHOICES, CallFilterForm, SavedViewForm, cleaned
 from apps.dashboard.selectors.calls import (
     SORTS,
+    call_no_embedding_note,
     call_query_from_params,
     call_signal_badges,
     dedupe_hits,
@@ -224,12 +225,7 @@ def call_detail(request: HttpRequest, access: ProjectAccess, call_id: str) -> Ht
     try:
         similar = dedupe_hits(call_similar(project=project, call_id=call.id, k=12))[:8]
     except ApplicationError as exc:
-        similar_note = (
-            "This call has no embedding yet (the embed worker may be behind, or the call was "
-            "sampled out)."
-            if exc.status_code == 409
-            else exc.message
-        )
+        similar_note = call_no_embedding_note(call) if exc.status_code == 409 else exc.message
     context = {
         "call": call,
         "messages_pretty": _messages(call.messages),
