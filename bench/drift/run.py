@@ -333,8 +333,9 @@ def print_tables(results: dict[str, Any]) -> None:
         rates = data["rates"]
         folds = ", ".join(f"{f['held_out']} (ref {f['reference']})" for f in data["folds"])
         print(
-            f"\n== {name}: held-out classes {folds}; ours = {'+'.join(results['ours'])} "
-            "(min-p); rates at level 0.05 and 0.01, Evidently at its fixed threshold"
+            f"\n== {name}: held-out classes {folds}; ours = {'+'.join(results['ours'])}"
+            f"{' (min-p)' if len(results['ours']) > 1 else ''}; rates at level 0.05 and 0.01, "
+            "Evidently at its fixed threshold"
         )
         header = (
             f"{'method':14} {'level':>5} {'n':>5} "
