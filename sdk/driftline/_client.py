@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
     "driftline_current_call", default=None
 )
+# The id of the newest model call a wrapped provider client started in this context: the call
+# to attach feedback to when no decorated function stands around it (see last_call_id).
+_last_model_call: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "driftline_last_model_call", default=None
+)
 
 
 class _State:
@@ -417,6 +422,13 @@ def current_call_id() -> str | None:
     """The id of the innermost observed call running here (pass it to :func:`feedback`)."""
     rec = _current.get()
     return rec.id if rec is not None else None
+
+
+def last_call_id() -> str | None:
+    """The id of the newest call a wrapped OpenAI/Anthropic client made here (this thread or
+    task), to pass to :func:`feedback`: a wrapped client records each model request as an LLM
+    call of its own, with no decorated function around it to ask :func:`current_call_id` of."""
+    return _last_model_call.get()
 
 
 def current_trace_id() -> str | None:

@@ -331,3 +331,33 @@ def test_anthropic_tool_use_is_recorded(sdk: Any, provider: FakeProvider) -> Non
     assert body["metadata"]["tool_calls"] == [
         {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     ]
+
+
+def test_last_call_id_names_the_wrapped_call_for_feedback(sdk: Any, provider: FakeProvider) -> None:
+    client = _openai(provider)
+    client.chat.completions.create(model="gpt-fake", messages=MESSAGES)
+    first = driftline.last_call_id()
+    client.chat.completions.create(model="gpt-fake", messages=MESSAGES)
+    second = driftline.last_call_id()
+    assert first is not None
+    assert second not in (None, first)
+    driftline.feedback(second, score=1.0)
+    driftline.flush(5)
+    assert [e["id"] for e in sdk.calls()] == [first, second]
+    assert [f["body"]["call_id"] for f in sdk.feedbacks()] == [second]
+
+
+def test_last_call_id_follows_an_async_task(sdk: Any, provider: FakeProvider) -> None:
+    client = _anthropic(provider, async_=True)
+
+    async def ask() -> str | None:
+        await client.messages.create(
+            model="claude-fake", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+        return driftline.last_call_id()
+
+    before = driftline.last_call_id()
+    seen = asyncio.run(ask())
+    driftline.flush(5)
+    assert seen == sdk.calls()[0]["id"]
+    assert driftline.last_call_id() == before  # set in the task's context, not this thread's

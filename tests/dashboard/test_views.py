@@ -141,6 +141,10 @@ def test_overview_empty_state_offers_a_key_and_the_snippet(alice, project) -> No
     assert "Send your first call" in body
     assert settings.DRIFTLINE_BASE_URL in body
     assert "driftline.init(" in body
+    # One question is one LLM call: the wrapped client's request sits in a span, not in a
+    # second kind="llm" call, and the feedback id is the model call's.
+    assert "@driftline.observe()\ndef answer" in body
+    assert "driftline.last_call_id()" in body
     posted = client.post("/settings/keys/", {"name": "sdk", "scopes": ["ingest"]})
     assert posted.status_code == 302  # post/redirect/get: a reload creates nothing
     response = client.get(posted["Location"])

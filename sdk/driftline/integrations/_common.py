@@ -14,7 +14,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
-from .._client import Client, _current, state
+from .._client import Client, _current, _last_model_call, state
 from .._config import logger
 from .._record import CallRecord, snapshot
 
@@ -125,6 +125,7 @@ def _begin(
     client: Client, recorder_cls: type[Recorder], name: str, kwargs: dict[str, Any]
 ) -> tuple[Recorder, dict[str, Any]]:
     rec = client.start_call(name, "llm", _current.get())
+    _last_model_call.set(rec.id)
     rec.capture_input = False
     rec.capture_output = False
     rec.set(provider=recorder_cls.provider)
