@@ -280,8 +280,7 @@ def ensure_postgres_for_cli(data_dir: Path) -> None:
     start_postgres(data_dir)
 
     def _stop() -> None:
-        supervisor = int(read_state().get("supervisor_pid") or 0)
-        if not (supervisor and _alive(supervisor)):
+        if running_supervisor() is None:
             stop_postgres(data_dir)
 
     atexit.register(_stop)
@@ -698,6 +697,46 @@ def env() -> int:
     return 0
 
 
+def _command_line(pid: int) -> list[str]:
+    """The argv of ``pid`` ([] when it cannot be read): /proc on Linux, else ``ps``."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        pass
+    try:
+        listed = subprocess.run(  # noqa: S603 - fixed arguments
+            ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH (macOS)
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except OSError:
+        return []
+    return listed.split()
+
+
+def running_supervisor() -> int | None:
+    """The pid of this checkout's running ``make run`` / ``make dev`` (from ``services.json``),
+    or None. A stale pid that the system reused for another process is not ours: the process
+    must be ``devtools.devstack run|dev`` (not a ``test`` or ``stop`` of any checkout, not this
+    process) and, where /proc tells, run in this checkout."""
+    pid = int(read_state().get("supervisor_pid") or 0)
+    if not pid or pid in (os.getpid(), os.getppid()) or not _alive(pid):
+        return None
+    argv = _command_line(pid)
+    if "devtools.devstack" not in argv:
+        return None
+    after = argv[argv.index("devtools.devstack") + 1 :]
+    if after[:1] not in (["run"], ["dev"]):
+        return None
+    try:
+        if Path(f"/proc/{pid}/cwd").resolve() != ROOT.resolve():
+            return None
+    except OSError:
+        pass  # no /proc (macOS) or not readable: the command line has to do
+    return pid
+
+
 def stop_supervisor(*, timeout: float = 60.0) -> bool:
     """Stop a running ``make run`` / ``make dev`` of this checkout as Ctrl-C does (SIGTERM to
     the pid in ``services.json``: it stops web, workers and beat, then PostgreSQL and Redis).
@@ -705,19 +744,14 @@ def stop_supervisor(*, timeout: float = 60.0) -> bool:
     Stopping only the services left the supervisor restarting workers against a dead broker.
     The pid is signalled only while its command line is still ours (a reused pid is not).
     Returns whether one was running."""
-    pid = int(read_state().get("supervisor_pid") or 0)
-    if not pid or not _alive(pid):
-        return False
-    command = subprocess.run(  # noqa: S603 - fixed arguments
-        ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH, Linux and macOS
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    if "devtools.devstack" not in command:
+    pid = running_supervisor()
+    if pid is None:
         return False
     _log(f"stopping make run (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)

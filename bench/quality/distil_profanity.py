@@ -66,13 +66,29 @@ EXPECTED_VECTORIZER = {
 }
 
 
+def _plain_dtype(*args: Any) -> np.dtype[Any]:
+    """``numpy.dtype`` for the unpickler, refusing object dtypes: an object array's items are
+    unpickled by a nested unpickler, which joblib releases before 1.6 did not restrict."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed in the model files")
+    return dtype
+
+
 def _load(path: Path) -> Any:
+    import joblib
     from joblib.numpy_pickle import NumpyUnpickler
+
+    major, minor = (int(part) for part in joblib.__version__.split(".")[:2])
+    if (major, minor) < (1, 6):
+        raise RuntimeError(f"joblib {joblib.__version__}: 1.6 or newer is needed to load safely")
 
     class RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         def find_class(self, module: str, name: str) -> Any:
             if (module, name) not in ALLOWED:
                 raise ValueError(f"{path.name}: {module}.{name} is not on the allow-list")
+            if (module, name) == ("numpy", "dtype"):
+                return _plain_dtype
             return super().find_class(module, name)
 
     with path.open("rb") as handle:

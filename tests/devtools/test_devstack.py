@@ -129,11 +129,23 @@ def test_stop_gives_make_run_its_ctrl_c_and_leaves_a_reused_pid_alone(
     assert devstack.stop_supervisor(timeout=10)
     assert marker.read_text() == "x"
 
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleep = "import time; time.sleep(60)"
+    # A reused pid is left alone: any other program, a `devstack test` or `stop` (of any
+    # checkout), a `make run` of another checkout, and the process asking.
+    others = [
+        subprocess.Popen([sys.executable, "-c", sleep]),
+        subprocess.Popen([sys.executable, "-c", sleep, "devtools.devstack", "test"]),
+        subprocess.Popen([sys.executable, "-c", sleep, "devtools.devstack", "stop"]),
+        subprocess.Popen([sys.executable, "-c", sleep, "devtools.devstack", "run"], cwd=tmp_path),
+    ]
     try:
-        devstack.write_state(supervisor_pid=other.pid)
-        assert not devstack.stop_supervisor(timeout=1)
-        assert other.poll() is None
+        for other in others:
+            devstack.write_state(supervisor_pid=other.pid)
+            assert not devstack.stop_supervisor(timeout=1)
+            assert other.poll() is None
+        devstack.write_state(supervisor_pid=os.getpid())
+        assert devstack.running_supervisor() is None
     finally:
-        other.kill()
-        other.wait()
+        for other in others:
+            other.kill()
+            other.wait()

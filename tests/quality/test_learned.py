@@ -377,3 +377,11 @@ def test_plain_abuse_in_a_response_flags_at_the_strictest_point(embed: object) -
     for text in HARD_BENIGN_RESPONSES:
         signals = _signals(embed, "a question", text)
         assert "toxicity" not in signals["flags"], (text, signals["toxicity_response"])  # type: ignore[operator]
+
+
+def test_a_probe_of_another_feature_layout_leaves_the_answer_to_the_heuristic() -> None:
+    # A stale local probe file (one heuristic feature where the scorer gives two, or the
+    # reverse) must not fail every call's scorer: the probe steps aside.
+    vector = np.full(384, 1 / np.sqrt(384), dtype=np.float32)
+    assert learned.score("toxicity", vector=vector, heuristic=(0.2, 0.1), provider_key=KEY)
+    assert learned.score("toxicity", vector=vector, heuristic=(0.2,), provider_key=KEY) is None

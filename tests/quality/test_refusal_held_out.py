@@ -1,12 +1,12 @@
-"""Refusal on hand-written responses held out of any tuning: partial refusals, refusals in
-French, German, Spanish, Portuguese and Italian, and apologies that still comply.
+"""Refusal on hand-written responses: partial refusals, refusals in French, German, Spanish,
+Portuguese and Italian, and apologies that still comply.
 
-Written at once, before any was scored, and used for no tuning of the phrase table or the probe
-(the tuning sets are ``bench.quality.data.REFUSALS``/``ANSWERS``). What the scorer gets wrong is a
-strict xfail, so that a fix shows up. Measured when written (phrase table + probe): partial
-refusals 5/5 flagged as partial; other languages 5/10 flagged (fr 1/2, de 0/2, es 2/2, pt 1/2,
-it 1/2: phrasings without "sorry/cannot" such as "leider nicht", "impossible de", "não consigo",
-"non sono in grado" are missed); apologies that comply 6/7 left alone.
+Written at once, before any was scored, and held out of the phrase table's tuning until session
+4. Measured then (phrase table + probe): partial refusals 5/5 flagged as partial; other
+languages 5/10 flagged (fr 1/2, de 0/2, es 2/2, pt 1/2, it 1/2); apologies that comply 6/7 left
+alone. Session 4 rebuilt the table by construction in 13 languages and all 22 pass, but its
+authors had read these misses, so they are development cases now, not a held-out figure: a
+fresh held-out set has to be written before it is scored.
 """
 
 from __future__ import annotations

@@ -263,3 +263,24 @@ def test_the_product_path_scores_the_response_not_the_prompt(response: str) -> N
     asked = compute_signals(prompt=response, response="Sure, here is the summary you asked for.")
     assert asked["refusal"] is False
     assert "refusal_kind" not in asked
+
+
+def test_every_phrasing_that_matches_is_reached_by_its_triggers() -> None:
+    # A family's regex runs only when one of its triggers is in the head: a phrasing its
+    # pattern matches but no trigger covers is silently never flagged ("That's not the
+    # request I can help with" was).
+    from apps.quality.scorers.refusal import _APOSTROPHES, FAMILIES
+
+    texts = [text for table in (REFUSALS, NOT_REFUSALS) for ts in table.values() for text in ts]
+    texts += [
+        "That's not the request I can help with.",
+        "That is just not the kind of task I will do.",
+        "This isn't the topic that I can help with.",
+    ]
+    for text in texts:
+        head = text.strip()[:HEAD_CHARS].translate(_APOSTROPHES)
+        for family in FAMILIES:
+            if family.pattern.search(head):
+                lowered = head.lower()
+                assert any(t in lowered for t in family.triggers), (family.name, text)
+    assert is_refusal("That's not the request I can help with.")

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from apps.quality import scorers
@@ -270,6 +271,19 @@ def test_the_distiller_refuses_classes_off_its_allow_list(tmp_path: Path) -> Non
     path.write_bytes(pickle.dumps(Path("/etc/passwd")))  # a harmless class, not on the list
     with pytest.raises(ValueError, match="not on the allow-list"):
         _load(path)
+
+
+def test_the_distiller_refuses_object_arrays(tmp_path: Path) -> None:
+    # An object array's items go through a nested unpickler: refused at its dtype.
+    joblib = pytest.importorskip("joblib")
+    from bench.quality.distil_profanity import _load
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(np.array([Path("/")], dtype=object), path)
+    with pytest.raises(ValueError, match="object arrays"):
+        _load(path)
+    joblib.dump(np.arange(3.0), path)
+    assert _load(path).tolist() == [0.0, 1.0, 2.0]
 
 
 def test_toxic_response_is_flagged() -> None:

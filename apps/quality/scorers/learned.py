@@ -26,7 +26,9 @@ Pure Python + numpy: no Django, no embedding model (vectors are passed in by the
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
 import threading
@@ -37,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SIGNALS = ("injection", "toxicity", "refusal")
@@ -372,5 +376,16 @@ def score(
     if found is None:
         return None
     point = target_fpr(signal) if fpr is None else clip_fpr(fpr)
-    value = found.score_vector(vector, heuristic, point)
+    try:
+        value = found.score_vector(vector, heuristic, point)
+    except ValueError as exc:
+        # A probe file of another feature layout (a stale local rebuild): the heuristic
+        # answers, and the reason is logged once, not on every call.
+        _warn_once(signal, str(exc))
+        return None
     return round(value, 4), "embedding+heuristic"
+
+
+@functools.cache
+def _warn_once(signal: str, reason: str) -> None:
+    logger.warning("learned %s probe not used (the heuristic answers): %s", signal, reason)

@@ -309,7 +309,7 @@ FAMILIES: tuple[PhraseFamily, ...] = (
         "decline|refuse|pass on|comfortable|willing|think i|against|outside|violat|this request|"
         "this content|this question|this topic|my |me to|programmed|designed|built|authori|"
         "something|just an ai|as a|i'm a|i am a|i'm just|i'm only|conscience|within my|kind of|"
-        "sort of|type of|a request|what i|'s not a|is not a|isn't a",
+        "sort of|type of|a request|what i|'s not|is not|isn't|'s just not|is just not",
         _ENGLISH_STRONG,
     ),
     _family(
@@ -406,8 +406,10 @@ PARTIAL_MIN_CHARS = 300
 
 def refusal_kind(response: str) -> str:
     """``"partial"`` when a refusal goes on to offer or give something, else ``"full"``."""
-    text = response.strip().translate(_APOSTROPHES)
-    if _PIVOT.search(text[: HEAD_CHARS * 2]) or len(text) >= PARTIAL_MIN_CHARS * 2:
+    text = response.strip()
+    if len(text) >= PARTIAL_MIN_CHARS * 2:
+        return "partial"
+    if _PIVOT.search(text[: HEAD_CHARS * 2].translate(_APOSTROPHES)):
         return "partial"
     return "full"
 
