@@ -20,11 +20,12 @@ costs one pass over the pool (a matrix product of the split masks with the poole
 Voting and explaining: the detectors in ``detectors`` vote, combined by the single-step min-p
 method of Westfall and Young over the same permutations (exact, and it uses the correlation
 between the statistics rather than paying Bonferroni for it). Combining pays for every voter
-that carries no signal, so by default one statistic votes: the kernel MMD (see
-``DEFAULT_DETECTORS`` for the measurements behind the choice). ``mean_shift``,
-``intent_share`` and ``new_intent`` are computed on the same permutations to explain a verdict
-(how far the mean moved, which intents grew or shrank, which new groups formed) with their own
-p-values; they do not dilute it.
+that carries no signal, so by default one statistic votes: ``kernel_mmd_classifier``, the larger
+of the kernel MMD and a leave-one-out ridge classifier's top count, each standardised inside the
+same permutations (see ``DEFAULT_DETECTORS`` for the measurements behind the choice).
+``mean_shift``, ``intent_share`` and ``new_intent`` are computed on the same permutations to
+explain a verdict (how far the mean moved, which intents grew or shrank, which new groups formed)
+with their own p-values; they do not dilute it.
 
 ``calibrations`` records the window sizes tested so far (and the number of permutations): there
 is nothing to precompute any more, but callers use it to know when a state is worth saving.
