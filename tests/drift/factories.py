@@ -28,6 +28,10 @@ _CENTRES = np.random.default_rng(42).normal(size=(len(WORDS), 384))
 CENTRES = {name: c / np.linalg.norm(c) for name, c in zip(WORDS, _CENTRES, strict=True)}
 
 
+# The intent mix of the shared baseline fixture (tests/drift/conftest.py).
+BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
+
+
 def intent_vectors(intent: str, n: int, rng: np.random.Generator) -> np.ndarray:
     noise = rng.normal(size=(n, 384)) * 0.06
     vectors = CENTRES[intent][None, :] + noise

@@ -7,27 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.drift.models import Baseline, DriftMonitor
-from apps.drift.services import baselines, state, stream, windows
+from apps.drift.services import state, stream
 from tests.drift.factories import seed_calls
-
-BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
-
-
-@pytest.fixture
-def now() -> Any:
-    return windows.floor_to_interval(timezone.now(), 60)
-
-
-@pytest.fixture
-def fitted(project: Project, now: Any) -> Baseline:
-    seed_calls(project, BASE_MIX, start=now - timedelta(days=7), end=now - timedelta(days=1))
-    return baselines.baseline_fit(
-        project=project, start=now - timedelta(days=8), end=now - timedelta(days=1), k=3
-    )
 
 
 @pytest.fixture(autouse=True)

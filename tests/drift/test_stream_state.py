@@ -10,28 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.drift.detectors import MewmaDetector
 from apps.drift.models import Baseline, DriftMonitor
-from apps.drift.services import baselines, checks, state, stream, windows
-from tests.drift.factories import intent_vectors, seed_calls
-
-BASE_MIX = {"weather": 70, "restaurant": 70, "music": 70}
-
-
-@pytest.fixture
-def now() -> Any:
-    return windows.floor_to_interval(timezone.now(), 60)
-
-
-@pytest.fixture
-def fitted(project: Project, now: Any) -> Baseline:
-    seed_calls(project, BASE_MIX, start=now - timedelta(days=7), end=now - timedelta(days=1))
-    return baselines.baseline_fit(
-        project=project, start=now - timedelta(days=8), end=now - timedelta(days=1), k=3
-    )
+from apps.drift.services import checks, state, stream
+from tests.drift.factories import BASE_MIX, intent_vectors, seed_calls
 
 
 def stored_bytes(monitor: DriftMonitor) -> int:
