@@ -92,7 +92,13 @@ def test_ingest_to_a_score_alert_in_slack(
         assert incident.value == pytest.approx(0.2)
         assert "Evaluator helpful: mean score 0.200 over 4 scored calls" in incident.summary
         (notification,) = Notification.objects.filter(channel=channel)
-        delivery.notification_deliver(notification_id=notification.pk)
+        outcome = delivery.notification_deliver(notification_id=notification.pk)
+        # Sent here, or (seen once in a full-suite run) not by this call: exactly one message
+        # reaches Slack either way, and a failure shows what delivery said and the row.
+        assert wait_for(lambda: len(slack.requests) >= 1, timeout=15), (
+            outcome,
+            Notification.objects.filter(pk=notification.pk).values().first(),
+        )
         assert len(slack.requests) == 1
         assert "helpful" in slack.requests[0].body.decode()
     # A rule without its evaluator's name is refused, naming the field.
