@@ -43,6 +43,7 @@ from apps.drift.detectors.windowed import (
     RidgeClassifierDetector,
     StandardisedMaxDetector,
     mmd_statistics,
+    standardised_max,
     top_share_count,
 )
 from bench.drift.data import dataset_vectors
@@ -194,6 +195,67 @@ for share in (3.0, 100.0):
         f"mmd_max_ridge_top_s{share:g}",
         parts=("kernel_mmd", f"ridge_top_s{share:g}"),
     )
+
+
+# Session 5 (issue 14) candidates: the kernel MMD beside one or more classifier counts, all
+# standardised inside the same permutations (the larger wins, split by split).
+def kernel_ridge_loo_scores(sample: PermutationSample, shrinkage: float) -> np.ndarray:
+    """(B + 1, N) leave-one-out scores of a kernel ridge regression of the labels (pooled
+    Gaussian kernel, the MMD's median bandwidth, double-centred; unpenalised intercept): the hat
+    matrix ``11'/N + Kc (Kc + lam I)^-1`` is a function of the pool, the scores an exact linear
+    map of each split's labels, ``lam = shrinkage x mean eigenvalue of Kc``."""
+    kernel = sample.kernel.astype(np.float64)
+    count = len(kernel)
+    centred = kernel - kernel.mean(axis=0)[None, :]
+    centred -= centred.mean(axis=1)[:, None]
+    lam = shrinkage * max(float(np.trace(centred)) / count, 1e-12)
+    smoother = np.eye(count) - lam * np.linalg.inv(centred + lam * np.eye(count))
+    leverage = 1.0 / count + np.diag(smoother)
+    masks = sample.masks.astype(np.float64)
+    fitted = sample.n / count + masks @ smoother
+    return (fitted - masks * leverage) / (1.0 - leverage)
+
+
+class MaxOfParts(WindowDetector):
+    """The kernel MMD and classifier counts, standardised maximum (bench-only)."""
+
+    title = "max of parts"
+    shares: ClassVar[tuple[float, ...]] = (0.05,)
+    ridges: ClassVar[tuple[float, ...]] = (30.0,)
+    rff: ClassVar[bool] = False
+    witness: ClassVar[bool] = False
+    kernel_ridge: ClassVar[tuple[float, ...]] = ()
+    mmd: ClassVar[bool] = True
+
+    def statistics(self, sample: PermutationSample) -> np.ndarray:
+        parts = [mmd_statistics(sample.kernel, sample)] if self.mmd else []
+        for ridge in self.ridges:
+            scores = RidgeVariant.loo_scores(
+                type("R", (RidgeVariant,), {"shrinkage": ridge})(), sample
+            )
+            parts += [top_share_count(scores, sample, share) for share in self.shares]
+        if self.rff:
+            scores = type("F", (RandomFeatureRidge,), {"shrinkage": 0.1})().loo_scores(sample)
+            parts += [top_share_count(scores, sample, share) for share in self.shares]
+        if self.witness:
+            parts.append(get_detector("kernel_witness").statistics(sample))
+        for shrink in self.kernel_ridge:
+            scores = kernel_ridge_loo_scores(sample, shrink)
+            parts += [top_share_count(scores, sample, share) for share in self.shares]
+        return standardised_max(np.stack(parts))
+
+
+variant(MaxOfParts, "mx_tops", shares=(0.02, 0.05, 0.10))
+variant(MaxOfParts, "mx_tops_2_5", shares=(0.02, 0.05))
+variant(MaxOfParts, "mx_top10", shares=(0.10,))
+variant(MaxOfParts, "mx_ridges", ridges=(3.0, 30.0, 300.0))
+variant(MaxOfParts, "mx_rff", ridges=(), rff=True)
+variant(MaxOfParts, "mx_ridge_rff", rff=True)
+variant(MaxOfParts, "mx_witness", witness=True)
+for shrink in (0.1, 1.0, 10.0):
+    variant(MaxOfParts, f"mx_kr{shrink:g}", ridges=(), kernel_ridge=(shrink,))
+    variant(MaxOfParts, f"kr{shrink:g}", ridges=(), kernel_ridge=(shrink,), mmd=False)
+variant(MaxOfParts, "mx_ridge_kr1", kernel_ridge=(1.0,))
 
 
 STATISTICS = (
