@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -427,8 +428,6 @@ def main_insert(args: argparse.Namespace) -> None:
     with connection.cursor() as cursor:
         for name in names:
             cursor.execute(f"DROP TABLE bench_insert_{name}")
-    import os
-
     print_table(
         f"HNSW insert cost: {len(corpus):,} x {DIM} halfvec ({args.synth}), the last"
         f" {args.inserts:,} rows inserted in COPY batches of {INSERT_BATCH} (interleaved across"
