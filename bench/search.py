@@ -3,6 +3,7 @@ recall@10 against exact search.
 
     python -m bench.search [--n 100000] [--queries 200] [--ef 40,100]
     python -m bench.search --filtered [--n 100000] [--ef 100]   # recall under filters
+    python -m bench.search --insert [--n 30000] [--inserts 2048] [--configs 16:64,16:32]
 
 The vectors: the 14,484 SNIPS utterances embedded once with the bundled MiniLM (cached under
 .driftline/cache/, shared with bench.drift), plus synthetic neighbours to reach ``--n``
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -321,6 +323,150 @@ def main_filtered(args: argparse.Namespace) -> None:
     Path(RESULTS / f"search-filtered-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
 
 
+INSERT_BATCH = 128  # rows per write: one embed task's 64 calls, prompt and response
+
+
+def _insert_tables(
+    corpus: npt.NDArray[np.float32], base: int, configs: list[tuple[int, int]]
+) -> dict[str, float]:
+    """One table per (m, ef_construction) (and ``none``: no HNSW index) holding the first
+    ``base`` rows, its index built in bulk; returns the build seconds per table."""
+    from django.db import connection
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    builds: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        register_vector(cursor.connection)
+        cursor.execute("SET maintenance_work_mem = '2GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 0")
+        for name, m, efc in [("none", 0, 0), *((f"m{m}_efc{e}", m, e) for m, e in configs)]:
+            table = f"bench_insert_{name}"
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            # Logged, as the app's table: the insert's WAL is part of its cost.
+            cursor.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, h halfvec({DIM}))")
+            sql = f"COPY {table} (id, h) FROM STDIN (FORMAT BINARY)"
+            with cursor.connection.cursor() as cur, cur.copy(sql) as copy:
+                copy.set_types(["int8", "halfvec"])
+                for i in range(base):
+                    copy.write_row((i, HalfVector(corpus[i])))
+            t0 = time.perf_counter()
+            if m:
+                cursor.execute(
+                    f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (h halfvec_cosine_ops)"
+                    f" WITH (m = {m}, ef_construction = {efc})"
+                )
+            builds[name] = time.perf_counter() - t0
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    return builds
+
+
+def main_insert(args: argparse.Namespace) -> None:
+    """What the embed worker pays a row for the HNSW index, per (m, ef_construction), and the
+    recall@10 it buys.
+
+    Every table holds the same ``--n - --inserts`` rows with its index built in bulk; then the
+    last ``--inserts`` rows go in as the embed worker writes them (binary COPY, batches of
+    ``INSERT_BATCH`` rows, a transaction each), batch by batch across the tables in turn, so a
+    neighbour's load slows every setting alike. ``none`` is the same table without an HNSW index:
+    the rest of a row's cost. Recall is then measured on the full tables (held-out queries).
+    """
+    setup_django()
+    from django.db import connection, transaction
+    from pgvector import HalfVector
+
+    configs = [tuple(int(x) for x in c.split(":")) for c in args.configs.split(",")]
+    real = snips_vectors()
+    corpus, queries = build_corpus(real, args.n, args.queries, args.synth)
+    base = len(corpus) - args.inserts
+    builds = _insert_tables(corpus, base, [(m, e) for m, e in configs])
+    names = list(builds)
+    seconds = dict.fromkeys(names, 0.0)
+    order = list(range(base, len(corpus), INSERT_BATCH))
+    for b, start in enumerate(tqdm(order, desc="inserts", unit="batch")):
+        rotation = names[b % len(names) :] + names[: b % len(names)]  # no fixed first place
+        for name in rotation:
+            t0 = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as wrapper:
+                sql = f"COPY bench_insert_{name} (id, h) FROM STDIN (FORMAT BINARY)"
+                with wrapper.cursor.copy(sql) as copy:
+                    copy.set_types(["int8", "halfvec"])
+                    for i in range(start, min(start + INSERT_BATCH, len(corpus))):
+                        copy.write_row((i, HalfVector(corpus[i])))
+            seconds[name] += time.perf_counter() - t0
+    truth = exact_topk(corpus.astype(np.float16), queries, 10)
+    efs = sorted({min(1000, int(x)) for x in args.ef.split(",")})
+    results: dict[str, Any] = {"n": len(corpus), "inserts": args.inserts, "configs": {}}
+    rows: list[list[Any]] = []
+    per_row_none = 1000 * seconds["none"] / args.inserts
+    for name in names:
+        per_row = 1000 * seconds[name] / args.inserts
+        entry: dict[str, Any] = {"build_s": builds[name], "ms_per_row": per_row}
+        recalls = []
+        if name != "none":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT pg_relation_size('bench_insert_{name}_hnsw')")
+                entry["index_mb"] = int(cursor.fetchone()[0]) / 2**20
+            for ef in efs:
+                latencies, hits = _table_queries(f"bench_insert_{name}", queries, ef)
+                entry[f"ef{ef}"] = {
+                    "recall_at_10": recall(hits, truth),
+                    "p50_ms": percentile(latencies, 50),
+                }
+                recalls.append(f"{recall(hits, truth):.3f} / {percentile(latencies, 50):.2f}")
+        results["configs"][name] = entry
+        rows.append(
+            [
+                name,
+                f"{builds[name]:.1f}",
+                f"{entry.get('index_mb', 0.0):.1f}",
+                f"{per_row:.3f}",
+                f"{per_row - per_row_none:.3f}",
+                *(recalls or ["-"] * len(efs)),
+            ]
+        )
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f"DROP TABLE bench_insert_{name}")
+    print_table(
+        f"HNSW insert cost: {len(corpus):,} x {DIM} halfvec ({args.synth}), the last"
+        f" {args.inserts:,} rows inserted in COPY batches of {INSERT_BATCH} (interleaved across"
+        f" tables); recall@10 over {args.queries} held-out queries; load average"
+        f" {os.getloadavg()[0]:.1f}",
+        [
+            "index",
+            "bulk build s",
+            "index MB",
+            "insert ms/row",
+            "HNSW ms/row",
+            *(f"recall@10 / p50 ms, ef_search {ef}" for ef in efs),
+        ],
+        rows,
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(RESULTS / f"search-insert-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
+
+
+def _table_queries(
+    table: str, queries: npt.NDArray[np.float32], ef: int
+) -> tuple[list[float], list[list[int]]]:
+    from django.db import connection, transaction
+
+    latencies, hits = [], []
+    sql = f"SELECT id FROM {table} ORDER BY h <=> %s::halfvec({DIM}) LIMIT 10"  # noqa: S608
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        for q in queries[:5]:
+            cursor.execute(sql, [str(q.tolist())])
+        for q in queries:
+            t0 = time.perf_counter()
+            cursor.execute(sql, [str(q.tolist())])
+            rows = cursor.fetchall()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            hits.append([int(r[0]) for r in rows])
+    return latencies, hits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
@@ -335,7 +481,19 @@ def main() -> None:
     )
     parser.add_argument("--exact-max", type=int, default=5_000, help="the app's EXACT_MAX_ROWS")
     parser.add_argument("--max-scan", type=int, default=100_000, help="hnsw.max_scan_tuples")
+    parser.add_argument(
+        "--insert", action="store_true", help="insert cost per row vs m / ef_construction"
+    )
+    parser.add_argument("--inserts", type=int, default=2048, help="--insert: rows inserted")
+    parser.add_argument(
+        "--configs",
+        default="16:64,16:48,16:40,16:32,12:48,8:32",
+        help="--insert: m:ef_construction settings",
+    )
     args = parser.parse_args()
+    if args.insert:
+        main_insert(args)
+        return
     if args.filtered:
         main_filtered(args)
         return
