@@ -145,14 +145,18 @@ def build_index(column: str, opclass: str, m: int, efc: int) -> tuple[float, int
 
 
 def run_queries(
-    column: str, cast: str, queries: npt.NDArray[np.float32], ef: int
+    column: str,
+    cast: str,
+    queries: npt.NDArray[np.float32],
+    ef: int,
+    table: str = "bench_vectors",
 ) -> tuple[list[float], list[list[int]]]:
     from django.db import connection, transaction
 
     latencies, hits = [], []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-        sql = f"SELECT id FROM bench_vectors ORDER BY {column} <=> %s::{cast}({DIM}) LIMIT 10"  # noqa: S608
+        sql = f"SELECT id FROM {table} ORDER BY {column} <=> %s::{cast}({DIM}) LIMIT 10"  # noqa: S608
         for q in queries[:5]:  # warm the index pages
             cursor.execute(sql, [str(q.tolist())])
         for q in tqdm(queries, desc=f"{column} ef={ef}", unit="q", leave=False):
@@ -326,13 +330,22 @@ def main_filtered(args: argparse.Namespace) -> None:
 INSERT_BATCH = 128  # rows per write: one embed task's 64 calls, prompt and response
 
 
+def _copy_rows(cursor: Any, table: str, corpus: npt.NDArray[np.float32], rows: range) -> None:
+    """``rows`` of the corpus into ``table`` (id, h) by binary COPY, as the embed worker writes."""
+    from pgvector import HalfVector
+
+    with cursor.copy(f"COPY {table} (id, h) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "halfvec"])
+        for i in rows:
+            copy.write_row((i, HalfVector(corpus[i])))
+
+
 def _insert_tables(
     corpus: npt.NDArray[np.float32], base: int, configs: list[tuple[int, int]]
 ) -> dict[str, float]:
     """One table per (m, ef_construction) (and ``none``: no HNSW index) holding the first
     ``base`` rows, its index built in bulk; returns the build seconds per table."""
     from django.db import connection
-    from pgvector import HalfVector
     from pgvector.psycopg import register_vector
 
     builds: dict[str, float] = {}
@@ -345,11 +358,8 @@ def _insert_tables(
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
             # Logged, as the app's table: the insert's WAL is part of its cost.
             cursor.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, h halfvec({DIM}))")
-            sql = f"COPY {table} (id, h) FROM STDIN (FORMAT BINARY)"
-            with cursor.connection.cursor() as cur, cur.copy(sql) as copy:
-                copy.set_types(["int8", "halfvec"])
-                for i in range(base):
-                    copy.write_row((i, HalfVector(corpus[i])))
+            with cursor.connection.cursor() as cur:
+                _copy_rows(cur, table, corpus, range(base))
             t0 = time.perf_counter()
             if m:
                 cursor.execute(
@@ -373,7 +383,6 @@ def main_insert(args: argparse.Namespace) -> None:
     """
     setup_django()
     from django.db import connection, transaction
-    from pgvector import HalfVector
 
     configs = [tuple(int(x) for x in c.split(":")) for c in args.configs.split(",")]
     real = snips_vectors()
@@ -388,11 +397,8 @@ def main_insert(args: argparse.Namespace) -> None:
         for name in rotation:
             t0 = time.perf_counter()
             with transaction.atomic(), connection.cursor() as wrapper:
-                sql = f"COPY bench_insert_{name} (id, h) FROM STDIN (FORMAT BINARY)"
-                with wrapper.cursor.copy(sql) as copy:
-                    copy.set_types(["int8", "halfvec"])
-                    for i in range(start, min(start + INSERT_BATCH, len(corpus))):
-                        copy.write_row((i, HalfVector(corpus[i])))
+                stop = min(start + INSERT_BATCH, len(corpus))
+                _copy_rows(wrapper.cursor, f"bench_insert_{name}", corpus, range(start, stop))
             seconds[name] += time.perf_counter() - t0
     truth = exact_topk(corpus.astype(np.float16), queries, 10)
     efs = sorted({min(1000, int(x)) for x in args.ef.split(",")})
@@ -408,7 +414,7 @@ def main_insert(args: argparse.Namespace) -> None:
                 cursor.execute(f"SELECT pg_relation_size('bench_insert_{name}_hnsw')")
                 entry["index_mb"] = int(cursor.fetchone()[0]) / 2**20
             for ef in efs:
-                latencies, hits = _table_queries(f"bench_insert_{name}", queries, ef)
+                latencies, hits = run_queries("h", "halfvec", queries, ef, f"bench_insert_{name}")
                 entry[f"ef{ef}"] = {
                     "recall_at_10": recall(hits, truth),
                     "p50_ms": percentile(latencies, 50),
@@ -445,26 +451,6 @@ def main_insert(args: argparse.Namespace) -> None:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(RESULTS / f"search-insert-{len(corpus)}.json").write_text(json.dumps(results, indent=2))
-
-
-def _table_queries(
-    table: str, queries: npt.NDArray[np.float32], ef: int
-) -> tuple[list[float], list[list[int]]]:
-    from django.db import connection, transaction
-
-    latencies, hits = [], []
-    sql = f"SELECT id FROM {table} ORDER BY h <=> %s::halfvec({DIM}) LIMIT 10"  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-        for q in queries[:5]:
-            cursor.execute(sql, [str(q.tolist())])
-        for q in queries:
-            t0 = time.perf_counter()
-            cursor.execute(sql, [str(q.tolist())])
-            rows = cursor.fetchall()
-            latencies.append((time.perf_counter() - t0) * 1000)
-            hits.append([int(r[0]) for r in rows])
-    return latencies, hits
 
 
 def main() -> None:
