@@ -347,6 +347,7 @@ SPECTACULAR_SETTINGS = {
         "AlertRuleKindEnum": "apps.alerts.models.RuleKind",
         "EvaluatorKindEnum": "apps.evaluators.models.EvaluatorKind",
         "EvaluatorStatusEnum": "apps.evaluators.models.EvaluatorStatus",
+        "SafetyFprEnum": "apps.quality.apis.FPR_FIELD_CHOICES",
     },
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -61,6 +61,7 @@ class BaselineApi(APIView):
     def required_scope(self) -> str:
         return "admin" if self.request.method == "POST" else "read"
 
+    @extend_schema_serializer(component_name="BaselineCreateInput")
     class InputSerializer(StrictSerializer):
         baseline_id = serializers.IntegerField(required=False)
         start = serializers.DateTimeField(required=False)
@@ -118,6 +119,7 @@ class IntentRenameApi(APIView):
     # Reviewers name intents as they label answers.
     required_scope = "review"
 
+    @extend_schema_serializer(component_name="IntentRenameInput")
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
         project = serializers.CharField(required=False)

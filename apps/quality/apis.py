@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +28,7 @@ from apps.quality.scorers import learned
 from apps.quality.selectors import SafetySignalSetting, safety_settings_get
 from apps.quality.services import safety_settings_set
 
-_CHOICES = [(c, f"{c:g}") for c in learned.FPR_CHOICES]
+FPR_FIELD_CHOICES = [(c, f"{c:g}") for c in learned.FPR_CHOICES]
 
 
 def _finite(value: float | None) -> float | None:
@@ -56,10 +56,11 @@ class SafetySettingsApi(APIView):
     def required_scope(self) -> str:
         return "read" if self.request.method == "GET" else "admin"
 
+    @extend_schema_serializer(component_name="SafetySettingsInput")
     class InputSerializer(StrictSerializer):
-        injection_fpr = serializers.ChoiceField(_CHOICES, required=False, allow_null=True)
-        toxicity_fpr = serializers.ChoiceField(_CHOICES, required=False, allow_null=True)
-        refusal_fpr = serializers.ChoiceField(_CHOICES, required=False, allow_null=True)
+        injection_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
+        toxicity_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
+        refusal_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
         project = serializers.CharField(required=False)
 
     def _answer(self, request: Request) -> Response:

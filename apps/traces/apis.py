@@ -8,7 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -149,6 +154,7 @@ class PromptListApi(APIView):
 
     permission_classes: list[Any] = []
 
+    @extend_schema_serializer(component_name="PromptCreateInput")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=PROMPT_NAME_MAX)
         template = serializers.CharField(max_length=PROMPT_TEMPLATE_MAX, trim_whitespace=False)
@@ -157,7 +163,11 @@ class PromptListApi(APIView):
         )
         project = serializers.CharField(required=False)
 
-    @extend_schema(parameters=[_WindowSerializer], responses={200: {"type": "object"}})
+    @extend_schema(
+        parameters=[_WindowSerializer],
+        responses={200: {"type": "object"}},
+        operation_id="prompts_list",
+    )
     def get(self, request: Request) -> Response:
         project = project_for_request(request, scope="read")
         params = _WindowSerializer(data=request.query_params)
@@ -213,6 +223,7 @@ class PromptDetailApi(APIView):
     @extend_schema(
         parameters=[_WindowSerializer, OpenApiParameter("name", str, OpenApiParameter.PATH)],
         responses={200: {"type": "object"}},
+        operation_id="prompts_retrieve",
     )
     def get(self, request: Request, name: str) -> Response:
         project = project_for_request(request, scope="read")
@@ -231,7 +242,11 @@ class SessionListApi(APIView):
     class FilterSerializer(_WindowSerializer):
         user_id = serializers.CharField(required=False, max_length=255)
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: {"type": "object"}})
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={200: {"type": "object"}},
+        operation_id="sessions_list",
+    )
     def get(self, request: Request) -> Response:
         project = project_for_request(request, scope="read")
         params = self.FilterSerializer(data=request.query_params)
@@ -267,6 +282,7 @@ class SessionDetailApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("session_id", str, OpenApiParameter.PATH)],
         responses={200: {"type": "object"}},
+        operation_id="sessions_retrieve",
     )
     def get(self, request: Request, session_id: str) -> Response:
         project = project_for_request(request, scope="read")
