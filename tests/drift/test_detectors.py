@@ -210,16 +210,18 @@ POOL_STATISTICS = [
 
 
 def direct_ridge_top_counts(
-    pooled: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+    pooled: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    shares: tuple[float, ...] = (0.05,),
 ) -> np.ndarray:
-    """Per split, the window rows among the pool's top 5% scores, each row scored by a ridge
-    regression of the window labels refitted without it (sklearn, with its intercept; the
-    ridge 30 x the pooled covariance's mean eigenvalue, on the unscaled sum of squares)."""
+    """Per share and split, the window rows among the pool's top ``share`` scores, each row
+    scored by a ridge regression of the window labels refitted without it (sklearn, with its
+    intercept; the ridge 30 x the pooled covariance's mean eigenvalue, on the unscaled sum of
+    squares). Shape (len(shares), len(splits))."""
     from sklearn.linear_model import Ridge
 
     count = len(pooled)
     alpha = 30.0 * np.linalg.eigvalsh(np.cov(pooled, rowvar=False)).mean() * (count - 1)
-    keep = round(0.05 * count)
     counts = []
     for inside, _ in splits:
         labels = np.zeros(count)
@@ -229,8 +231,9 @@ def direct_ridge_top_counts(
             rest = np.arange(count) != row
             model = Ridge(alpha=alpha).fit(pooled[rest], labels[rest])
             scores[row] = model.predict(pooled[row : row + 1])[0]
-        counts.append(np.isin(np.argsort(-scores)[:keep], inside).sum())
-    return np.asarray(counts, dtype=np.float64)
+        ranked = np.argsort(-scores)
+        counts.append([np.isin(ranked[: round(share * count)], inside).sum() for share in shares])
+    return np.asarray(counts, dtype=np.float64).T
 
 
 def direct_mmd(kernel: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
@@ -268,13 +271,13 @@ def test_pool_statistics_match_a_direct_computation(name: str, blobs: Blobs) -> 
         np.testing.assert_allclose(values, z.max(axis=0), rtol=2e-3, atol=2e-3)
         return
     if name == "ridge_classifier":
-        np.testing.assert_array_equal(values, direct_ridge_top_counts(pooled, splits))
+        np.testing.assert_array_equal(values, direct_ridge_top_counts(pooled, splits)[0])
         return
     if name == "kernel_mmd_classifier":
         parts = np.array(
             [
                 [direct_mmd(np.exp(-sq / sigma2), i, o) for i, o in splits],
-                direct_ridge_top_counts(pooled, splits),
+                *direct_ridge_top_counts(pooled, splits),
             ]
         )
         z = (parts - parts.mean(axis=1, keepdims=True)) / parts.std(axis=1, keepdims=True)
@@ -350,6 +353,26 @@ def test_the_default_names_its_test_and_old_baselines_still_test(blobs: Blobs) -
     assert old_result.drifted
     assert old_result.fired == "kernel_mmd"
     assert set(old_result.results) == {"kernel_mmd", "mean_shift", "intent_share", "new_intent"}
+
+
+def test_the_combined_test_says_which_part_carried_it(blobs: Blobs) -> None:
+    """The default's explanation ranks its parts by how far each sits above its own no-drift
+    mean; the parts are the standardised values of the real split, the largest is the score."""
+    rng = np.random.default_rng(29)
+    reference, _, _ = blobs.sample(600, EVEN, rng)
+    fitted = Baseline.fit(reference, false_alarm_rate=0.05, k=5, n_calibration=199, seed=2)
+    window, _, _ = blobs.sample(300, [*EVEN, 1.25], rng)  # about 20% new
+    result = fitted.test(window).results["kernel_mmd_classifier"]
+    parts = result.details["parts"]
+    assert set(parts) == {
+        "kernel distribution test (MMD)",
+        "classifier test (ridge, leave-one-out)",
+    }
+    assert max(parts.values()) == pytest.approx(result.score)
+    assert result.details["strongest_part"] == max(parts, key=parts.get)
+    assert "By part: " + result.details["strongest_part"] in result.summary
+    quiet = fitted.test(blobs.sample(300, EVEN, rng)[0]).results["kernel_mmd_classifier"]
+    assert max(quiet.details["parts"].values()) < max(parts.values())
 
 
 class FirstCoordinateDetector(WindowDetector):

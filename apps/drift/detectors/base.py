@@ -206,6 +206,9 @@ class ExplainContext:
     p_value: float
     null: FloatArray  # the statistic over the re-splits
     drifted: bool
+    # A combined statistic's parts at the real split, each in standard deviations of its own
+    # permutation distribution (``WindowDetector.statistics_and_parts``); empty for one statistic.
+    parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -227,6 +230,13 @@ class WindowDetector(ABC):
     @abstractmethod
     def statistics(self, sample: PermutationSample) -> FloatArray:
         """The statistic of every split, shape (B + 1,): row 0 is the real window."""
+
+    def statistics_and_parts(
+        self, sample: PermutationSample
+    ) -> tuple[FloatArray, dict[str, float]]:
+        """:meth:`statistics`, and for a combined statistic its parts at the real split (for
+        :attr:`ExplainContext.parts`), computed together so nothing is computed twice."""
+        return self.statistics(sample), {}
 
     def explain(self, context: ExplainContext) -> tuple[str, dict[str, Any]]:
         """One or two sentences about what this statistic saw, and JSON-able details."""

@@ -310,13 +310,18 @@ def mmd_statistics(kernel: npt.NDArray[np.float32], sample: PermutationSample) -
     return np.asarray(within / n**2 + rest / m**2 - 2.0 * cross / (n * m), dtype=np.float64)
 
 
-def standardised_max(statistics: FloatArray) -> FloatArray:
-    """Per split, the largest of several statistics (rows of ``statistics``, shape (J, B + 1)),
-    each standardised by its own permutation distribution (mean and spread over all splits,
-    the real one included: the same for every split, so the test stays exact)."""
+def standardised(statistics: FloatArray) -> FloatArray:
+    """Several statistics (rows of ``statistics``, shape (J, B + 1)), each standardised by its
+    own permutation distribution (mean and spread over all splits, the real one included: the
+    same for every split, so a test of any function of them stays exact)."""
     centre = statistics.mean(axis=1, keepdims=True)
     spread = np.maximum(statistics.std(axis=1, keepdims=True), 1e-300)
-    return np.asarray(((statistics - centre) / spread).max(axis=0), dtype=np.float64)
+    return np.asarray((statistics - centre) / spread, dtype=np.float64)
+
+
+def standardised_max(statistics: FloatArray) -> FloatArray:
+    """Per split, the largest of several statistics, each :func:`standardised`."""
+    return np.asarray(standardised(statistics).max(axis=0), dtype=np.float64)
 
 
 @register
@@ -468,16 +473,29 @@ class RidgeClassifierDetector(WindowDetector):
 
 
 class StandardisedMaxDetector(WindowDetector):
-    """The largest of several registered statistics (``parts``), each standardised by its own
-    permutation distribution (:func:`standardised_max`): one exact test that pays once for
-    looking at all of them, with no Bonferroni split of the level."""
+    """The largest of several statistics (:meth:`part_statistics`, by default the registered
+    ``parts``), each standardised by its own permutation distribution (:func:`standardised`):
+    one exact test that pays once for looking at all of them, with no Bonferroni split of the
+    level. Its explanation can say which part carried it (:attr:`ExplainContext.parts`)."""
 
     parts: ClassVar[tuple[str, ...]] = ()
 
+    def part_statistics(self, sample: PermutationSample) -> dict[str, FloatArray]:
+        """Each part's statistic over the splits, keyed by its name in plain words."""
+        return {
+            get_detector(name).title: get_detector(name).statistics(sample) for name in self.parts
+        }
+
+    def statistics_and_parts(
+        self, sample: PermutationSample
+    ) -> tuple[FloatArray, dict[str, float]]:
+        parts = self.part_statistics(sample)
+        values = standardised(np.stack(list(parts.values())))
+        real = {label: float(value) for label, value in zip(parts, values[:, 0], strict=True)}
+        return np.asarray(values.max(axis=0), dtype=np.float64), real
+
     def statistics(self, sample: PermutationSample) -> FloatArray:
-        return standardised_max(
-            np.stack([get_detector(name).statistics(sample) for name in self.parts])
-        )
+        return self.statistics_and_parts(sample)[0]
 
 
 @register
@@ -499,4 +517,11 @@ class KernelClassifierDetector(StandardisedMaxDetector):
             f"stronger sits {context.score:.1f} standard deviations above its no-drift mean "
             f"(typically {typical:.1f}; p = {context.p_value:.3g})."
         )
-        return summary, {"standardised_max": context.score, "null_median": typical}
+        if context.parts:
+            ranked = sorted(context.parts.items(), key=lambda item: -item[1])
+            summary += " By part: " + ", ".join(f"{label} {z:.1f}" for label, z in ranked) + "."
+        details: dict[str, Any] = {"standardised_max": context.score, "null_median": typical}
+        if context.parts:
+            details["parts"] = dict(context.parts)
+            details["strongest_part"] = max(context.parts, key=lambda label: context.parts[label])
+        return summary, details
