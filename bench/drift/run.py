@@ -418,7 +418,10 @@ NOT_CALIBRATED = {"c2st": "c2st*"}
 def print_tables(results: dict[str, Any]) -> None:
     for name, data in results["datasets"].items():
         rates = data["rates"]
-        folds = ", ".join(f"{f['held_out']} (ref {f['reference']})" for f in data["folds"])
+        # One entry per reference draw; a fold's draws share the class and the size.
+        folds = ", ".join(
+            dict.fromkeys(f"{f['held_out']} (ref {f['reference']})" for f in data["folds"])
+        )
         print(
             f"\n== {name}: held-out classes {folds}; ours = {'+'.join(results['ours'])}"
             f"{' (min-p)' if len(results['ours']) > 1 else ''}; rates at level 0.05 and 0.01, "
