@@ -370,7 +370,9 @@ def test_the_combined_test_says_which_part_carried_it(blobs: Blobs) -> None:
     }
     assert max(parts.values()) == pytest.approx(result.score)
     assert result.details["strongest_part"] == max(parts, key=parts.get)
-    assert "By part: " + result.details["strongest_part"] in result.summary
+    assert "By part, in standard deviations: " + result.details["strongest_part"] in (
+        result.summary
+    )
     quiet = fitted.test(blobs.sample(300, EVEN, rng)[0]).results["kernel_mmd_classifier"]
     assert max(quiet.details["parts"].values()) < max(parts.values())
 

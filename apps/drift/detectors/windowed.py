@@ -519,7 +519,11 @@ class KernelClassifierDetector(StandardisedMaxDetector):
         )
         if context.parts:
             ranked = sorted(context.parts.items(), key=lambda item: -item[1])
-            summary += " By part: " + ", ".join(f"{label} {z:.1f}" for label, z in ranked) + "."
+            summary += (
+                " By part, in standard deviations: "
+                + ", ".join(f"{label} {z:.1f}" for label, z in ranked)
+                + "."
+            )
         details: dict[str, Any] = {"standardised_max": context.score, "null_median": typical}
         if context.parts:
             details["parts"] = dict(context.parts)
