@@ -482,9 +482,8 @@ class StandardisedMaxDetector(WindowDetector):
 
     def part_statistics(self, sample: PermutationSample) -> dict[str, FloatArray]:
         """Each part's statistic over the splits, keyed by its name in plain words."""
-        return {
-            get_detector(name).title: get_detector(name).statistics(sample) for name in self.parts
-        }
+        detectors = [get_detector(name) for name in self.parts]
+        return {detector.title: detector.statistics(sample) for detector in detectors}
 
     def statistics_and_parts(
         self, sample: PermutationSample
@@ -517,15 +516,13 @@ class KernelClassifierDetector(StandardisedMaxDetector):
             f"stronger sits {context.score:.1f} standard deviations above its no-drift mean "
             f"(typically {typical:.1f}; p = {context.p_value:.3g})."
         )
-        if context.parts:
-            ranked = sorted(context.parts.items(), key=lambda item: -item[1])
-            summary += (
-                " By part, in standard deviations: "
-                + ", ".join(f"{label} {z:.1f}" for label, z in ranked)
-                + "."
-            )
         details: dict[str, Any] = {"standardised_max": context.score, "null_median": typical}
         if context.parts:
+            ranked = sorted(context.parts.items(), key=lambda item: -item[1])
+            summary += " By part, in standard deviations: " + ", ".join(
+                f"{label} {z:.1f}" for label, z in ranked
+            )
+            summary += "."
             details["parts"] = dict(context.parts)
-            details["strongest_part"] = max(context.parts, key=lambda label: context.parts[label])
+            details["strongest_part"] = ranked[0][0]
         return summary, details
