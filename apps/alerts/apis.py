@@ -55,7 +55,7 @@ from apps.alerts.models import (
 )
 from apps.alerts.services import channels, evaluation, incidents, rules
 from apps.core.schema import results_of
-from apps.core.strict import StrictSerializer
+from apps.core.strict import BodySerializer, StrictSerializer
 
 
 @extend_schema_field(
@@ -130,7 +130,7 @@ class ChannelOutput(serializers.ModelSerializer[Channel]):
 
 class ChannelListCreateApi(_AdminApi):
     @extend_schema_serializer(component_name="ChannelCreateInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         kind = serializers.ChoiceField(ChannelKind.choices)
         name = serializers.CharField(max_length=200)
         url = serializers.CharField(max_length=2048)
@@ -160,7 +160,7 @@ class ChannelListCreateApi(_AdminApi):
 
 class ChannelDetailApi(_AdminApi):
     @extend_schema_serializer(component_name="ChannelUpdateInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200, required=False)
         url = serializers.CharField(max_length=2048, required=False)
         enabled = serializers.BooleanField(required=False)
@@ -257,7 +257,7 @@ class RuleOutput(serializers.ModelSerializer[AlertRule]):
 
 
 @extend_schema_serializer(component_name="AlertRuleInput")
-class RuleInput(serializers.Serializer[Any]):
+class RuleInput(BodySerializer):
     # The fields of rules.RULE_FIELDS, typed (tests/alerts/test_api.py keeps them equal).
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(RuleKind.choices, default=RuleKind.METRIC)
@@ -459,7 +459,7 @@ class IncidentAcknowledgeApi(_AdminApi):
 
 class IncidentResolveApi(_AdminApi):
     @extend_schema_serializer(component_name="IncidentResolveInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         message = serializers.CharField(max_length=2000, required=False, default="")
 
     @extend_schema(
@@ -479,7 +479,7 @@ class IncidentResolveApi(_AdminApi):
 
 class IncidentMuteApi(_AdminApi):
     @extend_schema_serializer(component_name="IncidentMuteInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         duration = HumanDurationField(required=False, default=3600, help_text="0 unmutes")
 
     @extend_schema(

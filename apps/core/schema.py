@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
@@ -58,3 +59,25 @@ def error_responses(result: dict[str, Any], generator: Any, request: Any, public
                 }
             del method
     return result
+
+
+class BodySerializerExtension(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """Request bodies of :class:`apps.core.strict.BodySerializer` take no other field: the schema
+    says so (``additionalProperties: false``), with the ``project`` slug every body may carry."""
+
+    target_class = "apps.core.strict.BodySerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+            schema.setdefault("properties", {}).setdefault(
+                "project",
+                {
+                    "type": "string",
+                    "description": "the project's slug, for a signed-in person; an API key"
+                    " acts on its own project",
+                },
+            )
+        return schema

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,7 +10,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, request_project
 from apps.core.errors import NotFound
-from apps.core.strict import StrictSerializer
+from apps.core.strict import BodySerializer, StrictSerializer
 from apps.drift.models import Baseline
 from apps.drift.selectors import (
     baseline_as_dict,
@@ -62,7 +60,7 @@ class BaselineApi(APIView):
         return "admin" if self.request.method == "POST" else "read"
 
     @extend_schema_serializer(component_name="BaselineCreateInput")
-    class InputSerializer(StrictSerializer):
+    class InputSerializer(BodySerializer):
         baseline_id = serializers.IntegerField(required=False)
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
@@ -71,7 +69,6 @@ class BaselineApi(APIView):
         false_alarm_rate = serializers.FloatField(
             required=False, default=0.01, min_value=0.0001, max_value=0.2
         )
-        project = serializers.CharField(required=False)
 
     @extend_schema(responses={200: {"type": "object"}}, operation_id="drift_baselines")
     def get(self, request: Request) -> Response:
@@ -120,9 +117,8 @@ class IntentRenameApi(APIView):
     required_scope = "review"
 
     @extend_schema_serializer(component_name="IntentRenameInput")
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(BodySerializer):
         name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
-        project = serializers.CharField(required=False)
 
     @extend_schema(
         request=InputSerializer,

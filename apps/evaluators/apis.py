@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, project_for_request
 from apps.core.schema import results_of
+from apps.core.strict import BodySerializer
 from apps.evaluators import selectors, services
 from apps.evaluators.library import TEMPLATES
 from apps.evaluators.local import SCORERS
@@ -66,7 +67,7 @@ class ConnectionOutput(serializers.ModelSerializer[LLMConnection]):
 
 class ConnectionListCreateApi(_AdminApi):
     @extend_schema_serializer(component_name="LLMConnectionCreateInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
         provider = serializers.ChoiceField(Provider.choices)
         base_url = serializers.CharField(
@@ -150,7 +151,7 @@ class EvaluatorOutput(serializers.ModelSerializer[Evaluator]):
         ]
 
 
-class _EvaluatorInput(serializers.Serializer[Any]):
+class _EvaluatorInput(BodySerializer):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(EvaluatorKind.choices, required=False)
     connection = serializers.IntegerField(required=False, allow_null=True, help_text="llm_judge")
@@ -278,7 +279,7 @@ class PreviewOutput(serializers.Serializer[Any]):
 
 class EvaluatorPreviewApi(_AdminApi):
     @extend_schema_serializer(component_name="EvaluatorPreviewInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         limit = serializers.IntegerField(min_value=1, max_value=services.PREVIEW_MAX, default=5)
 
     @extend_schema(
@@ -298,7 +299,7 @@ class BackfillOutput(serializers.Serializer[Any]):
 
 class EvaluatorBackfillApi(_AdminApi):
     @extend_schema_serializer(component_name="EvaluatorBackfillInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         start = serializers.DateTimeField(required=False, help_text="default: 24 hours ago")
         end = serializers.DateTimeField(required=False, help_text="default: now")
         limit = serializers.IntegerField(

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, request_project
-from apps.core.strict import StrictSerializer
+from apps.core.strict import BodySerializer
 from apps.quality.scorers import learned
 from apps.quality.selectors import SafetySignalSetting, safety_settings_get
 from apps.quality.services import safety_settings_set
@@ -57,11 +57,10 @@ class SafetySettingsApi(APIView):
         return "read" if self.request.method == "GET" else "admin"
 
     @extend_schema_serializer(component_name="SafetySettingsInput")
-    class InputSerializer(StrictSerializer):
+    class InputSerializer(BodySerializer):
         injection_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
         toxicity_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
         refusal_fpr = serializers.ChoiceField(FPR_FIELD_CHOICES, required=False, allow_null=True)
-        project = serializers.CharField(required=False)
 
     def _answer(self, request: Request) -> Response:
         project = request_project(request, self)
@@ -86,8 +85,7 @@ class SafetySettingsApi(APIView):
         project = request_project(request, self)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        data = {k: v for k, v in params.validated_data.items() if k != "project"}
-        safety_settings_set(project=project, **data)
+        safety_settings_set(project=project, **params.validated_data)
         return self._answer(request)
 
     @extend_schema(

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import HasScope, project_for_request, request_project
 from apps.core.dbtypes import EARLIEST_LOADABLE, LATEST_LOADABLE
 from apps.core.errors import NotFound
-from apps.core.strict import StrictSerializer
+from apps.core.strict import BodySerializer, StrictSerializer
 from apps.traces.prompt_selectors import prompt_list, prompt_versions
 from apps.traces.selectors import (
     CallFilters,
@@ -155,13 +155,12 @@ class PromptListApi(APIView):
     permission_classes: list[Any] = []
 
     @extend_schema_serializer(component_name="PromptCreateInput")
-    class InputSerializer(serializers.Serializer[Any]):
+    class InputSerializer(BodySerializer):
         name = serializers.CharField(max_length=PROMPT_NAME_MAX)
         template = serializers.CharField(max_length=PROMPT_TEMPLATE_MAX, trim_whitespace=False)
         version = serializers.CharField(
             max_length=PROMPT_VERSION_MAX, required=False, allow_blank=True
         )
-        project = serializers.CharField(required=False)
 
     @extend_schema(
         parameters=[_WindowSerializer],
