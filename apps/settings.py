@@ -297,9 +297,10 @@ DRIFTLINE_EMBEDDING_THREADS = envint("DRIFTLINE_EMBEDDING_THREADS", 0)
 DRIFTLINE_EMBEDDING_CACHE_DIR = Path(
     env("DRIFTLINE_EMBEDDING_CACHE_DIR", str(BASE_DIR / ".driftline" / "models"))
 )
-# HNSW candidates per similar-call search: recall@10 0.97 at 100k vectors a project with 100
-# (~1 ms); at a million, 1,000 gives 0.95 in ~16 ms (docs/sizing.md).
-DRIFTLINE_SEARCH_EF_SEARCH = envint("DRIFTLINE_SEARCH_EF_SEARCH", 100)
+# HNSW candidates per similar-call search: with the app's index (m 12 / ef_construction 48)
+# recall@10 0.968 at 100k vectors a project with 200 (~2 ms); at a million, rebuild the index
+# denser and raise this to 700-1,000 (docs/sizing.md).
+DRIFTLINE_SEARCH_EF_SEARCH = envint("DRIFTLINE_SEARCH_EF_SEARCH", 200)
 # Filtered searches over at most this many vectors are exact (apps/embeddings/selectors.py).
 DRIFTLINE_SEARCH_EXACT_MAX_ROWS = envint("DRIFTLINE_SEARCH_EXACT_MAX_ROWS", 5000)
 # Calls embedded per project per hour before sampling starts (errors, flagged calls and calls

@@ -14,8 +14,8 @@ in the table). Ground truth is exact cosine in numpy over the same (float32 or f
 vectors.
 
 The vectors go into a bench-only table (``bench_vectors``) in the bench database, not into the
-app's ``embeddings_callembedding``; the index parameters are the app's (m 16, ef_construction 64,
-cosine ops).
+app's ``embeddings_callembedding``; the index parameters are the app's (m 12, ef_construction 48,
+cosine ops; ``apps.embeddings.models.HNSW_M``) unless ``--m`` / ``--efc`` say otherwise.
 """
 
 from __future__ import annotations
@@ -457,9 +457,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef", default="40,100,200,400")
-    parser.add_argument("--m", type=int, default=16, help="HNSW m (the app uses 16)")
-    parser.add_argument("--efc", type=int, default=64, help="ef_construction (the app: 64)")
+    parser.add_argument("--ef", default="100,200,400")
+    parser.add_argument("--m", type=int, default=12, help="HNSW m (the app uses 12)")
+    parser.add_argument("--efc", type=int, default=48, help="ef_construction (the app: 48)")
     parser.add_argument("--synth", choices=["blend", "noise"], default="blend")
     parser.add_argument("--types", default="halfvec,vector", help="halfvec, vector or both")
     parser.add_argument(
@@ -473,7 +473,7 @@ def main() -> None:
     parser.add_argument("--inserts", type=int, default=2048, help="--insert: rows inserted")
     parser.add_argument(
         "--configs",
-        default="16:64,16:48,16:40,16:32,12:48,8:32",
+        default="16:64,12:48,12:40,8:48,8:32",
         help="--insert: m:ef_construction settings",
     )
     args = parser.parse_args()

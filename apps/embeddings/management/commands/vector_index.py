@@ -3,11 +3,12 @@
     python manage.py vector_index                       # show the index and its parameters
     python manage.py vector_index --m 24 --ef-construction 128
 
-The app ships m 16 / ef_construction 64: cheap to maintain while the embed worker inserts. At a
-million vectors a project, m 24 / ef_construction 128 with ``DRIFTLINE_SEARCH_EF_SEARCH=700``
-gives recall@10 0.962 at p95 32 ms (docs/sizing.md), at about twice the build cost. The new index
-is built with ``CREATE INDEX CONCURRENTLY`` beside the old one (searches and inserts go on),
-then swapped in; progress comes from ``pg_stat_progress_create_index``.
+The app ships m 12 / ef_construction 48 (``apps.embeddings.models.HNSW_M``): cheap to maintain
+while the embed worker inserts, searched with ef_search 200. At a million vectors a project,
+m 24 / ef_construction 128 with ``DRIFTLINE_SEARCH_EF_SEARCH=700`` gives recall@10 0.962 at p95
+32 ms (docs/sizing.md), at about twice the build cost of m 16 / 64. The new index is built
+with ``CREATE INDEX CONCURRENTLY`` beside the old one (searches and inserts go on), then swapped
+in; progress comes from ``pg_stat_progress_create_index``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, connections
 from tqdm import tqdm
 
-from apps.embeddings.models import CallEmbedding
+from apps.embeddings.models import HNSW_EF_CONSTRUCTION, HNSW_M, CallEmbedding
 
 INDEX = "callembedding_vector_hnsw"
 BUILDING = f"{INDEX}_new"
@@ -82,8 +83,8 @@ class Command(BaseCommand):
         m, ef = options["m"], options["ef_construction"]
         if m is None and ef is None:
             return
-        m = m if m is not None else int(current.get("m", 16))
-        ef = ef if ef is not None else int(current.get("ef_construction", 64))
+        m = m if m is not None else int(current.get("m", HNSW_M))
+        ef = ef if ef is not None else int(current.get("ef_construction", HNSW_EF_CONSTRUCTION))
         if not 2 <= m <= 100 or not 4 <= ef <= 1000 or ef < 2 * m:
             raise CommandError("--m must be 2-100, --ef-construction 4-1000 and at least 2 x m")
         table = CallEmbedding._meta.db_table
