@@ -123,6 +123,8 @@ _ENGLISH_STRONG = [
     # "That's not something I can help with." / "This isn't something I'm able to do."
     r"\b(?:that|this|it)(?:'s| is)(?: just| really)? not something I\b",
     r"\b(?:that|this|it) (?:isn't|is not) something I\b",
+    # Any subject: "Writing a ransom note isn't something I'll do." (not "... I'd recommend").
+    r"\b(?:is|are)(?:n't| not) (?:something|anything) I(?:'ll| will| can| could|'m able to| am able to| am willing to|'m willing to)\b",
     # The relative clause: "that's not a request I can fulfil", "outside what I'm able to do".
     r"\b(?:that|this|it)(?:'s not|'s just not| is not| isn't| is just not) (?:a |an |the )?(?:kind of |sort of |type of )?(?:request|question|topic|thing|task|subject|area|something)s? (?:that )?I(?:'m| am)? (?:can|could|will|am able|'m able|able)\b",
     r"\b(?:outside|beyond) (?:of )?what I(?:'m| am)? (?:can|could|able|allowed|permitted)\b",
@@ -132,7 +134,7 @@ _ENGLISH_STRONG = [
     r"\bI (?:can(?:no|')t|cannot|won't|could not|couldn't) in good conscience\b",
     r"\b(?:not|isn't|is not) within my (?:\w+ )?(?:programming|guidelines|principles|capabilities|scope)\b",
     # "As an AI language model, I cannot ..." / "As an AI developed by OpenAI, I don't ..."
-    rf"\bas an? (?:AI|artificial intelligence|(?:large )?language model|LLM|chatbot|virtual assistant|digital assistant)\b{_CLAUSE}{{0,60}}?\bI (?:can(?:no|')t|cannot|do not|don't|am not|'m not|must|won't|will not|have no|lack|am unable|'m unable|should not|shouldn't)\b",
+    rf"\bas an? (?:(?:responsible|ethical|helpful|harmless|honest|safe) )?(?:AI|artificial intelligence|(?:large )?language model|LLM|chatbot|virtual assistant|digital assistant)\b{_CLAUSE}{{0,60}}?\bI (?:can(?:no|')t|cannot|do not|don't|am not|'m not|must|won't|will not|have no|lack|am unable|'m unable|should not|shouldn't)\b",
 ]
 _ENGLISH_WEAK = [
     # Reluctance and capability limits: refusals when they open the answer, asides later on.
@@ -140,6 +142,10 @@ _ENGLISH_WEAK = [
     r"\bI(?:'m| am) not (?:sure|certain) (?:that )?I (?:can|should) (?:help|assist|provide|do|write|share|answer)\b",
     r"\bI (?:don't|do not) (?:actually |really )?(?:have|possess) (?:access to|the ability to|the capability to|the means to|real-time|personal (?:opinions|experiences|feelings|beliefs)|the authority to|permission to)\b",
     r"\bI (?:don't|do not) (?:condone|endorse|promote|encourage|provide|create|generate|produce|engage in|assist with|help with)\b",
+    # A scope limit: "Sorry, I can only help with questions about our products."
+    r"\bI(?: can|'m| am) only (?:able to |allowed to |here to |designed to )?(?:help|assist|answer|discuss|provide|talk about|respond to)\b",
+    # The model judging its own answer: "providing detailed instructions ... would be dangerous".
+    r"\b(?:providing|giving|sharing|offering|writing|creating|generating|explaining) (?:[\w-]+ ){0,4}?(?:instructions|information|details|guidance|steps|content|advice|directions|a guide|a tutorial)\b[^.!?\n]{0,60}?\bwould (?:be (?:\w+ )?(?:dangerous|illegal|unethical|irresponsible|harmful|inappropriate)|(?:cause|lead to|facilitate|enable) (?:\w+ )?(?:harm|injury|violence|crime))\b",
 ]
 
 # --- Other languages -----------------------------------------------------------------------------
@@ -313,7 +319,11 @@ FAMILIES: tuple[PhraseFamily, ...] = (
         _ENGLISH_STRONG,
     ),
     _family(
-        "en_weak", WEAK, "rather not|prefer not|not sure|not certain|don't|do not", _ENGLISH_WEAK
+        "en_weak",
+        WEAK,
+        "rather not|prefer not|not sure|not certain|don't|do not|only|providing|giving|sharing|"
+        "offering|writing|creating|generating|explaining",
+        _ENGLISH_WEAK,
     ),
     _family(
         "fr",
