@@ -19,6 +19,12 @@ new calls repeating those texts (content-addressed reuse: none re-encoded, real 
 prompts). Its time is split into the model, the vector write (PostgreSQL's HNSW insert
 included) and the rest.
 
+First, before this process loads a model, the embed worker's pool (``--pool``, 2 as ``make
+run`` starts it): the pipeline in that many forked processes, each with its share of the cores
+(``DRIFTLINE_WORKER_PROCESSES``, as a prefork Celery child), against one process of every core
+and the raw encodes, each series forked alike and interleaved round by round. One process waits
+on PostgreSQL writing its vectors while another encodes: this is the product's throughput.
+
 Timing is interleaved chunk by chunk: for every chunk, each backend's raw encode and then the
 pipeline on the same texts, so a neighbour's load on a shared machine slows all of them alike
 and the ratios (pipeline(default)/torch-fp32-raw, target >= 3; pipeline/raw of the same backend,
@@ -33,6 +39,7 @@ import argparse
 import json
 import os
 import resource
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -287,6 +294,155 @@ def roofline(
     )
 
 
+POOL_ROUNDS = 2
+
+
+def _forked(procs: int, work: Any, shares: Sequence[Any]) -> float:
+    """Wall seconds for ``procs`` forked processes, started together, to run ``work(provider,
+    share)`` each on its share; each builds its own provider after the fork, sized as a prefork
+    worker's child (``DRIFTLINE_WORKER_PROCESSES``), as Celery forks the embed worker's pool."""
+    import multiprocessing as mp
+
+    from django.db import connections
+
+    from apps.celery import PROCESSES_ENV
+
+    connections.close_all()  # each child opens its own
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(procs + 1)
+    failures = ctx.Queue()
+
+    def child(share: Any) -> None:
+        try:
+            os.environ[PROCESSES_ENV] = str(procs)
+            provider = work(None, share)
+            barrier.wait()
+            work(provider, share)
+        except BaseException as error:  # reported by the parent
+            failures.put(repr(error))
+            barrier.abort()
+            raise
+
+    children = [ctx.Process(target=child, args=(share,)) for share in shares]
+    for process in children:
+        process.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        for process in children:
+            process.join()
+        raise RuntimeError(f"a pool process failed: {failures.get(timeout=5)}") from None
+    started = time.perf_counter()
+    for process in children:
+        process.join()
+    seconds = time.perf_counter() - started
+    if any(p.exitcode for p in children):
+        raise RuntimeError(f"a pool process failed: {failures.get(timeout=5)}")
+    return seconds
+
+
+def _raw_work(backend: str, chunk: int) -> Any:
+    def work(provider: Any, texts: Sequence[str]) -> Any:
+        from apps.embeddings.providers import provider_create
+
+        if provider is None:  # set up, untimed
+            provider = provider_create(backend=backend)
+            provider.embed(texts[:WARM])
+            return provider
+        for start in range(0, len(texts), chunk):
+            provider.embed(texts[start : start + chunk])
+        return provider
+
+    return work
+
+
+def _pipeline_work(backend: str, project_id: int) -> Any:
+    def work(provider: Any, chunks: Sequence[Sequence[str]]) -> Any:
+        from apps.embeddings.providers import provider_create
+        from apps.embeddings.services import call_embeddings_create
+
+        if provider is None:
+            provider = provider_create(backend=backend)
+            provider.embed(["warm up"] * WARM)
+            return provider
+        for ids in chunks:
+            call_embeddings_create(
+                project_id=project_id, call_ids=ids, provider=provider, score_injection=False
+            )
+        return provider
+
+    return work
+
+
+def pool_measure(
+    sets: Mapping[str, Sequence[str]], default: str, chunk: int, procs: int
+) -> dict[str, dict[str, float]]:
+    """Texts a second, every series in forked processes (before this process loads a model):
+    torch fp32 raw and the default backend raw in one process using every core; the pipeline
+    in one such process; the pipeline in ``procs`` processes splitting the cores, as the embed
+    worker runs (``make run``: concurrency 2). Interleaved round by round; a fresh project for
+    every pipeline run, so no vector is reused."""
+    from apps.accounts.models import Organization, Project
+
+    org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    seconds: dict[str, dict[str, float]] = {}
+    for name, texts in sets.items():
+        total = seconds.setdefault(name, {"torch": 0.0, default: 0.0, "one": 0.0, "pool": 0.0})
+        for _ in tqdm(range(POOL_ROUNDS), desc=f"pool {name}", unit="round", leave=False):
+            total["torch"] += _forked(1, _raw_work("torch", chunk), [texts])
+            total[default] += _forked(1, _raw_work(default, chunk), [texts])
+            for series, n in (("one", 1), ("pool", procs)):
+                project = Project.objects.create(
+                    organization=org, name="Embed pool bench", slug=f"pool-{uuid.uuid4().hex[:8]}"
+                )
+                ids = _calls_create(project, texts)
+                chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+                shares = [chunks[k::n] for k in range(n)]
+                total[series] += _forked(n, _pipeline_work(default, project.pk), shares)
+                project.delete()
+    return {
+        name: {series: POOL_ROUNDS * len(sets[name]) / s for series, s in total.items()}
+        for name, total in seconds.items()
+    }
+
+
+def print_pool(rates: Mapping[str, Mapping[str, float]], default: str, procs: int) -> None:
+    from apps.embeddings.providers import available_cores
+
+    cores = available_cores()
+    rows = []
+    for name, rate in rates.items():
+        rows.append(
+            [
+                name,
+                rate["torch"],
+                rate[default],
+                rate["one"],
+                rate["pool"],
+                rate["pool"] / rate["torch"],
+                rate["pool"] / rate[default],
+                rate["pool"] / rate["one"],
+            ]
+        )
+    print_table(
+        f"Embed worker pool: the pipeline ({default}) in {procs} processes of"
+        f" {max(1, cores // procs)} model thread(s), as `make run` starts the embed worker,"
+        f" against one process of {cores}; {POOL_ROUNDS} rounds interleaved, each series in"
+        " forked processes",
+        [
+            "texts",
+            "torch fp32 raw /s",
+            f"{default} raw /s",
+            "pipeline, 1 process /s",
+            f"pipeline, pool of {procs} /s",
+            "pool / torch raw (>= 3)",
+            "pool / same backend raw (>= 0.9)",
+            "pool / 1 process",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=2000, help="short texts")
@@ -295,6 +451,9 @@ def main() -> None:
     parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     parser.add_argument(
         "--no-roofline", action="store_true", help="skip the FLOPs/GEMM ceiling (about 15 s)"
+    )
+    parser.add_argument(
+        "--pool", type=int, default=2, help="embed worker processes (0: skip the pool series)"
     )
     args = parser.parse_args()
     setup_django()
@@ -318,6 +477,8 @@ def main() -> None:
     default = resolve_backend(
         settings.DRIFTLINE_EMBEDDING_BACKEND, settings.DRIFTLINE_EMBEDDING_DEVICE
     )
+    # First, while no model is loaded here: the pool's processes are forked from this one.
+    pool = pool_measure(sets, default, args.chunk, args.pool) if args.pool > 0 else {}
 
     providers: dict[str, Any] = {}
     load_s: dict[str, float] = {}
@@ -429,6 +590,8 @@ def main() -> None:
     if not args.no_roofline and onnx_provider is not None:
         per_s = {b: {n: t.rate() for n, t in r.items()} for b, r in raw.items()}
         roofline(onnx_provider, sets, args.chunk, per_s)
+    if pool:
+        print_pool(pool, default, args.pool)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB (all backends loaded); {load}")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -450,6 +613,7 @@ def main() -> None:
                 },
                 "alone_vs_batch_min_cosine": independence,
                 "pipeline": {n: {k: t.as_dict() for k, t in v.items()} for n, v in pipe.items()},
+                "pool": {"processes": args.pool, "texts_per_s": pool},
                 "keys": {b: providers[b].key for b in providers},
                 "peak_rss_mb": peak_mb,
             },

@@ -565,8 +565,11 @@ def stack_commands(host: str, port: str, *, reload: bool) -> dict[str, list[str]
             "embed@%h",
             "-Q",
             "embed",
+            # Two processes of one model thread each (apps.celery sizes them): one encodes
+            # while the other waits on PostgreSQL writing its vectors; 1.2-1.4x the texts a
+            # second of one process of two threads (bench/embed.py, pool rows).
             "--concurrency",
-            "1",
+            "2",
             "-l",
             "INFO",
         ],

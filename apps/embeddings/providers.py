@@ -97,6 +97,21 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def model_threads(threads: int = 0) -> int:
+    """Threads for the model: ``threads`` when set (``DRIFTLINE_EMBEDDING_THREADS``), else this
+    process's share of the cores. A prefork Celery worker's processes split them
+    (``DRIFTLINE_WORKER_PROCESSES``, set by :mod:`apps.celery` in each child): on two cores an
+    embed worker of two processes runs a thread each, so one encodes while the other waits on
+    PostgreSQL writing its vectors (bench/embed.py, ``pool`` rows)."""
+    if threads > 0:
+        return threads
+    try:
+        processes = max(1, int(os.environ.get("DRIFTLINE_WORKER_PROCESSES", "1")))
+    except ValueError:
+        processes = 1
+    return max(1, available_cores() // processes)
+
+
 def resolve_device(device: str) -> str:
     """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``."""
     if device not in DEVICES:
@@ -167,7 +182,7 @@ class SentenceTransformerProvider(EmbeddingProvider):
 
             # Process-wide: the embed worker runs one encode at a time (the lock below). torch's
             # own default counts the host's cores, not the ones this container may use.
-            torch.set_num_threads(threads if threads > 0 else available_cores())
+            torch.set_num_threads(model_threads(threads))
         path = model or bundled_model_path()
         self.model_name = _model_name(model)
         self._model = SentenceTransformer(path, device=self.device)
@@ -260,7 +275,7 @@ class OnnxProvider(EmbeddingProvider):
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
         options = ort.SessionOptions()
-        self.threads = threads if threads > 0 else available_cores()
+        self.threads = model_threads(threads)
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # No busy-waiting between operators: the worker shares its cores with PostgreSQL (the
