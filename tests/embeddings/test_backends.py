@@ -121,6 +121,38 @@ def test_backends_agree_with_torch_fp32(
     assert int8_provider.embed([]).shape == (0, 384)
 
 
+def test_int8_graph_splits_the_outlier_channels_off_its_down_projections(
+    int8_provider: EmbeddingProvider,
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    assert isinstance(int8_provider, OnnxProvider)
+    graph = onnx.load(str(int8_provider.model_file)).graph
+    weights = {init.name: init for init in graph.initializer}
+    # Every matrix product is integer (recipe r2 ran the down-projections in fp32), the
+    # outlier channels' small products included: one per layer, of OUTLIER_CHANNELS rows.
+    assert not [n.name for n in graph.node if n.op_type == "MatMul"]
+    products = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert len(products) == 4 * 6  # attention output, up, down and outlier products
+    outlier_weights = [
+        weights[n.input[1]] for n in products if "/outliers/" in n.name and n.input[1] in weights
+    ]
+    assert len(outlier_weights) == 6
+    assert all(tuple(w.dims) == (onnx_export.OUTLIER_CHANNELS, 384) for w in outlier_weights)
+    # The down-projections' inputs are quantized at the range of the channels left: far
+    # narrower than the widest channel's, which reaches 9-25 in these layers.
+    gathers = {n.input[0] for n in graph.node if n.op_type == "Gather" and "outliers" in n.name}
+    assert len(gathers) == 6
+    scales = [
+        float(numpy_helper.to_array(weights[n.input[1]]))
+        for n in graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] in gathers
+    ]
+    assert len(scales) == 6
+    assert max(scales) * 255 < 8.0, scales
+
+
 def test_onnx_graphs_built_from_local_files_once_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
