@@ -182,21 +182,21 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(cos.mean()), float(np.percentile(cos, 1))
 
 
-def _padded_tokens(provider: Any, texts: Sequence[str], chunk: int) -> tuple[float, float]:
-    """Tokens per text as the ONNX provider feeds them (chunks of ``chunk``, sorted by length,
-    each batch padded to its longest): ``(real, padded)`` means."""
-    from apps.embeddings.providers import ONNX_BATCH
+def _padded_tokens(provider: Any, texts: Sequence[str], chunk: int) -> tuple[float, float, float]:
+    """Tokens per text as the ONNX provider feeds them (chunks of ``chunk``, in the provider's
+    own calls, each padded to its longest text): ``(real, padded)`` means and texts a call."""
+    from apps.embeddings.providers import ONNX_BATCH, ONNX_TOKENS_PER_THREAD, token_batches
 
-    lengths = [len(e.ids) for e in provider._tokenizer.encode_batch(list(texts))]
-    step = min(provider.batch_size, ONNX_BATCH)
-    real = padded = 0
+    lengths = np.array([len(e.ids) for e in provider._tokenizer.encode_batch(list(texts))])
+    rows, tokens = min(provider.batch_size, ONNX_BATCH), ONNX_TOKENS_PER_THREAD * provider.threads
+    real = padded = calls = 0
     for start in range(0, len(lengths), chunk):
-        block = sorted(lengths[start : start + chunk])
-        for b in range(0, len(block), step):
-            part = block[b : b + step]
-            real += sum(part)
-            padded += max(part) * len(part)
-    return real / len(lengths), padded / len(lengths)
+        block = lengths[start : start + chunk]
+        for call in token_batches(block, rows, tokens):
+            real += int(block[call].sum())
+            padded += int(block[call].max()) * len(call)
+            calls += 1
+    return real / len(lengths), padded / len(lengths), len(lengths) / calls
 
 
 def _gemm_rate(threads: int, m: int, k: int, n: int, int8: bool, seconds: float = 1.5) -> float:
@@ -242,8 +242,6 @@ def roofline(
     """FLOPs per text of the model (matrix products; attention scores included) against the
     GFLOP/s ONNX Runtime reaches on a bare matrix product of the model's own shapes on these
     cores: the most texts/s any runtime of this model gets here, against 3x torch."""
-    from apps.embeddings.providers import ONNX_BATCH
-
     config = json.loads((Path(bundled_model_path()) / "config.json").read_text())
     hidden, inner = int(config["hidden_size"]), int(config["intermediate_size"])
     layers = int(config["num_hidden_layers"])
@@ -254,13 +252,13 @@ def roofline(
     peak = threads * 32 * (max(mhz) if mhz else 2500.0) / 1000
     rows = []
     for name, texts in sets.items():
-        real, padded = _padded_tokens(provider, texts, chunk)
+        real, padded, per_call = _padded_tokens(provider, texts, chunk)
         # Multiply-adds a token: Q, K, V, output and the two FFN products, plus attention scores
         # and their weighted sum over the batch's width (~ the padded length).
         per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * inner + 2 * padded * hidden)
         gflop = per_token * padded / 1e9
         useful = per_token * real / 1e9
-        m = max(1, round(padded * min(chunk, provider.batch_size, ONNX_BATCH)))  # GEMM rows
+        m = max(1, round(padded * per_call))  # GEMM rows of one call
         fp32 = _gemm_rate(threads, m, hidden, inner, int8=False)
         int8 = _gemm_rate(threads, m, hidden, inner, int8=True)
         target = 3 * rates["torch"][name]

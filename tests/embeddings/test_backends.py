@@ -20,6 +20,7 @@ from apps.embeddings.providers import (
     SentenceTransformerProvider,
     provider_create,
     resolve_device,
+    token_batches,
 )
 from apps.embeddings.services import call_embeddings_create, text_hash, text_normalise
 from tests.embeddings.conftest import MUSIC, RESTAURANT, WEATHER, make_calls
@@ -119,6 +120,26 @@ def test_backends_agree_with_torch_fp32(
     assert np.sum(alone * int8, axis=1).min() > 0.9999
     assert np.allclose(alone, int8, atol=1e-4)
     assert int8_provider.embed([]).shape == (0, 384)
+
+
+def test_onnx_calls_are_cut_by_texts_and_padded_tokens() -> None:
+    lengths = np.array([90, 12, 256, 11, 91, 12, 13, 95, 300], dtype=np.int64)
+    calls = token_batches(lengths, 4, 384)
+    # Every text once, each call sorted by length, within 4 texts and 384 padded tokens, or
+    # one text alone when it is longer than the budget.
+    assert sorted(np.concatenate(calls).tolist()) == list(range(len(lengths)))
+    for call in calls:
+        assert len(call) <= 4
+        assert len(call) == 1 or len(call) * lengths[call].max() <= 384
+    assert [lengths[c].tolist() for c in calls] == [
+        [11, 12, 12, 13],
+        [90, 91, 95],
+        [256],
+        [300],
+    ]
+    assert token_batches(np.array([], dtype=np.int64), 4, 384) == []
+    # Short texts fill calls of 16 either way (16 x 12 tokens).
+    assert [len(c) for c in token_batches(np.full(40, 12, dtype=np.int64), 16, 384)] == [16, 16, 8]
 
 
 def test_int8_graph_splits_the_outlier_channels_off_its_down_projections(
