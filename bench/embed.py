@@ -185,14 +185,11 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def _padded_tokens(provider: Any, texts: Sequence[str], chunk: int) -> tuple[float, float, float]:
     """Tokens per text as the ONNX provider feeds them (chunks of ``chunk``, in the provider's
     own calls, each padded to its longest text): ``(real, padded)`` means and texts a call."""
-    from apps.embeddings.providers import ONNX_BATCH, ONNX_TOKENS_PER_THREAD, token_batches
-
     lengths = np.array([len(e.ids) for e in provider._tokenizer.encode_batch(list(texts))])
-    rows, tokens = min(provider.batch_size, ONNX_BATCH), ONNX_TOKENS_PER_THREAD * provider.threads
     real = padded = calls = 0
     for start in range(0, len(lengths), chunk):
         block = lengths[start : start + chunk]
-        for call in token_batches(block, rows, tokens):
+        for call in provider.calls(block):
             real += int(block[call].sum())
             padded += int(block[call].max()) * len(call)
             calls += 1

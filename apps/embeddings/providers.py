@@ -329,17 +329,19 @@ class OnnxProvider(EmbeddingProvider):
         self._session = ort.InferenceSession(str(self.model_file), options, providers=providers)
         self._lock = threading.Lock()
 
+    def calls(self, lengths: npt.NDArray[np.int64]) -> list[npt.NDArray[Any]]:
+        """How :meth:`embed` runs texts of these token counts: indices, one array a call."""
+        rows = min(self.batch_size, ONNX_BATCH)
+        return token_batches(lengths, rows, ONNX_TOKENS_PER_THREAD * self.threads)
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        calls = token_batches(
-            lengths, min(self.batch_size, ONNX_BATCH), ONNX_TOKENS_PER_THREAD * self.threads
-        )
         with self._lock:
-            for rows in calls:
+            for rows in self.calls(lengths):
                 width = int(lengths[rows].max())
                 ids = np.zeros((len(rows), width), dtype=np.int64)
                 mask = np.zeros((len(rows), width), dtype=np.int64)
