@@ -481,6 +481,50 @@ def test_llm_span_with_only_input_value_uses_it_as_prompt() -> None:
     assert (body["prompt"], body["response"]) == ("Tell a joke", "No.")
 
 
+# Recorded from openinference-instrumentation-openai 0.1.66 (a 400 answer) and
+# openinference-instrumentation-anthropic 3.1.0.
+OPENINFERENCE_OPENAI_FAILED = {
+    "llm.system": "openai",
+    "input.value": '{"model": "no-such-model", "messages": [{"role": "user", "content": "Hi"}]}',
+    "input.mime_type": "application/json",
+    "llm.invocation_parameters": '{"model": "no-such-model"}',
+    "llm.input_messages.0.message.role": "user",
+    "llm.input_messages.0.message.content": "Hi",
+    "openinference.span.kind": "LLM",
+}
+OPENINFERENCE_ANTHROPIC = {
+    "llm.provider": "anthropic",
+    "llm.system": "anthropic",
+    "llm.request.model_name": "claude-3-5-haiku",
+    "llm.invocation_parameters": '{"max_tokens": 100}',
+    "llm.response.model_name": "claude-3-5-haiku-20241022",
+    "llm.input_messages.0.message.role": "user",
+    "llm.input_messages.0.message.content": "Hi",
+    "openinference.span.kind": "LLM",
+}
+
+
+def test_openinference_failed_call_keeps_the_requested_model() -> None:
+    """No response, so no llm.model_name: the model asked for is in the invocation
+    parameters."""
+    body = only_call(make_request(make_span(OPENINFERENCE_OPENAI_FAILED)))["body"]
+    assert body["model"] == "no-such-model"
+    assert "llm.invocation_parameters" not in body["metadata"]
+
+
+def test_openinference_request_and_response_model_names() -> None:
+    body = only_call(make_request(make_span(OPENINFERENCE_ANTHROPIC)))["body"]
+    assert (body["model"], body["provider"]) == ("claude-3-5-haiku-20241022", "anthropic")
+    # The requested model stays beside the served one, as gen_ai.request.model does.
+    assert body["metadata"]["llm.request.model_name"] == "claude-3-5-haiku"
+    assert "llm.response.model_name" not in body["metadata"]
+
+    only_request = {**OPENINFERENCE_ANTHROPIC}
+    del only_request["llm.response.model_name"]
+    body = only_call(make_request(make_span(only_request)))["body"]
+    assert body["model"] == "claude-3-5-haiku"
+
+
 # --- mapping: errors, non-LLM spans, resources ----------------------------------------------
 
 
@@ -514,6 +558,27 @@ def test_error_type_attribute_alone_is_an_error_and_status_message_wins() -> Non
     )
     body = only_call(make_request(span))["body"]
     assert (body["error"], body["error_type"]) == ("upstream 500", "HTTPError")
+
+
+def test_error_type_written_as_a_class_repr_is_its_dotted_name() -> None:
+    """Recorded from opentelemetry-instrumentation-openai-v2 2.4b0 with
+    opentelemetry-util-genai 1.1b0, answered 400."""
+    span = make_span(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "no-such-model",
+            "gen_ai.provider.name": "openai",
+            "error.type": "<class 'openai.BadRequestError'>",
+        },
+        status=Status(
+            code=Status.STATUS_CODE_ERROR,
+            message="Error code: 400 - The model `no-such-model` does not exist",
+        ),
+    )
+    body = only_call(make_request(span))["body"]
+    assert body["status"] == "error"
+    assert body["error_type"] == "openai.BadRequestError"
+    assert body["error"].startswith("Error code: 400")
 
 
 def test_exception_event_without_error_status_stays_ok() -> None:

@@ -66,6 +66,7 @@ PROMPT_VERSION_KEY = "prompt_version"
 
 PROVIDER = genai.keys(genai.PROVIDER, traceloop.PROVIDER)
 MODEL = genai.keys(genai.MODEL, openinference.MODEL, langfuse.MODEL)
+REQUEST_MODELS = frozenset({genai.REQUEST_MODEL, openinference.REQUEST_MODEL})
 COST = genai.keys(genai.COST, openinference.COST)
 SESSION = genai.keys(genai.SESSION, openinference.SESSION, traceloop.SESSION)
 USER = ("user.id", "enduser.id", *traceloop.USER, *genai.USER)
@@ -193,7 +194,7 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
         body["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
 
     set_str(body, "provider", pick(*PROVIDER), 64)
-    set_str(body, "model", pick(*MODEL), 255)
+    set_str(body, "model", pick(*MODEL) or openinference.invocation_model(attrs), 255)
     _set_tokens(body, attrs, pick)
     cost = number(pick(*COST))
     if cost is None:
@@ -392,7 +393,7 @@ def _tool_text(value: Any) -> str:
 
 def _set_status(body: dict[str, Any], attrs: Mapping[str, Any], span: Span, used: set[str]) -> None:
     used.update(("error.type", langfuse.LEVEL, langfuse.STATUS_MESSAGE))
-    error_type = as_str(attrs.get("error.type"))
+    error_type = _type_name(as_str(attrs.get("error.type")))
     exception: dict[str, Any] = {}
     for event in span.events:
         if event.name == "exception":
@@ -412,6 +413,14 @@ def _set_status(body: dict[str, Any], attrs: Mapping[str, Any], span: Span, used
     error_type = error_type or as_str(exception.get("exception.type"))
     if error_type:
         body["error_type"] = error_type[:255]
+
+
+def _type_name(error_type: str) -> str:
+    """An exception class's repr as its dotted name: opentelemetry-util-genai (the official
+    OpenAI instrumentation) writes ``error.type`` as ``<class 'openai.BadRequestError'>``."""
+    if error_type.startswith("<class '") and error_type.endswith("'>"):
+        return error_type[len("<class '") : -len("'>")]
+    return error_type
 
 
 # --- metadata -------------------------------------------------------------------------------
@@ -453,7 +462,7 @@ def _metadata(
         if key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES) or langfuse.is_metadata_key(key):
             continue
         # The request model is kept beside the served one (model prefers the response's).
-        if key in used and key != genai.REQUEST_MODEL:
+        if key in used and key not in REQUEST_MODELS:
             continue
         value = attrs[key]
         candidates.append(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from apps.ingest.otlp.messages import Messages, indexed_messages
+from apps.ingest.otlp.values import as_str, json_or_value
 
 SPAN_KINDS = {
     "LLM": "llm",
@@ -22,7 +23,10 @@ SPAN_KINDS = {
 }
 SPAN_KIND_KEY = "openinference.span.kind"
 
-MODEL = ("llm.model_name", "embedding.model_name")
+# Newer instrumentations (Anthropic's) also write the request's and the response's model.
+REQUEST_MODEL = "llm.request.model_name"
+MODEL = ("llm.response.model_name", "llm.model_name", REQUEST_MODEL, "embedding.model_name")
+INVOCATION_PARAMETERS = "llm.invocation_parameters"
 PROVIDER = ("llm.provider", "llm.system")
 TOKENS: dict[str, tuple[str, ...]] = {
     "input_tokens": ("llm.token_count.prompt",),
@@ -49,7 +53,7 @@ CONTENT_PREFIXES = (
     "embedding.embeddings.",
     "retrieval.documents.",
 )
-CONTENT_KEYS = frozenset({INPUT_VALUE, OUTPUT_VALUE, "llm.invocation_parameters"})
+CONTENT_KEYS = frozenset({INPUT_VALUE, OUTPUT_VALUE, INVOCATION_PARAMETERS})
 
 
 def content(attrs: Mapping[str, Any]) -> tuple[Messages, Messages]:
@@ -59,3 +63,12 @@ def content(attrs: Mapping[str, Any]) -> tuple[Messages, Messages]:
             attrs, "llm.output_messages.", default_role="assistant", openinference=True
         ),
     )
+
+
+def invocation_model(attrs: Mapping[str, Any]) -> str:
+    """The model asked for in the invocation parameters: the OpenAI instrumentation names the
+    model only from the response, so a failed call has it nowhere else."""
+    parameters = json_or_value(attrs.get(INVOCATION_PARAMETERS))
+    if not isinstance(parameters, dict):
+        return ""
+    return as_str(parameters.get("model"))
