@@ -71,27 +71,40 @@ def logs_request(*records: LogRecord) -> ExportLogsServiceRequest:
     return request
 
 
-def conversation() -> ExportLogsServiceRequest:
+def conversation(*, span_id: bytes = CHILD, at: int = T0) -> ExportLogsServiceRequest:
     return logs_request(
-        record("gen_ai.system.message", {"content": "You are a support assistant."}, at=T0 + 1),
-        record("gen_ai.user.message", {"content": "Where is my parcel?"}, at=T0 + 2),
+        record(
+            "gen_ai.system.message",
+            {"content": "You are a support assistant."},
+            at=at + 1,
+            span_id=span_id,
+        ),
+        record(
+            "gen_ai.user.message", {"content": "Where is my parcel?"}, at=at + 2, span_id=span_id
+        ),
         record(
             "gen_ai.assistant.message",
             {"tool_calls": [{"id": "c1", "type": "function", "function": {"name": "track"}}]},
-            at=T0 + 3,
+            at=at + 3,
+            span_id=span_id,
         ),
-        record("gen_ai.tool.message", {"content": "in transit", "id": "c1"}, at=T0 + 4),
+        record(
+            "gen_ai.tool.message", {"content": "in transit", "id": "c1"}, at=at + 4, span_id=span_id
+        ),
         # The older spelling: the event name as an attribute.
-        record("gen_ai.user.message", {"content": "When will it arrive?"}, at=T0 + 5),
+        record(
+            "gen_ai.user.message", {"content": "When will it arrive?"}, at=at + 5, span_id=span_id
+        ),
         record(
             "gen_ai.choice",
             {"index": 0, "finish_reason": "stop", "message": {"content": "Tomorrow."}},
-            at=T0 + 6,
+            at=at + 6,
+            span_id=span_id,
             as_attribute=True,
         ),
         # Not GenAI content: accepted and dropped.
-        record("app.started", "hello", at=T0 + 7),
-        LogRecord(time_unix_nano=T0, body=any_value("plain log line without a span")),
+        record("app.started", "hello", at=at + 7, span_id=span_id),
+        LogRecord(time_unix_nano=at, body=any_value("plain log line without a span")),
     )
 
 
@@ -482,3 +495,139 @@ def test_sweep_merges_stragglers_and_drops_expired_events(
     OtlpLogEvent.objects.update(received_at=timezone.now() - LOG_EVENT_RETENTION * 2)
     otlp_log_events_sweep()
     assert not OtlpLogEvent.objects.exists()
+
+
+# --- events on the span around the model call (OpenLLMetry, use_attributes=False) -----------
+
+APP_ID = otlp.span_event_id(TRACE, ROOT)
+SECOND = bytes.fromhex("eee19b7ec3c1b175")
+
+
+def app_span(attrs: dict[str, Any] | None = None) -> Any:
+    """The application span around the model call (``POST /ask``): not an LLM call."""
+    return make_span(attrs or {}, name="POST /ask", span_id=ROOT, parent=b"", end=T0 + 3 * 10**9)
+
+
+def calls_by_id(project: Any) -> dict[str, Any]:
+    from apps.traces.models import Call
+
+    return {str(c.id): c for c in Call.objects.filter(project=project)}
+
+
+def event_calls(project: Any) -> dict[str, int]:
+    from apps.ingest.models import OtlpLogEvent
+
+    out: dict[str, int] = {}
+    for call_id in OtlpLogEvent.objects.filter(project=project).values_list("call_id", flat=True):
+        out[str(call_id)] = out.get(str(call_id), 0) + 1
+    return out
+
+
+def assert_content_on_the_child(project: Any) -> None:
+    from apps.ingest.models import OtlpLogEvent
+
+    calls = calls_by_id(project)
+    child, app = calls[CALL_ID], calls[APP_ID]
+    assert child.messages == EXPECTED_MESSAGES
+    assert (child.prompt, child.response) == ("When will it arrive?", "Tomorrow.")
+    assert (app.messages, app.prompt, app.response) == (None, "", "")
+    assert event_calls(project) == {CALL_ID: 6}
+    assert not OtlpLogEvent.objects.filter(project=project, applied_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outer_span_events_after_the_spans_go_to_its_llm_child(
+    client: Any, project: Any, ingest_key: str
+) -> None:
+    spans = make_request(make_span(CHAT_SPAN), app_span())
+    assert post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key).status_code == 200
+    body = conversation(span_id=ROOT).SerializeToString()
+    # Sent twice (an exporter retry): the second delivery is no longer refused by the unique
+    # key (the first was moved), and is dropped as the child's duplicate.
+    for _ in range(2):
+        assert post(client, "/v1/logs", body, key=ingest_key).status_code == 200
+        assert_content_on_the_child(project)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("exports", ["together", "child first"])
+def test_outer_span_events_before_the_spans_go_to_its_llm_child(
+    client: Any, project: Any, ingest_key: str, exports: str
+) -> None:
+    from apps.ingest.models import OtlpLogEvent
+
+    body = conversation(span_id=ROOT).SerializeToString()
+    assert post(client, "/v1/logs", body, key=ingest_key).status_code == 200
+    assert event_calls(project) == {APP_ID: 6}
+    if exports == "together":
+        batches = [make_request(make_span(CHAT_SPAN), app_span())]
+    else:  # a span is exported when it ends (SimpleSpanProcessor): the model call first
+        batches = [make_request(make_span(CHAT_SPAN)), make_request(app_span())]
+    for spans in batches:
+        response = post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key)
+        assert response.status_code == 200
+    assert_content_on_the_child(project)
+    if exports == "together":  # folded before it was stored: the follow-up sees the content
+        assert calls_by_id(project)[CALL_ID].processed_at is None
+    assert OtlpLogEvent.objects.filter(project=project).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweep_moves_outer_span_stragglers_to_the_llm_child(
+    client: Any, project: Any, ingest_key: str
+) -> None:
+    """Spans and events stored concurrently, neither seeing the other: the sweep moves them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.ingest.models import OtlpLogEvent
+    from apps.ingest.otlp.logs import map_logs_request
+    from apps.ingest.otlp.services import otlp_log_events_sweep
+
+    spans = make_request(make_span(CHAT_SPAN), app_span())
+    assert post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key).status_code == 200
+    old = timezone.now() - timedelta(minutes=5)
+    for e in map_logs_request(conversation(span_id=ROOT)).events:
+        OtlpLogEvent.objects.create(
+            project=project,
+            call_id=e.call_id,
+            event_key=e.event_key,
+            name=e.name,
+            time_unix_nano=e.time_unix_nano,
+            seq=e.seq,
+            payload=e.payload,
+            received_at=old,
+        )
+    assert otlp_log_events_sweep() == 1
+    assert_content_on_the_child(project)
+    assert otlp_log_events_sweep() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("order", ["spans first", "events first"])
+@pytest.mark.parametrize("case", ["two llm children", "outside the window", "llm parent"])
+def test_outer_span_events_stay_when_no_one_child_owns_them(
+    client: Any, project: Any, ingest_key: str, order: str, case: str
+) -> None:
+    from apps.ingest.models import OtlpLogEvent
+
+    at, parent = T0, app_span()
+    spans = [make_span(CHAT_SPAN)]
+    if case == "two llm children":  # overlapping calls: which one is it?
+        spans.append(make_span(CHAT_SPAN, span_id=SECOND, start=T0, end=T0 + 2 * 10**9))
+    elif case == "outside the window":  # the child ends at T0 + 1.25 s; a second of slack
+        at = T0 + 2_500_000_000
+    else:  # a model call's own events are never moved, even with a model call under it
+        parent = make_span(CHAT_SPAN, name="chat", span_id=ROOT, parent=b"", end=T0 + 3 * 10**9)
+    trace = make_request(*spans, parent).SerializeToString()
+    logs = conversation(span_id=ROOT, at=at).SerializeToString()
+    requests = [("/v1/traces", trace), ("/v1/logs", logs)]
+    for path, body in requests if order == "spans first" else reversed(requests):
+        assert post(client, path, body, key=ingest_key).status_code == 200
+    calls = calls_by_id(project)
+    assert calls[APP_ID].messages == EXPECTED_MESSAGES
+    assert calls[APP_ID].response == "Tomorrow."
+    assert [c.messages for i, c in calls.items() if i != APP_ID] == [None] * len(spans)
+    assert event_calls(project) == {APP_ID: 6}
+    assert not OtlpLogEvent.objects.filter(project=project, applied_at__isnull=True).exists()

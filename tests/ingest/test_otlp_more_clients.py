@@ -694,17 +694,15 @@ def test_anthropic_error_answer(
     assert call.messages == MESSAGES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OpenLLMetry's Anthropic events (use_attributes=False) carry the context of the "
-    "span around the call, not the call's own: the content lands on the application span",
-)
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
 def test_openllmetry_anthropic_events_on_logs(
-    otlp_env: str, fake_llm: str, live_server: Any, ingest_key: str, project: Any
+    otlp_env: str, fake_llm: str, live_server: Any, ingest_key: str, project: Any, stream: bool
 ) -> None:
+    """The events carry the context of the span around the call (the application span), not
+    the call's own: they are moved to the one LLM call under it (apps.ingest.otlp.services)."""
     module = pytest.importorskip("opentelemetry.instrumentation.anthropic")
     with traced(module.AnthropicInstrumentor(use_attributes=False), live_server, ingest_key):
-        assert ask_anthropic(anthropic_client(fake_llm)) == ANSWER
+        assert ask_anthropic(anthropic_client(fake_llm), stream=stream) == ANSWER
 
     call = only_llm_call(project)
     assert call.messages == MESSAGES

@@ -10,13 +10,22 @@ and events arrives first.
 
 A call's content is always rebuilt from *all* its events in order, under a per-call advisory
 lock, so concurrent exports and redeliveries converge on the same content.
+
+Events on the span *around* the model call: some SDKs emit a model call's events in the context
+of the span that encloses it (OpenLLMetry with ``use_attributes=False``: every Anthropic event, a
+streamed OpenAI call's ``gen_ai.choice``), so they name a call that is not an LLM call. Such an
+event belongs to the one LLM child of that call whose time window holds it (``_owner``); it is
+moved (re-keyed) to the child in every path: ``otlp_calls_merge`` (span first, the late merge
+and the sweep) and ``otlp_pending_merge_into_events`` (events first). With no such child, or
+several, it stays where it was sent. An event of an LLM call is never moved.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -25,7 +34,7 @@ from django.utils import timezone
 from apps.accounts.models import Project
 from apps.ingest.models import OtlpLogEvent
 from apps.ingest.otlp.logs import LogContentEvent, content_from_events
-from apps.traces.models import Call, CallId
+from apps.traces.models import LLM_KINDS, Call, CallId
 
 # Events are kept this long (a call's later events rebuild its content from all of them;
 # exporters send a call's spans and events within seconds), then dropped by the sweep.
@@ -37,6 +46,10 @@ LOG_EVENT_SWEEP_GRACE = timedelta(minutes=1)
 # pg_advisory_xact_lock(class, key): one content merge per call at a time.
 _LOCK_CLASS = 0x4F544C47  # "OTLG"
 _MERGED_FIELDS = ("messages", "prompt", "response")
+# An event on the span around a model call is the child's when it lies in the child's window
+# give or take this: streamed calls may stamp their events at stream end, past the span's end.
+CHILD_WINDOW_SLACK = timedelta(seconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _content_of(rows: Iterable[OtlpLogEvent]) -> dict[str, Any]:
@@ -44,11 +57,122 @@ def _content_of(rows: Iterable[OtlpLogEvent]) -> dict[str, Any]:
     return content_from_events([(r.name, r.payload) for r in ordered])
 
 
-def _events_by_call(project: Project, call_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+def _events_by_call(
+    project: Project, call_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[OtlpLogEvent]]:
     out: dict[uuid.UUID, list[OtlpLogEvent]] = {}
     for row in OtlpLogEvent.objects.filter(project=project, call_id__in=list(call_ids)):
         out.setdefault(row.call_id, []).append(row)
     return out
+
+
+def _lock(call_ids: Iterable[uuid.UUID]) -> None:
+    with connection.cursor() as cursor:
+        for call_id in sorted(call_ids, key=str):  # in a fixed order: no deadlock between merges
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(call_id)]
+            )
+
+
+@dataclass(frozen=True)
+class _Child:
+    """An LLM call under a non-LLM call, and its time window (unix ns, slack included)."""
+
+    call_id: uuid.UUID
+    start_time: datetime
+    low_ns: int
+    high_ns: int
+
+    @classmethod
+    def of(cls, call_id: uuid.UUID, start: datetime, end: datetime | None) -> _Child:
+        slack = CHILD_WINDOW_SLACK // timedelta(microseconds=1)
+        low = (start - _EPOCH) // timedelta(microseconds=1) - slack
+        high = ((end or start) - _EPOCH) // timedelta(microseconds=1) + slack
+        return cls(call_id=call_id, start_time=start, low_ns=low * 1000, high_ns=high * 1000)
+
+
+def _owner(children: Sequence[_Child], at: int) -> uuid.UUID | None:
+    """The one child whose window holds an event at ``at``; None when none or several do."""
+    if at <= 0:  # a record with no time at all
+        return None
+    found = {c.call_id for c in children if c.low_ns <= at <= c.high_ns}
+    return found.pop() if len(found) == 1 else None
+
+
+def _stored_llm_children(
+    project: Project, parents: Mapping[uuid.UUID, str]
+) -> dict[uuid.UUID, list[_Child]]:
+    """The stored LLM calls whose parent is one of ``parents`` (call id -> its trace id), by
+    parent; the (project, trace_id) index finds them."""
+    out: dict[uuid.UUID, list[_Child]] = {}
+    if not parents:
+        return out
+    rows = Call.objects.filter(
+        project=project,
+        trace_id__in=set(parents.values()),
+        parent_id__in=list(parents),
+        kind__in=LLM_KINDS,
+    ).values_list("id", "parent_id", "trace_id", "start_time", "end_time")
+    for call_id, parent_id, trace_id, start, end in rows:
+        if parent_id is not None and parents.get(parent_id) == trace_id:
+            out.setdefault(parent_id, []).append(_Child.of(call_id, start, end))
+    return out
+
+
+def _move_to_children(
+    rows_by_call: dict[uuid.UUID, list[OtlpLogEvent]],
+    children: Mapping[uuid.UUID, Sequence[_Child]],
+    *,
+    only: Iterable[uuid.UUID] | None = None,
+) -> set[uuid.UUID]:
+    """Re-key the events of each parent in ``children`` that one child owns (``_owner``) to
+    that child, in ``rows_by_call`` and in the table; ``only``: the children that may receive
+    events (default all). Returns the children that received events.
+
+    Runs under the advisory locks of the parents and the children, with the children's rows
+    loaded: an event the child already has (a redelivery after an earlier move) is dropped
+    rather than re-keyed onto the unique key."""
+    allowed = None if only is None else set(only)
+    moved: dict[uuid.UUID, list[uuid.UUID]] = {}
+    duplicates: list[uuid.UUID] = []
+    for parent_id, candidates in children.items():
+        kept: list[OtlpLogEvent] = []
+        for row in rows_by_call.get(parent_id, []):
+            target = _owner(candidates, row.time_unix_nano)
+            if target is None or (allowed is not None and target not in allowed):
+                kept.append(row)
+                continue
+            theirs = rows_by_call.setdefault(target, [])
+            if any(r.event_key == row.event_key for r in theirs):
+                duplicates.append(row.id)
+                continue
+            row.call_id = target
+            theirs.append(row)
+            moved.setdefault(target, []).append(row.id)
+        if kept:
+            rows_by_call[parent_id] = kept
+        else:
+            rows_by_call.pop(parent_id, None)
+    if duplicates:
+        OtlpLogEvent.objects.filter(id__in=duplicates).delete()
+    for target, ids in moved.items():
+        OtlpLogEvent.objects.filter(id__in=ids).update(call_id=target)
+    return set(moved)
+
+
+def _parent_of(body: Mapping[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(body["parent_id"])) if body.get("parent_id") else None
+    except ValueError:
+        return None
+
+
+def _time_of(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def otlp_pending_merge_into_events(
@@ -57,7 +181,10 @@ def otlp_pending_merge_into_events(
     """Fold the content of pending log events into the span events about to be stored.
 
     Returns the ids of the log events used (``otlp_spans_stored`` marks them applied). One
-    indexed query when there are none, which is the common case.
+    indexed query when there are none, which is the common case, and no more when they are on
+    LLM spans. Events on a non-LLM span go to its LLM child when one owns them (``_owner``): a
+    child in this export gets them folded into its body; a stored child gets them from the
+    late merge (left pending, not folded into the parent).
     """
     by_id = {uuid.UUID(e["id"]): e for e in events}
     pending = set(
@@ -67,10 +194,21 @@ def otlp_pending_merge_into_events(
     )
     if not pending:
         return []
+    bodies: dict[uuid.UUID, dict[str, Any]] = {call_id: e["body"] for call_id, e in by_id.items()}
+    outer = {
+        call_id: str(bodies[call_id].get("trace_id") or "")
+        for call_id in pending
+        if bodies[call_id].get("kind", "llm") not in LLM_KINDS
+    }
+    if outer:
+        with transaction.atomic():
+            rows_by_call = _pending_to_children(project, bodies, outer, pending)
+    else:
+        rows_by_call = _events_by_call(project, pending)
     used: list[uuid.UUID] = []
-    for call_id, rows in _events_by_call(project, pending).items():
+    for call_id, rows in rows_by_call.items():
         content = _content_of(rows)
-        body = by_id[call_id]["body"]
+        body = bodies[call_id]
         for name in _MERGED_FIELDS:
             if name in content:
                 body[name] = content[name]
@@ -78,6 +216,51 @@ def otlp_pending_merge_into_events(
             body.setdefault("metadata", {})["gen_ai.output.tool_calls"] = content["tool_calls"]
         used += [r.id for r in rows]
     return used
+
+
+def _pending_to_children(
+    project: Project,
+    bodies: Mapping[uuid.UUID, Mapping[str, Any]],
+    outer: Mapping[uuid.UUID, str],
+    pending: Iterable[uuid.UUID],
+) -> dict[uuid.UUID, list[OtlpLogEvent]]:
+    """The events to fold into the bodies of this export, by call, once the pending events of
+    the non-LLM calls ``outer`` (call id -> trace id) are moved to the LLM child in this export
+    that owns them. Those a stored child owns are left out (and pending): the late merge of the
+    parent moves them. Runs in a transaction (the locks)."""
+    children: dict[uuid.UUID, dict[uuid.UUID, _Child]] = {parent_id: {} for parent_id in outer}
+    for parent_id, found in _stored_llm_children(project, outer).items():
+        children[parent_id].update((child.call_id, child) for child in found)
+    in_export: set[uuid.UUID] = set()
+    for call_id, body in bodies.items():
+        parent = _parent_of(body)
+        start = _time_of(body.get("start_time"))
+        if (
+            parent is None
+            or parent not in outer
+            or call_id in children[parent]  # stored already (a re-sent export)
+            or start is None
+            or body.get("kind", "llm") not in LLM_KINDS
+            or str(body.get("trace_id") or "") != outer[parent]
+        ):
+            continue
+        end = _time_of(body["end_time"]) if body.get("end_time") else None
+        children[parent][call_id] = _Child.of(call_id, start, end)
+        in_export.add(call_id)
+    by_parent = {parent_id: list(found.values()) for parent_id, found in children.items() if found}
+    _lock({*outer, *in_export})
+    rows_by_call = _events_by_call(project, {*pending, *in_export})
+    if not by_parent:
+        return rows_by_call
+    _move_to_children(rows_by_call, by_parent, only=in_export)
+    for parent_id, found in by_parent.items():
+        if parent_id in rows_by_call:
+            kept = [r for r in rows_by_call[parent_id] if _owner(found, r.time_unix_nano) is None]
+            if kept:
+                rows_by_call[parent_id] = kept
+            else:
+                del rows_by_call[parent_id]
+    return rows_by_call
 
 
 def otlp_spans_stored(
@@ -133,7 +316,9 @@ def otlp_log_events_store(*, project: Project, events: Sequence[LogContentEvent]
 
 def otlp_calls_merge(*, project: Project, call_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     """Rebuild the content of the stored calls among ``call_ids`` from all their events; their
-    follow-up runs again after commit. Calls not stored yet are left pending."""
+    follow-up runs again after commit. Calls not stored yet are left pending. The events of a
+    stored non-LLM call that one of its stored LLM children owns (``_owner``) are moved to that
+    child first, and the child is rebuilt instead. Returns the calls updated."""
     from apps.ingest.services import enqueue_follow_up
 
     starts = dict(
@@ -143,16 +328,27 @@ def otlp_calls_merge(*, project: Project, call_ids: Sequence[uuid.UUID]) -> list
     )
     if not starts:
         return []
-    stored = sorted(starts, key=str)
-    with connection.cursor() as cursor:
-        for call_id in stored:  # in a fixed order: no deadlock between two merges
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, str(call_id)]
-            )
+    stored = set(starts)
+    # The one query more than a plain merge: which of them are not model calls.
+    outer = dict(
+        Call.objects.filter(
+            project=project, id__in=list(stored), start_time__in=set(starts.values())
+        )
+        .exclude(kind__in=LLM_KINDS)
+        .values_list("id", "trace_id")
+    )
+    children = _stored_llm_children(project, outer)
+    for found in children.values():
+        starts.update((child.call_id, child.start_time) for child in found)
+    _lock(starts)  # the children too: their content may change
+    rows_by_call = _events_by_call(project, starts)
+    merged = stored | _move_to_children(rows_by_call, children)
     now = timezone.now()
     updated: list[uuid.UUID] = []
-    for call_id, rows in _events_by_call(project, stored).items():
-        content = _content_of(rows)
+    for call_id in sorted(merged, key=str):
+        if call_id not in rows_by_call:
+            continue  # all its events went to its child
+        content = _content_of(rows_by_call[call_id])
         fields: dict[str, Any] = {k: content[k] for k in _MERGED_FIELDS if k in content}
         if not fields:
             continue
@@ -162,7 +358,7 @@ def otlp_calls_merge(*, project: Project, call_ids: Sequence[uuid.UUID]) -> list
         )
         updated.append(call_id)
     OtlpLogEvent.objects.filter(
-        project=project, call_id__in=stored, applied_at__isnull=True
+        project=project, call_id__in=list(merged), applied_at__isnull=True
     ).update(applied_at=now)
     if updated:
         project_id = project.pk
