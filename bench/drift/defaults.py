@@ -46,6 +46,7 @@ from apps.drift.detectors.windowed import (
     RidgeClassifierDetector,
     StandardisedMaxDetector,
     mmd_statistics,
+    standardised,
     standardised_max,
     top_share_count,
 )
@@ -259,6 +260,48 @@ for shrink in (0.1, 1.0, 10.0):
     variant(MaxOfParts, f"mx_kr{shrink:g}", ridges=(), kernel_ridge=(shrink,))
     variant(MaxOfParts, f"kr{shrink:g}", ridges=(), kernel_ridge=(shrink,), mmd=False)
 variant(MaxOfParts, "mx_ridge_kr1", kernel_ridge=(1.0,))
+
+
+# Session 13 (issue 14) candidates: a weighted *sum* of the standardised parts instead of their
+# maximum (the kernel MMD first, then the ridge top counts at ``shares``), or Fisher's
+# combination of the parts' permutation p-values; both exact for the same reason the maximum is.
+class SumOfParts(WindowDetector):
+    title = "sum of parts"
+    weights: ClassVar[tuple[float, ...]] = (1.0, 1.0)
+    shares: ClassVar[tuple[float, ...]] = (0.05,)
+    shrinkage: ClassVar[float] = 30.0
+    fisher: ClassVar[bool] = False
+
+    def statistics(self, sample: PermutationSample) -> np.ndarray:
+        ridge = type("R", (RidgeClassifierDetector,), {"shrinkage": self.shrinkage})()
+        scores = ridge.loo_scores(sample)
+        parts = np.stack(
+            [
+                mmd_statistics(sample.kernel, sample),
+                *(top_share_count(scores, sample, share) for share in self.shares),
+            ]
+        )
+        if self.fisher:
+            # Each split's p-value within its part's permutation distribution.
+            ranks = np.sort(parts, axis=1)
+            p = np.stack(
+                [
+                    1.0 - np.searchsorted(r, x, side="left") / len(x)
+                    for r, x in zip(ranks, parts, strict=True)
+                ]
+            )
+            return np.asarray(-np.log(p).sum(axis=0), dtype=np.float64)
+        weights = np.asarray(self.weights)[:, None]
+        return np.asarray((weights * standardised(parts)).sum(axis=0), dtype=np.float64)
+
+
+variant(SumOfParts, "sum_mmd_ridge")
+variant(SumOfParts, "fisher_mmd_ridge", fisher=True)
+for weight in (1.5, 2.0, 3.0):
+    variant(SumOfParts, f"sum_mmd_ridge_w{weight:g}", weights=(1.0, weight))
+for ridge in (10.0, 100.0):
+    variant(SumOfParts, f"sum_mmd_ridge_w2_s{ridge:g}", weights=(1.0, 2.0), shrinkage=ridge)
+variant(SumOfParts, "sum_mmd_ridge5_10", weights=(1.0, 1.0, 1.0), shares=(0.05, 0.10))
 
 
 STATISTICS = (

