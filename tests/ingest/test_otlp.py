@@ -938,3 +938,183 @@ def test_rate_limited_is_429_with_retry_after(client: Any, project: Any, ingest_
 def test_get_is_405(client: Any, ingest_key: str) -> None:
     response = client.get("/v1/traces", HTTP_AUTHORIZATION=f"Bearer {ingest_key}")
     assert response.status_code == 405
+
+
+# --- mapping: Logfire and Pydantic AI (recorded from logfire 5.4, pydantic-ai-slim 2.78) ------
+
+LOGFIRE_STREAM_REQUEST = {
+    "request_data": '{"model":"gpt-4o-mini"}',
+    "gen_ai.system": "openai",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.input.messages": json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": "Capital of France?"}]}]
+    ),
+    "async": False,
+    "logfire.msg_template": "Chat Completion with {request_data[model]!r}",
+    "logfire.msg": "Chat Completion with 'gpt-4o-mini'",
+    "logfire.json_schema": '{"type":"object","properties":{"request_data":{"type":"object"}}}',
+    "logfire.tags": ["LLM"],
+    "logfire.span_type": "span",
+    "gen_ai.response.model": "gpt-4o-mini",
+}
+LOGFIRE_STREAM_OUTCOME = {
+    **LOGFIRE_STREAM_REQUEST,
+    "logfire.span_type": "log",
+    "logfire.level_num": 9,
+    "logfire.msg_template": "streaming response from {request_data[model]!r} took {duration:.2f}s",
+    "duration": 0.75,
+    "gen_ai.output.messages": json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": "Paris."}]}]
+    ),
+    "gen_ai.response.id": "chatcmpl-2",
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "gen_ai.usage.input_tokens": 12,
+    "gen_ai.usage.output_tokens": 3,
+    "operation.cost": 6.975e-06,
+}
+
+
+def test_logfire_streamed_call_counts_once_with_the_streams_duration() -> None:
+    """Logfire ends a streamed call's request span when the stream opens (no output, no usage)
+    and logs the outcome as a zero-length sibling: the outcome is the model call."""
+    request = make_span(LOGFIRE_STREAM_REQUEST, name="Chat Completion with {request_data[model]!r}")
+    outcome = make_span(
+        LOGFIRE_STREAM_OUTCOME,
+        span_id=bytes.fromhex("eee19b7ec3c1b172"),
+        name="streaming response from {request_data[model]!r} took {duration:.2f}s",
+        start=T0 + 2_000_000_000,
+        end=T0 + 2_000_000_000,
+        kind=Span.SPAN_KIND_INTERNAL,
+    )
+    mapping = otlp.map_request(make_request(request, outcome, scope="logfire.openai"))
+    first_half, call = (event["body"] for event in mapping.events)
+    assert first_half["kind"] == "span"
+    assert "messages" not in first_half
+    assert call["kind"] == "llm"
+    assert call["model"] == "gpt-4o-mini-2024-07-18"
+    assert call["response"] == "Paris."
+    assert (call["input_tokens"], call["output_tokens"]) == (12, 3)
+    assert call["latency_ms"] == 750
+    assert call["start_time"] == "2025-11-22T08:26:41.250000+00:00"
+    assert call["cost_usd"] == pytest.approx(6.975e-06)
+    assert "logfire.json_schema" not in call["metadata"]
+
+
+def test_logfire_failed_or_answered_request_span_stays_the_model_call() -> None:
+    failed = make_span(
+        LOGFIRE_STREAM_REQUEST, status=Status(code=Status.STATUS_CODE_ERROR, message="boom")
+    )
+    assert only_call(make_request(failed, scope="logfire.openai"))["body"]["kind"] == "llm"
+    answered = {**LOGFIRE_STREAM_REQUEST, "gen_ai.usage.input_tokens": 12}
+    assert only_call(make_request(make_span(answered), scope="logfire.openai"))["body"]["kind"] == (
+        "llm"
+    )
+    # Another instrumentation's span with no output yet is not Logfire's stream request.
+    assert only_call(make_request(make_span(LOGFIRE_STREAM_REQUEST)))["body"]["kind"] == "llm"
+
+
+def test_logfire_version_1_request_and_response_data() -> None:
+    attrs = {
+        "request_data": json.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Capital of France?"},
+                ],
+            }
+        ),
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "response_data": json.dumps(
+            {"message": {"role": "assistant", "content": "Paris.", "tool_calls": None}}
+        ),
+        "logfire.span_type": "span",
+    }
+    body = only_call(make_request(make_span(attrs), scope="logfire.openai"))["body"]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+    ]
+    assert body["response"] == "Paris."
+    assert not {"request_data", "response_data"} & set(body["metadata"])
+    # version=1 streams say so in request_data.
+    streamed = {**attrs, "request_data": json.dumps({"model": "m", "stream": True})}
+    del streamed["response_data"]
+    body = only_call(make_request(make_span(streamed), scope="logfire.openai"))["body"]
+    assert body["kind"] == "span"
+
+
+def test_pydantic_ai_tool_result_parts_and_agent_content_out_of_metadata() -> None:
+    """Pydantic AI's tool_call_response parts carry ``result`` (not ``response``), on a
+    ``user`` message before format version 6 and a ``tool`` one after."""
+    for role in ("user", "tool"):
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.input.messages": json.dumps(
+                [
+                    {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
+                    {
+                        "role": "assistant",
+                        "parts": [
+                            {
+                                "type": "tool_call",
+                                "id": "call_1",
+                                "name": "get_weather",
+                                "arguments": '{"city":"Paris"}',
+                            }
+                        ],
+                        "finish_reason": "tool_call",
+                    },
+                    {
+                        "role": role,
+                        "parts": [
+                            {
+                                "type": "tool_call_response",
+                                "id": "call_1",
+                                "name": "get_weather",
+                                "result": "Sunny in Paris",
+                            }
+                        ],
+                    },
+                ]
+            ),
+            "model_request_parameters": json.dumps({"function_tools": [{"name": "get_weather"}]}),
+            "gen_ai.client.operation.time_to_first_chunk": 0.25,
+        }
+        body = only_call(make_request(make_span(attrs), scope="pydantic-ai"))["body"]
+        assert body["messages"][-1] == {"role": "tool", "content": "Sunny in Paris"}
+        assert body["prompt"] == "Weather in Paris?"
+        assert body["ttft_ms"] == 250
+        assert "model_request_parameters" not in body["metadata"]
+    agent = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "agent",
+        "final_result": "Sunny.",
+        "pydantic_ai.all_messages": attrs["gen_ai.input.messages"],
+        "gen_ai.aggregated_usage.input_tokens": 42,
+    }
+    body = only_call(make_request(make_span(agent), scope="pydantic-ai"))["body"]
+    assert body["kind"] == "agent"
+    assert "input_tokens" not in body
+    assert not {"final_result", "pydantic_ai.all_messages"} & set(body["metadata"])
+
+
+def test_pydantic_ai_version_2_tool_span() -> None:
+    attrs = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "get_weather",
+        "gen_ai.tool.call.id": "call_1",
+        "tool_arguments": '{"city":"Paris"}',
+        "tool_response": "Sunny in Paris",
+        "logfire.msg": "running tool: get_weather",
+    }
+    body = only_call(make_request(make_span(attrs, name="running tool"), scope="pydantic-ai"))[
+        "body"
+    ]
+    assert body["kind"] == "tool"
+    assert (body["prompt"], body["response"]) == ('{"city":"Paris"}', "Sunny in Paris")
+    assert not {"tool_arguments", "tool_response"} & set(body["metadata"])

@@ -161,7 +161,7 @@ def message_of(value: Any, default_role: str) -> dict[str, Any] | None:
                 calls.append(tool_call(part))
             elif isinstance(part, dict) and part.get("type") == "tool_call_response":
                 role = "tool" if role == default_role else role
-                texts.append(text(part.get("response")))
+                texts.append(_tool_response_text(part))
             else:
                 texts.append(text(part))
         content = "\n".join(t for t in texts if t)
@@ -180,6 +180,13 @@ def message_of(value: Any, default_role: str) -> dict[str, Any] | None:
     if role == "tool" and value.get("tool_call_id"):
         message["tool_call_id"] = as_str(value["tool_call_id"])
     return message
+
+
+def _tool_response_text(part: Mapping[str, Any]) -> str:
+    """A ``tool_call_response`` part's result: ``response`` in the conventions, ``result`` in
+    Pydantic AI's messages."""
+    response = part.get("response")
+    return text(part.get("result") if response is None else response)
 
 
 def text(value: Any) -> str:

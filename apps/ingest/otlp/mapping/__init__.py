@@ -1,7 +1,8 @@
 """OTLP spans -> native call events. Pure.
 
 Every span becomes one native ``call`` event (``apps/ingest/schemas.py``). The conventions each
-live in their own module (``genai``, ``traceloop``, ``openinference``, ``langfuse``); this module
+live in their own module (``genai``, ``traceloop``, ``openinference``, ``langfuse``, and the
+additions of ``logfire`` and ``pydantic_ai``); this module
 reads them in that order, the first attribute present winning, and docs/otlp.md has the same as
 a table:
 
@@ -14,10 +15,13 @@ a table:
 - provider, model, tokens, cost, session, user: see each convention module's key lists.
 - Content (LLM and embedding spans), from the first source that has any: gen_ai messages
   attributes, GenAI span events, gen_ai.prompt.N, llm.input_messages.N, langfuse input/output,
-  input.value/output.value. Inputs -> messages (prompt for text completions and embeddings; the
-  prompt is the last user message otherwise, as the SDK does); outputs -> response.
+  Logfire's request_data/response_data, input.value/output.value. Inputs -> messages (prompt
+  for text completions and embeddings; the prompt is the last user message otherwise, as the
+  SDK does); outputs -> response.
 - Tool spans: arguments -> prompt, result -> response (gen_ai.tool.call.*, OpenInference
   input/output.value, traceloop.entity.*, langfuse input/output).
+- Logfire's streamed calls: the request span is trace context, the stream's outcome (a log
+  span, with the stream's duration) the model call.
 - status "error" when status.code is ERROR, error.type is set or the Langfuse level is ERROR.
 - Resource: release = service.version, else service.name; environment =
   deployment.environment.name, deployment.environment (langfuse.release/.environment on the span
@@ -36,7 +40,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from apps.ingest.otlp.decode import SpanRejection
-from apps.ingest.otlp.mapping import genai, langfuse, openinference, traceloop
+from apps.ingest.otlp.mapping import (
+    genai,
+    langfuse,
+    logfire,
+    openinference,
+    pydantic_ai,
+    traceloop,
+)
 from apps.ingest.otlp.messages import Messages, message_list, message_of, text
 from apps.ingest.otlp.values import (
     as_str,
@@ -67,7 +78,7 @@ PROMPT_VERSION_KEY = "prompt_version"
 PROVIDER = genai.keys(genai.PROVIDER, traceloop.PROVIDER)
 MODEL = genai.keys(genai.MODEL, openinference.MODEL, langfuse.MODEL)
 REQUEST_MODELS = frozenset({genai.REQUEST_MODEL, openinference.REQUEST_MODEL})
-COST = genai.keys(genai.COST, openinference.COST)
+COST = genai.keys(genai.COST, openinference.COST, logfire.COST)
 SESSION = genai.keys(genai.SESSION, openinference.SESSION, traceloop.SESSION)
 USER = ("user.id", "enduser.id", *traceloop.USER, *genai.USER)
 TOKENS: dict[str, tuple[str, ...]] = {
@@ -96,8 +107,15 @@ _LLM_EVIDENCE = (
 )
 CONTENT_PREFIXES = traceloop.CONTENT_PREFIXES + openinference.CONTENT_PREFIXES
 CONTENT_KEYS = (
-    genai.CONTENT_KEYS | traceloop.CONTENT_KEYS | openinference.CONTENT_KEYS | langfuse.CONTENT_KEYS
+    genai.CONTENT_KEYS
+    | traceloop.CONTENT_KEYS
+    | openinference.CONTENT_KEYS
+    | langfuse.CONTENT_KEYS
+    | logfire.CONTENT_KEYS
+    | pydantic_ai.CONTENT_KEYS
 )
+# Neither content nor context: kept out of metadata.
+SKIPPED_KEYS = logfire.SKIPPED_KEYS
 
 
 @dataclass
@@ -181,6 +199,9 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
         return first(attrs, *keys)
 
     kind = span_kind(attrs, used)
+    failed = span.status.code == Status.STATUS_CODE_ERROR or "error.type" in attrs
+    if kind in ("llm", "embedding") and logfire.is_stream_request(attrs, scope_name, failed=failed):
+        kind = "span"
     body: dict[str, Any] = {
         "trace_id": span.trace_id.hex(),
         "name": span.name[:255],
@@ -192,6 +213,8 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
     if span.end_time_unix_nano >= span.start_time_unix_nano:
         body["end_time"] = iso(span.end_time_unix_nano)
         body["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+    if kind in ("llm", "embedding"):
+        _set_stream_window(body, attrs, span, scope_name)
 
     set_str(body, "provider", pick(*PROVIDER), 64)
     set_str(body, "model", pick(*MODEL) or openinference.invocation_model(attrs), 255)
@@ -205,6 +228,7 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
     set_str(body, "session_id", pick(*SESSION), 255)
     set_str(body, "user_id", pick(*USER), 255)
     _set_ttft(body, attrs, span, used)
+    _set_ttft_seconds(body, attrs, used)
     tool_calls: list[Any] = []
     if kind in ("llm", "embedding"):
         tool_calls = _set_content(body, attrs, span, used)
@@ -269,6 +293,30 @@ def _set_tokens(body: dict[str, Any], attrs: Mapping[str, Any], pick: Callable[.
         body["total_tokens"] = min(body["input_tokens"] + body["output_tokens"], _MAX_TOKENS)
 
 
+def _set_stream_window(
+    body: dict[str, Any], attrs: Mapping[str, Any], span: Span, scope_name: str
+) -> None:
+    """Logfire logs a streamed call's outcome as a zero-length span at the stream's end: its
+    ``duration`` is the call's latency, and its start that much earlier."""
+    duration_ms = logfire.stream_duration_ms(attrs, scope_name)
+    if duration_ms is None or span.end_time_unix_nano == 0:
+        return
+    start = max(span.end_time_unix_nano - int(duration_ms * 1e6), 1)
+    body["start_time"] = iso(start)
+    body["latency_ms"] = (span.end_time_unix_nano - start) / 1e6
+
+
+def _set_ttft_seconds(body: dict[str, Any], attrs: Mapping[str, Any], used: set[str]) -> None:
+    """The first chunk's delay in seconds (Pydantic AI's streamed requests) as ttft_ms."""
+    used.add(genai.TTFT_SECONDS)
+    seconds = number(attrs.get(genai.TTFT_SECONDS))
+    if "ttft_ms" in body or seconds is None or seconds < 0:
+        return
+    ttft = seconds * 1000
+    if ttft <= body.get("latency_ms", ttft):
+        body["ttft_ms"] = ttft
+
+
 def _set_ttft(body: dict[str, Any], attrs: Mapping[str, Any], span: Span, used: set[str]) -> None:
     """Langfuse's completion_start_time (the first streamed token) as ttft_ms."""
     used.add(langfuse.COMPLETION_START)
@@ -300,6 +348,7 @@ def _set_content(
         lambda: traceloop.content(attrs),
         lambda: openinference.content(attrs),
         lambda: _langfuse_content(attrs),
+        lambda: logfire.content(attrs),
     )
     for source in sources:
         if inputs or outputs:
@@ -363,10 +412,17 @@ def _set_tool(body: dict[str, Any], attrs: Mapping[str, Any]) -> None:
             traceloop.ENTITY_INPUT,
             langfuse.INPUT,
             openinference.TOOL_PARAMETERS,
+            pydantic_ai.TOOL_ARGUMENTS,
         )
     result = fields.get("result")
     if result is None:
-        result = first(attrs, openinference.OUTPUT_VALUE, traceloop.ENTITY_OUTPUT, langfuse.OUTPUT)
+        result = first(
+            attrs,
+            openinference.OUTPUT_VALUE,
+            traceloop.ENTITY_OUTPUT,
+            langfuse.OUTPUT,
+            pydantic_ai.TOOL_RESULT,
+        )
     if arguments is not None:
         body["prompt"] = _tool_text(arguments)
     if result is not None:
@@ -459,7 +515,12 @@ def _metadata(
         used = used | {openinference.METADATA}
     candidates += list(langfuse.metadata(attrs).items())
     for key in sorted(attrs):
-        if key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES) or langfuse.is_metadata_key(key):
+        if (
+            key in CONTENT_KEYS
+            or key in SKIPPED_KEYS
+            or key.startswith(CONTENT_PREFIXES)
+            or langfuse.is_metadata_key(key)
+        ):
             continue
         # The request model is kept beside the served one (model prefers the response's).
         if key in used and key not in REQUEST_MODELS:

@@ -59,6 +59,9 @@ COST = ("gen_ai.usage.cost",)
 SESSION = ("gen_ai.conversation.id",)
 # gen_ai.user: OpenLLMetry's copy of OpenAI's `user` request parameter.
 USER = ("gen_ai.user",)
+# Seconds to the first streamed chunk; Pydantic AI writes it on its streamed request spans
+# (the conventions have it as a metric).
+TTFT_SECONDS = "gen_ai.client.operation.time_to_first_chunk"
 PROMPT_NAME = ("gen_ai.prompt.name",)
 PROMPT_VERSION = ("gen_ai.prompt.version",)
 
