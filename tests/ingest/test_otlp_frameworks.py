@@ -19,10 +19,8 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -31,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from apps.traces.models import Call
-from tests.ingest.test_otlp_clients import RESOURCE, otlp_env
+from tests.ingest.test_otlp_clients import RESOURCE, local_server, otlp_env
 from tests.ingest.test_otlp_more_clients import (
     ANSWER,
     MESSAGES,
@@ -211,12 +209,8 @@ class TracedAgent:
 @pytest.fixture
 def agent_llm() -> Iterator[str]:
     FakeLLM.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), AgentLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with local_server(AgentLLM) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from apps.traces.models import Call
-from tests.ingest.test_otlp_clients import RESOURCE, otlp_env
+from tests.ingest.test_otlp_clients import RESOURCE, local_server, otlp_env
 from tests.ingest.test_otlp_real_clients import logs_exporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -232,12 +231,8 @@ class FakeLLM(BaseHTTPRequestHandler):
 def fake_llm() -> Iterator[str]:
     """The fake's base URL (Anthropic's ``base_url``; OpenAI's is this + ``/v1``)."""
     FakeLLM.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_server(FakeLLM) as url:
+        yield url
 
 
 # --- helpers ---------------------------------------------------------------------------------
