@@ -142,6 +142,30 @@ def the_call(project: Any) -> Any:
 # --- pure ------------------------------------------------------------------------------------
 
 
+def store_stragglers(project: Any, request: ExportLogsServiceRequest) -> None:
+    """Store the request's events as pending ones received five minutes ago: what the sweep
+    finds when a span and its events were stored concurrently and neither saw the other."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.ingest.models import OtlpLogEvent
+    from apps.ingest.otlp.logs import map_logs_request
+
+    received = timezone.now() - timedelta(minutes=5)
+    for e in map_logs_request(request).events:
+        OtlpLogEvent.objects.create(
+            project=project,
+            call_id=e.call_id,
+            event_key=e.event_key,
+            name=e.name,
+            time_unix_nano=e.time_unix_nano,
+            seq=e.seq,
+            payload=e.payload,
+            received_at=received,
+        )
+
+
 def test_log_records_map_to_content_events_and_others_are_dropped() -> None:
     from apps.ingest.otlp.logs import content_from_events, map_logs_request
 
@@ -466,28 +490,14 @@ def test_sweep_merges_stragglers_and_drops_expired_events(
     client: Any, project: Any, ingest_key: str
 ) -> None:
     """A span and its events stored concurrently, neither seeing the other: the sweep merges."""
-    from datetime import timedelta
-
     from django.utils import timezone
 
     from apps.ingest.models import OtlpLogEvent
-    from apps.ingest.otlp.logs import map_logs_request
     from apps.ingest.otlp.services import LOG_EVENT_RETENTION, otlp_log_events_sweep
 
     spans = make_request(make_span(CHAT_SPAN))
     assert post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key).status_code == 200
-    old = timezone.now() - timedelta(minutes=5)
-    for e in map_logs_request(conversation()).events:
-        OtlpLogEvent.objects.create(
-            project=project,
-            call_id=e.call_id,
-            event_key=e.event_key,
-            name=e.name,
-            time_unix_nano=e.time_unix_nano,
-            seq=e.seq,
-            payload=e.payload,
-            received_at=old,
-        )
+    store_stragglers(project, conversation())
     assert the_call(project).messages is None
     assert otlp_log_events_sweep() == 1
     assert the_call(project).messages == EXPECTED_MESSAGES
@@ -577,28 +587,12 @@ def test_sweep_moves_outer_span_stragglers_to_the_llm_child(
     client: Any, project: Any, ingest_key: str
 ) -> None:
     """Spans and events stored concurrently, neither seeing the other: the sweep moves them."""
-    from datetime import timedelta
 
-    from django.utils import timezone
-
-    from apps.ingest.models import OtlpLogEvent
-    from apps.ingest.otlp.logs import map_logs_request
     from apps.ingest.otlp.services import otlp_log_events_sweep
 
     spans = make_request(make_span(CHAT_SPAN), app_span())
     assert post(client, "/v1/traces", spans.SerializeToString(), key=ingest_key).status_code == 200
-    old = timezone.now() - timedelta(minutes=5)
-    for e in map_logs_request(conversation(span_id=ROOT)).events:
-        OtlpLogEvent.objects.create(
-            project=project,
-            call_id=e.call_id,
-            event_key=e.event_key,
-            name=e.name,
-            time_unix_nano=e.time_unix_nano,
-            seq=e.seq,
-            payload=e.payload,
-            received_at=old,
-        )
+    store_stragglers(project, conversation(span_id=ROOT))
     assert otlp_log_events_sweep() == 1
     assert_content_on_the_child(project)
     assert otlp_log_events_sweep() == 0

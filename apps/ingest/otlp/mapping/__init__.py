@@ -199,8 +199,9 @@ def map_span(span: Span, *, context: ResourceContext, scope_name: str = "") -> d
         return first(attrs, *keys)
 
     kind = span_kind(attrs, used)
-    failed = span.status.code == Status.STATUS_CODE_ERROR or "error.type" in attrs
-    if kind in ("llm", "embedding") and logfire.is_stream_request(attrs, scope_name, failed=failed):
+    if kind in ("llm", "embedding") and logfire.is_stream_request(
+        attrs, scope_name, failed=_failed(span, attrs)
+    ):
         kind = "span"
     body: dict[str, Any] = {
         "trace_id": span.trace_id.hex(),
@@ -447,17 +448,25 @@ def _tool_text(value: Any) -> str:
 # --- status ---------------------------------------------------------------------------------
 
 
+def _failed(span: Span, attrs: Mapping[str, Any]) -> bool:
+    """ERROR status, an ``error.type``, or Langfuse's ERROR level."""
+    return (
+        span.status.code == Status.STATUS_CODE_ERROR
+        or bool(as_str(attrs.get("error.type")))
+        or as_str(json_scalar_or_value(attrs.get(langfuse.LEVEL))).upper() == "ERROR"
+    )
+
+
 def _set_status(body: dict[str, Any], attrs: Mapping[str, Any], span: Span, used: set[str]) -> None:
     used.update(("error.type", langfuse.LEVEL, langfuse.STATUS_MESSAGE))
+    if not _failed(span, attrs):
+        body["status"] = "ok"
+        return
     error_type = _type_name(as_str(attrs.get("error.type")))
     exception: dict[str, Any] = {}
     for event in span.events:
         if event.name == "exception":
             exception = attributes_of(event.attributes)
-    level = as_str(json_scalar_or_value(attrs.get(langfuse.LEVEL))).upper()
-    if span.status.code != Status.STATUS_CODE_ERROR and not error_type and level != "ERROR":
-        body["status"] = "ok"
-        return
     body["status"] = "error"
     message = (
         span.status.message
